@@ -1,0 +1,19 @@
+"""What a reference model registers: its parameters, how to build it, and how to train it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from suite.params import Params
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    description: str
+    Params: type[Params]
+    # build(params, dataset) -> torch.nn.Module; torch is imported inside, so that
+    # validating a scenario never imports it.
+    build: Callable[[Any, Any], Any]
+    dataset: str  # the registered dataset it trains on when a scenario names none
+    train: dict[str, Any] = field(default_factory=dict)  # the default training recipe

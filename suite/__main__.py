@@ -1,0 +1,114 @@
+"""Command line: `python -m suite run|validate|list ...` (also installed as `suite`).
+
+Exit status: 0 success; 1 a variant crashed (a bug or a backend failure, traceback shown);
+2 bad input (a one-line `error: ...`, or a variant failed on bad input such as a checkpoint
+that does not fit its model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from suite.errors import SuiteError
+
+EXIT_OK, EXIT_CRASH, EXIT_USER = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SuiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted: variants finished so far are in the run folder's results.json", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="suite", description="Benchmark and compress neural networks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="measure every variant of one or more scenarios")
+    run.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    run.add_argument("--out", type=Path, default=Path("reports"),
+                     help="folder under which run folders are made: OUT/<scenario>/<UTC time>/ (default: reports)")
+    run.add_argument("--quick", action="store_true", help="brief training and few samples: a smoke test")
+    run.add_argument("--only", nargs="+", default=[], metavar="VARIANT", help="run only these variants")
+    run.add_argument("--cache-dir", type=Path, default=None,
+                     help="where trained checkpoints are cached (default: the user cache folder)")
+    run.set_defaults(handler=cmd_run)
+
+    validate = commands.add_parser("validate", help="check scenario files without running them")
+    validate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    validate.set_defaults(handler=cmd_validate)
+
+    listing = commands.add_parser("list", help="models, compression methods, backends and datasets")
+    listing.set_defaults(handler=cmd_list)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from suite import scenario as scenarios
+    from suite.progress import Bars
+    from suite.report.terminal import summary_table
+    from suite.runner import RunOptions, run
+
+    loaded = [scenarios.load(path) for path in args.scenarios]  # all checked before any runs
+    options = RunOptions(out_dir=args.out, quick=args.quick, only=tuple(args.only), cache_dir=args.cache_dir)
+    status, out = EXIT_OK, Console()
+    for scenario in loaded:
+        with Bars() as bars:
+            result, run_dir = run(scenario, options, bars)
+        out.print(summary_table(result))
+        out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True)
+        status = max(status, run_status(result))
+    return status
+
+
+def run_status(result) -> int:
+    failed = [v for v in result.variants if v.status == "failed"]
+    if any(v.error_type != "SuiteError" for v in failed):
+        return EXIT_CRASH
+    return EXIT_USER if failed else EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from suite import scenario as scenarios
+
+    status = EXIT_OK
+    for path in args.scenarios:
+        try:
+            loaded = scenarios.load(path)
+            print(f"ok: {path} ({len(loaded.variants)} variants)")
+        except SuiteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = EXIT_USER
+    return status
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from suite.registry import BACKENDS, DATASETS, METHODS, MODELS
+
+    for title, registry in (("models", MODELS), ("compression methods", METHODS), ("datasets", DATASETS)):
+        print(f"{title}:")
+        for name in registry.names():
+            print(f"  {name:<22} {registry.get(name).description}")
+        if not registry.names():
+            print("  (none registered yet)")
+    print("backends:")
+    for name in BACKENDS.names():
+        backend_cls = BACKENDS.get(name)
+        reason = backend_cls(backend_cls.Params()).available()
+        state = "available" if reason is None else f"unavailable: {reason}"
+        print(f"  {name:<22} {state}  ({backend_cls.description})")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

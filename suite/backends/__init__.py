@@ -1,0 +1,5 @@
+"""Registered inference backends. One file per backend; one registration line each."""
+
+from suite.registry import BACKENDS
+
+BACKENDS.register("eager", "suite.backends.eager:EagerBackend")

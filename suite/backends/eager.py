@@ -1,0 +1,68 @@
+"""PyTorch eager mode: the reference every other backend is compared with."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cached_property
+from typing import Any, Callable, Literal
+
+from suite.params import Params
+
+
+class EagerParams(Params):
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present, else CPU
+
+
+class EagerBackend:
+    Params = EagerParams
+    description = "PyTorch eager mode (CPU; CUDA when present)"
+
+    def __init__(self, params: EagerParams):
+        self.params = params
+
+    def available(self) -> str | None:
+        if importlib.util.find_spec("torch") is None:
+            return "torch is not installed"
+        if self.params.device == "cuda" and not _cuda_available():
+            return "device 'cuda' asked for, but CUDA is not available on this machine"
+        return None
+
+    def version(self) -> str:
+        import torch
+
+        return torch.__version__
+
+    @cached_property
+    def device(self) -> str:
+        if self.params.device == "auto":
+            return "cuda" if _cuda_available() else "cpu"
+        return self.params.device
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": self.device}
+
+    def prepare(self, model: Any, example_inputs: Any) -> Callable[[Any], Any]:
+        import torch
+
+        model = model.eval().to(self.device)
+
+        @torch.inference_mode()
+        def run(inputs: Any) -> Any:
+            return model(inputs)
+
+        return run
+
+    def place(self, inputs: Any) -> Any:
+        return inputs.to(self.device)
+
+    def synchronize(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

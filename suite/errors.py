@@ -1,0 +1,14 @@
+"""The one family of user errors: caught once by the CLI, printed as one line, exit status 2."""
+
+
+class SuiteError(Exception):
+    """Bad input from the user: a scenario, a file, a name. Never a bug in suite itself."""
+
+
+class ScenarioError(SuiteError):
+    """An error inside a scenario file, located by the file and the key path within it."""
+
+    def __init__(self, file: str, path: str, message: str):
+        self.file, self.path, self.message = file, path, message
+        located = f"{file}: {path}: {message}" if path else f"{file}: {message}"
+        super().__init__(located)

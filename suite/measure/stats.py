@@ -1,0 +1,89 @@
+"""Statistics of raw latency samples: percentiles, spread, a bootstrap CI of the median,
+and the sample-size rule behind every percentile claim."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+PERCENTILES = (50, 90, 95, 99)
+HIGH_CV = 0.10  # above this, the spread is large enough to doubt a single figure
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    n: int
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    cv: float
+    ci95_p50_ms: tuple[float, float]
+
+
+def summarize(samples_ms, seed: int = 0) -> LatencyStats:
+    values = np.asarray(samples_ms, dtype=float)
+    if values.size == 0:
+        raise ValueError("no samples to summarize")
+    p50, p90, p95, p99 = (float(v) for v in np.percentile(values, PERCENTILES))
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    return LatencyStats(
+        n=int(values.size), p50_ms=p50, p90_ms=p90, p95_ms=p95, p99_ms=p99,
+        mean_ms=mean, std_ms=std, cv=std / mean if mean > 0 else 0.0,
+        ci95_p50_ms=median_ci(values, 0.95, seed),
+    )
+
+
+def median_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the median (scipy.stats.bootstrap)."""
+    from scipy.stats import bootstrap
+
+    if values.size < 2 or np.all(values == values[0]):
+        return float(np.median(values)), float(np.median(values))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = bootstrap((values,), np.median, confidence_level=confidence, n_resamples=2000,
+                           method="percentile", random_state=np.random.default_rng(seed))
+    interval = result.confidence_interval
+    return float(interval.low), float(interval.high)
+
+
+@lru_cache(maxsize=None)
+def min_samples_for_percentile(q: float, confidence: float = 0.99, tolerance: int = 1) -> int:
+    """Fewest samples for which the (tolerance+1)-th largest bounds the q-quantile from above
+    with the given confidence: the smallest n with P(Binomial(n, 1-q) <= tolerance) <= 1-confidence.
+
+    With tolerance 1 this is MLPerf LoadGen's early-stopping minimum (64 for p90 and 662 for
+    p99 at 99 % confidence).
+    """
+    from scipy.stats import binom
+
+    if not 0.0 < q < 1.0 or not 0.0 < confidence < 1.0:
+        raise ValueError("q and confidence must lie strictly between 0 and 1")
+    n = tolerance + 1
+    while True:
+        candidates = np.arange(n, 2 * n + 1)
+        ok = binom.cdf(tolerance, candidates, 1.0 - q) <= 1.0 - confidence
+        if ok.any():
+            return int(candidates[np.argmax(ok)])
+        n = 2 * n + 1
+
+
+def sample_warnings(stats: LatencyStats, confidence: float = 0.99) -> list[str]:
+    """Plain-words warnings about what these samples cannot support."""
+    out = []
+    short = [(q, min_samples_for_percentile(q / 100, confidence)) for q in PERCENTILES[1:]]
+    short = [(q, need) for q, need in short if stats.n < need]
+    if short:
+        needs = ", ".join(f"p{q} needs >= {need}" for q, need in short)
+        out.append(f"only {stats.n} samples: too few for a {confidence:.0%}-confidence claim on "
+                   f"{', '.join(f'p{q}' for q, _ in short)} ({needs})")
+    if stats.cv > HIGH_CV:
+        out.append(f"unstable: coefficient of variation {stats.cv:.0%} is above {HIGH_CV:.0%}")
+    return out

@@ -1,0 +1,103 @@
+"""Timing a callable: warm-up, an inner loop calibrated to the timer, raw samples kept.
+
+Each sample is `loops` back-to-back calls between two synchronizations, divided by `loops`.
+`loops` is 1 unless a single call is too short for the timer to measure well, so in the
+usual case every sample is one call and percentiles are per-call latencies.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    warmup_s: float = 0.5
+    min_samples: int = 100
+    max_samples: int = 5000
+    min_time_s: float = 2.0
+    max_time_s: float = 30.0
+    min_sample_s: float | None = None  # None: derived from the timer's own cost
+
+
+@dataclass(frozen=True)
+class Timing:
+    samples_s: tuple[float, ...]  # seconds per call, one entry per sample
+    loops: int  # calls per sample
+    warmup_calls: int
+    min_sample_s: float
+    stopped_by: str  # "enough" | "max_time_s" | "max_samples"
+
+
+def timer_overhead(clock: Clock = time.perf_counter, reads: int = 2001) -> float:
+    """The median cost of one clock read, in seconds."""
+    stamps = [clock() for _ in range(reads)]
+    return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+
+
+def shortest_sample(clock: Clock = time.perf_counter) -> float:
+    """A sample this long keeps the clock's own cost and resolution under 1 % of it."""
+    resolution = time.get_clock_info("perf_counter").resolution if clock is time.perf_counter else 0.0
+    return max(100 * timer_overhead(clock), 1000 * resolution, 1e-6)
+
+
+def one_sample(call: Callable[[], object], sync: Callable[[], None], loops: int, clock: Clock) -> float:
+    """Seconds per call over `loops` calls, synchronized on both sides."""
+    sync()
+    start = clock()
+    for _ in range(loops):
+        call()
+    sync()
+    return (clock() - start) / loops
+
+
+def warm_up(call, sync, seconds: float, clock: Clock, min_calls: int = 3) -> int:
+    calls, start = 0, clock()
+    while calls < min_calls or clock() - start < seconds:
+        one_sample(call, sync, 1, clock)
+        calls += 1
+    return calls
+
+
+def calibrate(call, sync, min_sample_s: float, clock: Clock, max_loops: int = 1_000_000) -> int:
+    """The fewest calls per sample that make a sample last at least `min_sample_s`."""
+    loops = 1
+    while loops < max_loops:
+        per_call = one_sample(call, sync, loops, clock)
+        if per_call * loops >= min_sample_s:
+            return loops
+        wanted = math.ceil(1.2 * min_sample_s / max(per_call, 1e-12))
+        loops = min(max_loops, max(2 * loops, wanted))
+    return loops
+
+
+def measure(call, sync, plan: TimingPlan, clock: Clock = time.perf_counter, on_sample=None) -> Timing:
+    """Warm up, calibrate, then sample until enough samples and time, or a cap, is reached."""
+    warmup_calls = warm_up(call, sync, plan.warmup_s, clock)
+    min_sample_s = plan.min_sample_s or shortest_sample(clock)
+    loops = calibrate(call, sync, min_sample_s, clock)
+    samples: list[float] = []
+    start = clock()
+    while True:
+        samples.append(one_sample(call, sync, loops, clock))
+        if on_sample:
+            on_sample(len(samples))
+        stop = _stop_reason(len(samples), clock() - start, plan)
+        if stop:
+            return Timing(tuple(samples), loops, warmup_calls, min_sample_s, stop)
+
+
+def _stop_reason(n: int, elapsed: float, plan: TimingPlan) -> str | None:
+    if n >= plan.min_samples and elapsed >= plan.min_time_s:
+        return "enough"
+    if n >= plan.max_samples:
+        return "max_samples"
+    if elapsed >= plan.max_time_s:
+        return "max_time_s"
+    return None

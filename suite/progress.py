@@ -1,0 +1,46 @@
+"""Progress bars on stderr (rich), so stdout keeps only the summary and the report's path."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class Bars:
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+            console=self.console, transient=True)
+
+    def __enter__(self) -> Bars:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def log(self, message: str) -> None:
+        """A line printed above the bars, kept after they are gone."""
+        self._progress.console.print(message, highlight=False, markup=False)
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Task]:
+        task_id = self._progress.add_task(description, total=total, note="")
+        try:
+            yield Task(self._progress, task_id)
+        finally:
+            self._progress.remove_task(task_id)
+
+
+class Task:
+    def __init__(self, progress: Progress, task_id: int):
+        self._progress, self._id = progress, task_id
+
+    def update(self, completed: int, note: str = "", total: int | None = None) -> None:
+        fields = {"total": total} if total is not None else {}
+        self._progress.update(self._id, completed=completed, note=note, **fields)

@@ -1,0 +1,117 @@
+"""The run's index.html: a table of variants and an accuracy-versus-latency chart.
+
+Works offline: plotly.js is embedded once in the page, no CDN. Every string that comes from a
+scenario or a model is escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+from suite.results import RunResult, VariantResult, atomic_write_text
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>suite: {title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
+th {{ background: #f2f2f2; }} td.text {{ text-align: left; }}
+.quick {{ background: #fff3cd; border: 1px solid #e0c060; padding: 0.6rem; }}
+.failed {{ color: #a00; }} .skipped {{ color: #777; }}
+</style>
+<script>{plotly_js}</script>
+</head><body>
+<h1>{title}</h1>
+<p>{description}Run created {created} with suite {version}.</p>
+{quick}
+{warnings}
+<h2>Variants</h2>
+{table}
+<h2>Accuracy versus latency</h2>
+{chart}
+<h2>Environment</h2>
+<pre>{environment}</pre>
+<h2>Scenario</h2>
+<pre>{scenario}</pre>
+</body></html>
+"""
+
+QUICK_BANNER = ('<p class="quick"><b>Quick run.</b> These figures come from <code>--quick</code>: '
+                'brief training and few samples, a smoke test of the pipeline. Do not decide from them.</p>')
+
+
+def render_html(run: RunResult) -> str:
+    import plotly.offline
+
+    scenario = run.scenario
+    return PAGE.format(
+        title=escape(str(scenario.get("name", "run"))),
+        description=escape(scenario.get("description") or "") + (" " if scenario.get("description") else ""),
+        created=escape(run.created), version=escape(run.suite_version),
+        quick=QUICK_BANNER if run.quick else "", warnings=warnings_html(run.variants),
+        table=variants_table(run.variants), chart=accuracy_latency_chart(run.variants),
+        environment=escape(json.dumps(run.environment, indent=1)),
+        scenario=escape(json.dumps(scenario, indent=1)),
+        plotly_js=plotly.offline.get_plotlyjs())
+
+
+def write_html(run: RunResult, path: Path) -> None:
+    atomic_write_text(path, render_html(run))
+
+
+def warnings_html(variants: tuple[VariantResult, ...]) -> str:
+    items = [f'<li class="{v.status}">{escape(v.name)}: {v.status}: {escape(v.error or "")}</li>'
+             for v in variants if v.status != "ok"]
+    items += [f"<li>{escape(v.name)}: {escape(w)}</li>" for v in variants for w in v.warnings]
+    return f"<h2>Warnings</h2><ul>{''.join(items)}</ul>" if items else ""
+
+
+def variants_table(variants: tuple[VariantResult, ...]) -> str:
+    batch_sizes = sorted({row.batch_size for v in variants for row in v.latency})
+    head = ["variant", "status", "model", "backend", "compress", "accuracy", "agreement"]
+    head += [f"p50 ms (b={b})" for b in batch_sizes] + [f"samples/s (b={b})" for b in batch_sizes]
+    head += ["size (KiB)", "params", "peak RSS (MiB)"]
+    rows = [table_row(v, batch_sizes) for v in variants]
+    return ("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+def table_row(v: VariantResult, batch_sizes: list[int]) -> str:
+    p50 = {row.batch_size: f"{row.p50_ms:.4g} [{row.ci95_p50_ms[0]:.4g}, {row.ci95_p50_ms[1]:.4g}]"
+           for row in v.latency}
+    rate = {row.batch_size: f"{row.samples_per_s:,.0f}" for row in v.throughput}
+    texts = [v.name, v.status, v.model, v.backend, ", ".join(step.get("method", "?") for step in v.compress) or "none"]
+    numbers = [_fmt(v.accuracy, ".4f"), _fmt(v.agreement, ".4f")]
+    numbers += [p50.get(b, "") for b in batch_sizes] + [rate.get(b, "") for b in batch_sizes]
+    numbers += [_fmt(v.size_bytes and v.size_bytes / 1024, ",.1f"), _fmt(v.params, ","),
+                _fmt(v.peak_rss_bytes and v.peak_rss_bytes / 2**20, ",.0f")]
+    cells = [f'<td class="text">{escape(t)}</td>' for t in texts] + [f"<td>{escape(n)}</td>" for n in numbers]
+    return f'<tr class="{v.status}">' + "".join(cells) + "</tr>"
+
+
+def accuracy_latency_chart(variants: tuple[VariantResult, ...]) -> str:
+    """Accuracy against median latency at the smallest batch size each variant was measured at."""
+    import plotly.graph_objects as go
+
+    points = [(v.name, v.latency[0], v.accuracy) for v in variants if v.latency and v.accuracy is not None]
+    if not points:
+        return "<p>No variant has both an accuracy and a latency to plot.</p>"
+    figure = go.Figure(go.Scatter(
+        x=[row.p50_ms for _, row, _ in points], y=[acc for _, _, acc in points],
+        error_x={"type": "data", "symmetric": False,
+                 "array": [row.ci95_p50_ms[1] - row.p50_ms for _, row, _ in points],
+                 "arrayminus": [row.p50_ms - row.ci95_p50_ms[0] for _, row, _ in points]},
+        mode="markers+text", text=[name for name, _, _ in points], textposition="top center",
+        customdata=[row.batch_size for _, row, _ in points],
+        hovertemplate="%{text}<br>p50 %{x:.4g} ms (batch %{customdata})<br>accuracy %{y:.4f}<extra></extra>"))
+    figure.update_layout(xaxis_title="median latency, ms (95% CI)", yaxis_title="test accuracy",
+                         height=450, margin={"t": 30})
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id="accuracy-latency")
+
+
+def _fmt(value: float | int | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)

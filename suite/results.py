@@ -1,0 +1,167 @@
+"""Results: immutable dataclasses, versioned JSON (written atomically) and CSV.
+
+Schema history (bump SCHEMA_VERSION on any change that removes or renames a field):
+  1: first version: the contract of the foundation issue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suite.errors import SuiteError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    batch_size: int
+    samples_ms: tuple[float, ...]  # raw, one per sample; everything below derives from them
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    cv: float
+    ci95_p50_ms: tuple[float, float]
+    n: int
+    loops: int = 1  # calls per sample; > 1 only for calls too short to time one by one
+    warmup_calls: int = 0
+    stopped_by: str = "enough"
+
+
+@dataclass(frozen=True)
+class ThroughputResult:
+    batch_size: int
+    samples_per_s: float
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    name: str
+    model: str
+    backend: str
+    compress: tuple[dict, ...] = ()
+    status: str = "ok"  # "ok" | "failed" | "skipped"
+    error: str | None = None
+    error_type: str | None = None  # "SuiteError" (bad input) or the exception type of a crash
+    accuracy: float | None = None
+    agreement: float | None = None
+    agreement_with: str | None = None  # the variant whose predictions `agreement` compares to
+    size_bytes: int | None = None
+    params: int | None = None
+    peak_rss_bytes: int | None = None
+    latency: tuple[LatencyResult, ...] = ()
+    throughput: tuple[ThroughputResult, ...] = ()
+    energy: dict | None = None
+    warnings: tuple[str, ...] = ()
+    dataset: dict | None = None
+    backend_info: dict = field(default_factory=dict)  # version, device, ...
+    weights: dict = field(default_factory=dict)  # where the weights came from: trained, cache, checkpoint
+    compress_records: tuple[dict, ...] = ()
+    seconds: float | None = None  # wall time spent on this variant, training included
+
+
+@dataclass(frozen=True)
+class RunResult:
+    suite_version: str
+    created: str  # ISO-8601 UTC
+    scenario: dict
+    environment: dict
+    variants: tuple[VariantResult, ...]
+    quick: bool = False  # figures from a --quick run: a smoke test, not a benchmark
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {"schema_version": data.pop("schema_version"), **data}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_json(run: RunResult, path: Path) -> None:
+    atomic_write_text(path, json.dumps(run.to_dict(), indent=1, allow_nan=False) + "\n")
+
+
+def load_json(path: str | Path) -> RunResult:
+    """Read a results.json (or the one inside a run folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise SuiteError(f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    return run_from_dict(data)
+
+
+def run_from_dict(data: dict) -> RunResult:
+    variants = tuple(_variant_from_dict(v) for v in data["variants"])
+    return RunResult(**{**data, "variants": variants})
+
+
+def _variant_from_dict(data: dict) -> VariantResult:
+    latency = tuple(LatencyResult(**{**row, "samples_ms": tuple(row["samples_ms"]),
+                                     "ci95_p50_ms": tuple(row["ci95_p50_ms"])}) for row in data["latency"])
+    throughput = tuple(ThroughputResult(**row) for row in data["throughput"])
+    tuples = {k: tuple(data[k]) for k in ("compress", "warnings", "compress_records")}
+    return VariantResult(**{**data, **tuples, "latency": latency, "throughput": throughput})
+
+
+CSV_COLUMNS = ("variant", "model", "backend", "status", "batch_size", "p50_ms", "p90_ms", "p95_ms",
+               "p99_ms", "mean_ms", "std_ms", "cv", "ci95_p50_lo_ms", "ci95_p50_hi_ms", "n",
+               "samples_per_s", "accuracy", "agreement", "size_bytes", "params", "peak_rss_bytes")
+
+
+def csv_rows(run: RunResult) -> list[dict[str, Any]]:
+    """One row per variant and batch size; a variant without latency gets one row."""
+    rows = []
+    for v in run.variants:
+        common = {"variant": v.name, "model": v.model, "backend": v.backend, "status": v.status,
+                  "accuracy": v.accuracy, "agreement": v.agreement, "size_bytes": v.size_bytes,
+                  "params": v.params, "peak_rss_bytes": v.peak_rss_bytes}
+        throughput = {t.batch_size: t.samples_per_s for t in v.throughput}
+        for lat in v.latency or (None,):
+            figures = {} if lat is None else {
+                **{k: getattr(lat, k) for k in ("batch_size", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+                                                "mean_ms", "std_ms", "cv", "n")},
+                "ci95_p50_lo_ms": lat.ci95_p50_ms[0], "ci95_p50_hi_ms": lat.ci95_p50_ms[1],
+                "samples_per_s": throughput.get(lat.batch_size)}
+            rows.append({**common, **figures})
+    return rows
+
+
+def save_csv(run: RunResult, path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(csv_rows(run), columns=list(CSV_COLUMNS))
+    atomic_write_text(path, frame.to_csv(index=False))

@@ -1,0 +1,264 @@
+"""The only orchestrator: expands a scenario into variants and measures each.
+
+A variant that fails is recorded with its error and the run goes on; results.json is
+rewritten (atomically) after every variant, so nothing measured is lost.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+import traceback
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from suite import __version__
+from suite.compress import compress
+from suite.errors import SuiteError
+from suite.measure import footprint, quality, stats, timing
+from suite.progress import Bars
+from suite.registry import BACKENDS, DATASETS, MODELS, did_you_mean
+from suite.results import LatencyResult, RunResult, ThroughputResult, VariantResult, save_csv, save_json
+from suite.scenario import PluginRef, Scenario, Variant
+from suite.training import TrainConfig, train
+from suite.weights import CheckpointCache, default_cache_dir, obtain
+
+# --quick: enough to prove the pipeline works end to end, not to benchmark anything.
+QUICK_MAX_EPOCHS = 5
+QUICK_PLAN = {"warmup_s": 0.02, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0, "max_time_s": 0.3}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: Path = Path("reports")
+    quick: bool = False
+    only: tuple[str, ...] = ()
+    cache_dir: Path | None = None
+
+
+def run(scenario: Scenario, options: RunOptions, bars: Bars) -> tuple[RunResult, Path]:
+    """Measure every selected variant; write results.json, results.csv and index.html."""
+    import torch
+
+    from suite.environment import fingerprint
+    from suite.report import write_html
+
+    variants = select_variants(scenario, options.only)
+    if scenario.measure.threads:
+        torch.set_num_threads(scenario.measure.threads)
+    run_dir = new_run_dir(options.out_dir, scenario.name)
+    result = RunResult(suite_version=__version__, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       scenario=scenario.model_dump(mode="json"), environment=fingerprint(),
+                       variants=(), quick=options.quick)
+    bench = Workbench(scenario, options, bars)
+    with bars.task("variants", total=len(variants)) as task:
+        for done, variant in enumerate(variants):
+            task.update(done, note=variant.name)
+            result = replace(result, variants=result.variants + (bench.run_variant(variant),))
+            save_json(result, run_dir / "results.json")
+    save_csv(result, run_dir / "results.csv")
+    write_html(result, run_dir / "index.html")
+    return result, run_dir
+
+
+def select_variants(scenario: Scenario, only: tuple[str, ...]) -> list[Variant]:
+    """The variants to run, in order, with each agreement reference moved before its users."""
+    names = [v.name for v in scenario.variants]
+    for name in only:
+        if name not in names:
+            raise SuiteError(f"{scenario.source}: --only: unknown variant {name!r}{did_you_mean(name, names)}")
+    chosen = [v for v in scenario.variants if not only or v.name in only]
+    first = [v for v in chosen if v.name == scenario.baseline]
+    return first + [v for v in chosen if v.name != scenario.baseline]
+
+
+def new_run_dir(out_dir: Path, scenario_name: str) -> Path:
+    """reports/<scenario-name>/<UTC timestamp>/, made unique if two runs start in one second."""
+    slug = re.sub(r"[^\w.-]+", "-", scenario_name).strip("-.") or "scenario"
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(1, 1000):
+        folder = Path(out_dir) / slug / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise SuiteError(f"{out_dir}: cannot make a new run folder for {scenario_name!r}")
+
+
+class Workbench:
+    """Runs variants one by one, sharing datasets, trained models and predictions between them."""
+
+    def __init__(self, scenario: Scenario, options: RunOptions, bars: Bars):
+        self.scenario, self.options, self.bars = scenario, options, bars
+        self.cache = CheckpointCache(options.cache_dir or default_cache_dir())
+        self.plan = timing_plan(scenario, options.quick)
+        self._datasets: dict[str, Any] = {}
+        self._models: dict[str, tuple[Any, dict]] = {}
+        self._predictions: dict[str, Any] = {}
+
+    def run_variant(self, variant: Variant) -> VariantResult:
+        model_ref = self.scenario.model_of(variant)
+        backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
+        base = VariantResult(name=variant.name, model=model_ref.name, backend=variant.backend.name,
+                             compress=tuple(step.dump("method") for step in variant.compress))
+        reason = backend.available()
+        if reason:
+            self.bars.log(f"{variant.name}: skipped: {reason}")
+            return replace(base, status="skipped", error=reason)
+        start = time.perf_counter()
+        try:
+            result = self._measure(variant, model_ref, backend, base)
+        except SuiteError as exc:
+            result = self._failed(base, exc, str(exc))
+        except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on
+            self.bars.log(traceback.format_exc())
+            result = self._failed(base, exc, f"{type(exc).__name__}: {exc}")
+        return replace(result, seconds=round(time.perf_counter() - start, 3))
+
+    def _failed(self, base: VariantResult, exc: Exception, message: str) -> VariantResult:
+        self.bars.log(f"{base.name}: failed: {message}")
+        return replace(base, status="failed", error=message, error_type=type(exc).__name__)
+
+    def _measure(self, variant: Variant, model_ref: PluginRef, backend: Any, base: VariantResult) -> VariantResult:
+        data = self.dataset(variant, model_ref)
+        model, weights = self.trained_model(model_ref, data)
+        records = []
+        for step in variant.compress:
+            model, record = compress(model, step, data)
+            records.append(record)
+        size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
+        run_model = backend.prepare(model, backend.place(data.test.x[:1]))
+        predictions = quality.predict(run_model, backend.place, data.test.x, self.scenario.measure.eval_batch_size)
+        self._predictions[variant.name] = predictions
+        reference, agreement, notes = self.agreement(variant, model_ref, predictions)
+        latency, throughput, timing_notes = self.latency(variant, run_model, backend, data)
+        return replace(
+            base, accuracy=quality.accuracy(predictions, data.test.y), agreement=agreement,
+            agreement_with=reference, size_bytes=size, params=params,
+            peak_rss_bytes=footprint.peak_rss_bytes(), latency=latency, throughput=throughput,
+            warnings=tuple(notes + timing_notes), dataset=data.describe(),
+            backend_info={"version": backend.version(), **backend.describe()},
+            weights=weights, compress_records=tuple(records))
+
+    def dataset(self, variant: Variant, model_ref: PluginRef) -> Any:
+        ref = variant.dataset or self.scenario.dataset or default_dataset(model_ref.name)
+        key = json.dumps(ref.dump(), sort_keys=True)
+        if key not in self._datasets:
+            self._datasets[key] = DATASETS.get(ref.name).load(ref.params)
+        return self._datasets[key]
+
+    def trained_model(self, model_ref: PluginRef, data: Any) -> tuple[Any, dict]:
+        """A fresh copy of the model with its weights (trained, cached or the user's checkpoint)."""
+        key = json.dumps([model_ref.dump(), data.describe()], sort_keys=True)
+        if key not in self._models:
+            self._models[key] = self._build_and_fill(model_ref, data)
+        model, weights = self._models[key]
+        return copy.deepcopy(model), weights
+
+    def _build_and_fill(self, model_ref: PluginRef, data: Any) -> tuple[Any, dict]:
+        import torch
+
+        spec = MODELS.get(model_ref.name)
+        config = train_config(spec.train, self.scenario, self.options.quick)
+        torch.manual_seed(self.scenario.seed)
+        model = spec.build(model_ref.params, data)
+        key_parts = {"model": model_ref.dump(), "dataset": data.describe(), "train": config.__dict__,
+                     "seed": self.scenario.seed, "torch": torch.__version__.split("+")[0]}
+        weights = obtain(model, model_ref.name, model_ref.checkpoint, key_parts, self.cache,
+                         lambda: self._train(model, model_ref.name, data, config))
+        self.bars.log(describe_weights(model_ref.name, weights))
+        return model, weights
+
+    def _train(self, model: Any, name: str, data: Any, config: TrainConfig) -> dict:
+        with self.bars.task(f"training {name}", total=config.epochs) as task:
+            def on_epoch(epoch: int, epochs: int, loss: float, val_accuracy: float) -> None:
+                task.update(epoch, note=f"loss {loss:.3f}  val acc {val_accuracy:.3f}")
+
+            return train(model, data, config, self.scenario.seed, on_epoch)
+
+    def agreement(self, variant: Variant, model_ref: PluginRef, predictions: Any) -> tuple[str | None, float | None, list[str]]:
+        reference = agreement_reference(self.scenario, variant, model_ref)
+        if reference not in self._predictions:
+            return reference, None, [f"agreement not measured: reference variant {reference!r} did not run or failed"]
+        return reference, quality.agreement(predictions, self._predictions[reference]), []
+
+    def latency(self, variant: Variant, run_model: Any, backend: Any, data: Any) -> tuple[tuple, tuple, list[str]]:
+        latencies, throughputs, notes = [], [], []
+        for batch_size in self.scenario.measure.batch_sizes:
+            inputs = backend.place(batch_of(data.test.x, batch_size))
+            with self.bars.task(f"measuring {variant.name} b={batch_size}", total=self.plan.min_samples) as task:
+                measured = timing.measure(lambda: run_model(inputs), backend.synchronize, self.plan,
+                                          on_sample=lambda n: task.update(n))
+            row, row_notes = latency_result(batch_size, measured)
+            latencies.append(row)
+            throughputs.append(ThroughputResult(batch_size, batch_size / (row.p50_ms / 1e3)))
+            notes += row_notes
+        return tuple(latencies), tuple(throughputs), notes
+
+
+def latency_result(batch_size: int, measured: timing.Timing) -> tuple[LatencyResult, list[str]]:
+    samples_ms = tuple(s * 1e3 for s in measured.samples_s)
+    summary = stats.summarize(samples_ms)
+    notes = [f"batch {batch_size}: {w}" for w in stats.sample_warnings(summary)]
+    if measured.stopped_by == "max_time_s":
+        notes.append(f"batch {batch_size}: max_time_s reached after only {summary.n} samples (fewer than min_samples)")
+    if measured.loops > 1:
+        notes.append(f"batch {batch_size}: calls shorter than the timer allows; each sample is the mean of "
+                     f"{measured.loops} calls, so percentiles are of those means")
+    row = LatencyResult(batch_size=batch_size, samples_ms=samples_ms, loops=measured.loops,
+                        warmup_calls=measured.warmup_calls, stopped_by=measured.stopped_by,
+                        **{k: v for k, v in summary.__dict__.items()})
+    return row, notes
+
+
+def agreement_reference(scenario: Scenario, variant: Variant, model_ref: PluginRef) -> str:
+    """The scenario's baseline if it runs the same model on the same data; else the first variant that does."""
+    def same_setup(other: Variant) -> bool:
+        return scenario.model_of(other) == model_ref and other.dataset == variant.dataset
+
+    peers = [v.name for v in scenario.variants if same_setup(v)]
+    return scenario.baseline if scenario.baseline in peers else peers[0]
+
+
+def default_dataset(model_name: str) -> PluginRef:
+    name = MODELS.get(model_name).dataset
+    return PluginRef(name, DATASETS.get(name).Params())
+
+
+def train_config(recipe: dict, scenario: Scenario, quick: bool) -> TrainConfig:
+    config = TrainConfig(**{**recipe, **scenario.train.model_dump(exclude_none=True)})
+    if quick:
+        config = replace(config, epochs=min(config.epochs, QUICK_MAX_EPOCHS))
+    return config
+
+
+def timing_plan(scenario: Scenario, quick: bool) -> timing.TimingPlan:
+    m = scenario.measure
+    plan = timing.TimingPlan(warmup_s=m.warmup_s, min_samples=m.min_samples, max_samples=m.max_samples,
+                             min_time_s=m.min_time_s, max_time_s=m.max_time_s,
+                             min_sample_s=m.min_sample_ms / 1e3 if m.min_sample_ms else None)
+    return replace(plan, **QUICK_PLAN) if quick else plan
+
+
+def batch_of(inputs: Any, batch_size: int) -> Any:
+    """The first `batch_size` inputs, repeated when the split is smaller than the batch."""
+    import torch
+
+    repeats = -(-batch_size // len(inputs))
+    return torch.cat([inputs] * repeats)[:batch_size] if repeats > 1 else inputs[:batch_size]
+
+
+def describe_weights(name: str, weights: dict) -> str:
+    if weights["source"] == "checkpoint":
+        return f"{name}: loaded checkpoint {weights['path']}"
+    record = weights["training"]
+    summary = (f"{record['epochs_run']} epochs (best {record['best_epoch']}, "
+               f"val accuracy {record['val_accuracy']:.4f})")
+    if weights["source"] == "cache":
+        return f"{name}: loaded cached checkpoint {weights['path']}, no training (trained {summary})"
+    return f"{name}: trained {summary} in {record['seconds']:.1f} s; cached at {weights['path']}"

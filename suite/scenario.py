@@ -1,0 +1,228 @@
+"""Scenario files: YAML (safe loader only) validated into a frozen Scenario.
+
+Every error is one line naming the file and the key path, e.g.
+`scenarios/x.yaml: variants[1].backend: unknown backend 'onnxrt' (did you mean onnxruntime?)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    PlainSerializer,
+    PlainValidator,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from suite.errors import ScenarioError
+from suite.params import NestedError, Params
+from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, Registry, UnknownName, did_you_mean
+
+
+@dataclass(frozen=True)
+class PluginRef:
+    """A named plugin with its validated parameters (the plugin's own Params object)."""
+
+    name: str
+    params: Params
+    checkpoint: Path | None = None  # models only: weights to load instead of training
+
+    def dump(self, key: str = "name") -> dict[str, Any]:
+        extra = {"checkpoint": str(self.checkpoint)} if self.checkpoint else {}
+        return {key: self.name, **self.params.model_dump(mode="json"), **extra}
+
+
+def first_error(exc: ValidationError) -> tuple[tuple, str]:
+    """The first error of a pydantic ValidationError as (key path, one-line message)."""
+    err = exc.errors(include_url=False)[0]
+    loc, message = tuple(err["loc"]), err["msg"]
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, NestedError):
+        return loc + cause.loc, cause.message
+    if err["type"] == "missing":
+        return loc, "required key is missing"
+    message = message.removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    message = message.replace("valid tuple", "valid list")  # YAML has lists; tuples are ours
+    if err["type"] != "value_error" and isinstance(err.get("input"), (int, float, str, bool)):
+        message += f" (got {err['input']!r})"
+    return loc, message
+
+
+def format_loc(loc: tuple) -> str:
+    """('variants', 1, 'backend') -> 'variants[1].backend'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".")
+
+
+def _parse_ref(value: Any, registry: Registry, key: str) -> tuple[str, dict, tuple]:
+    """Split a plugin reference (a name, or a mapping with `key`) into name, fields, name loc."""
+    if isinstance(value, str):
+        return value, {}, ()
+    if not isinstance(value, dict):
+        raise NestedError((), f"expected a {registry.kind} name or a mapping with {key!r}")
+    fields = dict(value)
+    if key not in fields:
+        raise NestedError((key,), "required key is missing")
+    name = fields.pop(key)
+    if not isinstance(name, str):
+        raise NestedError((key,), f"expected a {registry.kind} name (got {name!r})")
+    return name, fields, (key,)
+
+
+def _validate_ref(value: Any, registry: Registry, key: str, reserved: tuple = ()) -> tuple[str, Params, dict]:
+    """Validate a reference against its plugin's Params; `reserved` keys are returned, not validated."""
+    name, fields, name_loc = _parse_ref(value, registry, key)
+    try:
+        registry.check(name)
+    except UnknownName as exc:
+        raise NestedError(name_loc, str(exc)) from None
+    params_cls = registry.get(name).Params
+    try:
+        params = params_cls.model_validate({k: v for k, v in fields.items() if k not in reserved})
+    except ValidationError as exc:
+        raise NestedError(*first_error(exc)) from None
+    return name, params, {k: v for k, v in fields.items() if k in reserved}
+
+
+def _ref_type(registry: Registry, key: str = "name") -> Any:
+    def validate(value: Any) -> PluginRef:
+        if isinstance(value, PluginRef):
+            return value
+        name, params, _ = _validate_ref(value, registry, key)
+        return PluginRef(name, params)
+
+    return Annotated[PluginRef, PlainValidator(validate), PlainSerializer(lambda ref: ref.dump(key))]
+
+
+def _validate_model_ref(value: Any, info: ValidationInfo) -> PluginRef:
+    if isinstance(value, PluginRef):
+        return value
+    name, params, reserved = _validate_ref(value, MODELS, "name", reserved=("checkpoint",))
+    checkpoint = reserved.get("checkpoint")
+    if checkpoint is None:
+        return PluginRef(name, params)
+    path = Path((info.context or {}).get("base_dir", ".")) / str(checkpoint)
+    if not path.is_file():
+        raise NestedError(("checkpoint",), f"file not found: {path}")
+    return PluginRef(name, params, checkpoint=path)
+
+
+ModelRef = Annotated[PluginRef, PlainValidator(_validate_model_ref), PlainSerializer(PluginRef.dump)]
+DatasetRef = _ref_type(DATASETS)
+BackendRef = _ref_type(BACKENDS)
+StepRef = _ref_type(METHODS, key="method")
+
+
+class Train(Params):
+    """Overrides of the model's own training recipe; unset fields keep the recipe's value."""
+
+    epochs: PositiveInt | None = None
+    batch_size: PositiveInt | None = None
+    lr: PositiveFloat | None = None
+    weight_decay: NonNegativeFloat | None = None
+    patience: PositiveInt | None = None
+
+
+class Measure(Params):
+    batch_sizes: tuple[PositiveInt, ...] = Field((1,), min_length=1)
+    warmup_s: NonNegativeFloat = 0.5
+    min_samples: PositiveInt = 100
+    max_samples: PositiveInt = 5000
+    min_time_s: NonNegativeFloat = 2.0
+    max_time_s: PositiveFloat = 30.0
+    # Shortest timed sample; calls faster than this are looped. None: derived from the timer.
+    min_sample_ms: PositiveFloat | None = None
+    threads: PositiveInt | None = None
+    eval_batch_size: PositiveInt = 256
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> Measure:
+        if self.min_samples > self.max_samples:
+            raise NestedError(("min_samples",), f"{self.min_samples} exceeds max_samples ({self.max_samples})")
+        if self.min_time_s > self.max_time_s:
+            raise NestedError(("min_time_s",), f"{self.min_time_s} exceeds max_time_s ({self.max_time_s})")
+        return self
+
+
+class Variant(Params):
+    name: str = Field(min_length=1)
+    model: ModelRef | None = None
+    dataset: DatasetRef | None = None
+    backend: BackendRef = Field("eager", validate_default=True)
+    compress: tuple[StepRef, ...] = ()
+
+
+class Scenario(Params):
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = 0
+    model: ModelRef | None = None
+    dataset: DatasetRef | None = None
+    train: Train = Train()
+    measure: Measure = Measure()
+    baseline: str | None = None
+    variants: tuple[Variant, ...] = Field(min_length=1)
+    _source: str = PrivateAttr("<scenario>")
+
+    @property
+    def source(self) -> str:
+        """The file this scenario was read from, for messages."""
+        return self._source
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        names = [v.name for v in self.variants]
+        for i, variant in enumerate(self.variants):
+            if variant.name in names[:i]:
+                raise NestedError(("variants", i, "name"), f"duplicate variant name {variant.name!r}")
+            if variant.model is None and self.model is None:
+                raise NestedError(("variants", i, "model"), "no model: set one here or at the top level")
+        if self.baseline is not None and self.baseline not in names:
+            raise NestedError(("baseline",), f"unknown variant {self.baseline!r}{did_you_mean(self.baseline, names)}")
+        return self
+
+    def model_of(self, variant: Variant) -> PluginRef:
+        return variant.model or self.model  # type: ignore[return-value]
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and validate one scenario file; raise ScenarioError (one line) on any problem."""
+    file = str(path)
+    data = _read_yaml(Path(path))
+    if not isinstance(data, dict):
+        raise ScenarioError(file, "", "expected a mapping of keys at the top level")
+    data.setdefault("name", Path(path).stem)
+    try:
+        scenario = Scenario.model_validate(data, context={"base_dir": Path(path).parent})
+    except ValidationError as exc:
+        loc, message = first_error(exc)
+        raise ScenarioError(file, format_loc(loc), message) from None
+    scenario._source = file
+    return scenario
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ScenarioError(str(path), "", "file not found" if not path.exists() else "not a file")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(str(path), "", f"invalid YAML: {where}{problem}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(path), "", f"not UTF-8 text ({exc.reason})") from None

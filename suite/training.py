@@ -1,0 +1,83 @@
+"""The shared training loop: AdamW, cosine learning-rate schedule, early stopping on validation loss."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from suite.datasets.base import Dataset, Split
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    patience: int = 10  # epochs without a better validation loss before stopping
+
+
+# on_epoch(epoch, epochs, train_loss, val_accuracy)
+EpochCallback = Callable[[int, int, float, float], None]
+
+
+def train(model: Any, data: Dataset, config: TrainConfig, seed: int, on_epoch: EpochCallback | None = None) -> dict:
+    """Train in place; the weights of the epoch with the best validation loss are kept."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    best = {"loss": math.inf, "epoch": -1, "state": None, "accuracy": 0.0}
+    start, epoch = time.perf_counter(), -1
+    for epoch in range(config.epochs):
+        train_loss = _train_epoch(model, data.train, config.batch_size, optimizer, generator)
+        schedule.step()
+        val_loss, val_accuracy = evaluate(model, data.val)
+        if val_loss < best["loss"]:
+            best = {"loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict()),
+                    "accuracy": val_accuracy}
+        if on_epoch:
+            on_epoch(epoch + 1, config.epochs, train_loss, val_accuracy)
+        if epoch - best["epoch"] >= config.patience:
+            break
+    model.load_state_dict(best["state"])
+    return {"epochs_run": epoch + 1, "best_epoch": best["epoch"] + 1, "val_loss": best["loss"],
+            "val_accuracy": best["accuracy"], "seconds": round(time.perf_counter() - start, 3),
+            "stopped_early": epoch + 1 < config.epochs}
+
+
+def _train_epoch(model: Any, split: Split, batch_size: int, optimizer: Any, generator: Any) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    order = torch.randperm(len(split), generator=generator)
+    total = 0.0
+    for start in range(0, len(split), batch_size):
+        index = order[start:start + batch_size]
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(split.x[index]), split.y[index])
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(index)
+    return total / len(split)
+
+
+def evaluate(model: Any, split: Split, batch_size: int = 512) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy on a split."""
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    loss, correct = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(split), batch_size):
+            x, y = split.x[start:start + batch_size], split.y[start:start + batch_size]
+            logits = model(x)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(dim=-1) == y).sum().item()
+    return loss / len(split), correct / len(split)

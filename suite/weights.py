@@ -1,0 +1,101 @@
+"""Where a model's weights come from: the user's checkpoint, the training cache, or training.
+
+Trained checkpoints are cached outside the repository (the user cache folder) under a key of
+everything that determines them, so a second run loads instead of retraining.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from suite.errors import SuiteError
+from suite.results import atomic_write_text
+
+# Bump when the training code changes what a given configuration produces.
+TRAINING_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "suite"
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    text = json.dumps({**parts, "training_version": TRAINING_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def load_checkpoint(model: Any, path: Path) -> None:
+    """Load a state_dict file into `model`; any mismatch is a one-line SuiteError."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for unreadable files
+        raise SuiteError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {_first_line(exc)})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise SuiteError(f"{path}: expected a state_dict (a mapping of tensors), got {type(state).__name__}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise SuiteError(f"{path}: does not fit the model: {_first_problem(exc)}") from None
+
+
+class CheckpointCache:
+    def __init__(self, root: Path):
+        self.root = Path(root) / "checkpoints"
+
+    def paths(self, model_name: str, key: str) -> tuple[Path, Path]:
+        stem = self.root / f"{model_name}-{key}"
+        return stem.with_suffix(".pt"), stem.with_suffix(".json")
+
+    def load(self, model: Any, model_name: str, key: str) -> dict | None:
+        """The training record of a cached checkpoint loaded into `model`, or None on a miss."""
+        weights, record = self.paths(model_name, key)
+        if not (weights.is_file() and record.is_file()):
+            return None
+        load_checkpoint(model, weights)
+        return json.loads(record.read_text())
+
+    def save(self, model: Any, model_name: str, key: str, record: dict) -> Path:
+        import torch
+
+        weights, record_path = self.paths(model_name, key)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        tmp = weights.with_suffix(".pt.tmp")
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, weights)
+        atomic_write_text(record_path, json.dumps(record, indent=1))
+        return weights
+
+
+def obtain(model: Any, name: str, checkpoint: Path | None, key_parts: dict, cache: CheckpointCache,
+           train: Callable[[], dict]) -> dict:
+    """Fill `model` with weights; return a record of where they came from."""
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+        return {"source": "checkpoint", "path": str(checkpoint)}
+    key = cache_key(key_parts)
+    cached = cache.load(model, name, key)
+    if cached is not None:
+        return {"source": "cache", "path": str(cache.paths(name, key)[0]), "training": cached}
+    record = train()
+    path = cache.save(model, name, key, record)
+    return {"source": "trained", "path": str(path), "training": record}
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+def _first_problem(exc: RuntimeError) -> str:
+    """torch's load_state_dict message, reduced to its first specific line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[1] if len(lines) > 1 else lines[0] if lines else "mismatch"
+    return detail.rstrip(".")[:300]
