@@ -52,16 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from suite import scenario as scenarios
-    from suite.progress import Bars
+    from suite.progress import Bars, console
     from suite.report.terminal import summary_table
     from suite.runner import RunOptions, run
 
     loaded = [scenarios.load(path) for path in args.scenarios]  # all checked before any runs
     options = RunOptions(out_dir=args.out, quick=args.quick, only=tuple(args.only), cache_dir=args.cache_dir)
-    status, out = EXIT_OK, Console()
+    status, out = EXIT_OK, console()
     for scenario in loaded:
         with Bars() as bars:
             result, run_dir = run(scenario, options, bars)

@@ -9,9 +9,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
+def console(stderr: bool = False) -> Console:
+    """A console that does not squeeze tables to 80 columns when output goes to a file or a CI log."""
+    made = Console(stderr=stderr)
+    if not made.is_terminal:
+        made.width = 160
+    return made
+
+
 class Bars:
-    def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+    def __init__(self, console_: Console | None = None):
+        self.console = console_ or console(stderr=True)
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[note]}"), TimeElapsedColumn(),

@@ -32,6 +32,8 @@ class LatencyResult:
     cv: float
     ci95_p50_ms: tuple[float, float]
     n: int
+    robust_cv: float = 0.0  # 1.4826 * MAD / median
+    outliers: int = 0  # samples above Q3 + 3 IQR
     loops: int = 1  # calls per sample; > 1 only for calls too short to time one by one
     warmup_calls: int = 0
     stopped_by: str = "enough"

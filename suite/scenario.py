@@ -6,6 +6,7 @@ Every error is one line naming the file and the key path, e.g.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,7 +54,7 @@ def first_error(exc: ValidationError) -> tuple[tuple, str]:
         return loc, "required key is missing"
     message = message.removeprefix("Value error, ")
     message = message[0].lower() + message[1:]
-    message = message.replace("valid tuple", "valid list")  # YAML has lists; tuples are ours
+    message = re.sub(r"\btuple\b", "list", message)  # YAML has lists; the tuples are ours
     if err["type"] != "value_error" and isinstance(err.get("input"), (int, float, str, bool)):
         message += f" (got {err['input']!r})"
     return loc, message

@@ -60,8 +60,11 @@ class CheckpointCache:
         weights, record = self.paths(model_name, key)
         if not (weights.is_file() and record.is_file()):
             return None
-        load_checkpoint(model, weights)
-        return json.loads(record.read_text())
+        try:
+            load_checkpoint(model, weights)
+            return json.loads(record.read_text())
+        except (SuiteError, json.JSONDecodeError):
+            return None  # a damaged entry is a miss: train again and overwrite it
 
     def save(self, model: Any, model_name: str, key: str, record: dict) -> Path:
         import torch

@@ -24,6 +24,8 @@ class LatencyStats:
     std_ms: float
     cv: float
     ci95_p50_ms: tuple[float, float]
+    robust_cv: float  # 1.4826 * MAD / median: the spread the median sees, insensitive to outliers
+    outliers: int  # samples above Q3 + 3 IQR (Tukey's far-out fence)
 
 
 def summarize(samples_ms, seed: int = 0) -> LatencyStats:
@@ -33,10 +35,14 @@ def summarize(samples_ms, seed: int = 0) -> LatencyStats:
     p50, p90, p95, p99 = (float(v) for v in np.percentile(values, PERCENTILES))
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    q1, q3 = np.percentile(values, (25, 75))
+    mad = float(np.median(np.abs(values - p50)))
     return LatencyStats(
         n=int(values.size), p50_ms=p50, p90_ms=p90, p95_ms=p95, p99_ms=p99,
         mean_ms=mean, std_ms=std, cv=std / mean if mean > 0 else 0.0,
         ci95_p50_ms=median_ci(values, 0.95, seed),
+        robust_cv=1.4826 * mad / p50 if p50 > 0 else 0.0,
+        outliers=int(np.sum(values > q3 + 3 * (q3 - q1))),
     )
 
 
@@ -85,5 +91,6 @@ def sample_warnings(stats: LatencyStats, confidence: float = 0.99) -> list[str]:
         out.append(f"only {stats.n} samples: too few for a {confidence:.0%}-confidence claim on "
                    f"{', '.join(f'p{q}' for q, _ in short)} ({needs})")
     if stats.cv > HIGH_CV:
-        out.append(f"unstable: coefficient of variation {stats.cv:.0%} is above {HIGH_CV:.0%}")
+        out.append(f"unstable: coefficient of variation {stats.cv:.0%} is above {HIGH_CV:.0%} "
+                   f"({stats.outliers} far outliers; spread around the median, MAD-based: {stats.robust_cv:.0%})")
     return out

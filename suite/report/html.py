@@ -108,6 +108,8 @@ def accuracy_latency_chart(variants: tuple[VariantResult, ...]) -> str:
         mode="markers+text", text=[name for name, _, _ in points], textposition="top center",
         customdata=[row.batch_size for _, row, _ in points],
         hovertemplate="%{text}<br>p50 %{x:.4g} ms (batch %{customdata})<br>accuracy %{y:.4f}<extra></extra>"))
+    lowest = min(acc for _, _, acc in points)
+    figure.update_yaxes(range=[max(0.0, lowest - 0.05), 1.005])
     figure.update_layout(xaxis_title="median latency, ms (95% CI)", yaxis_title="test accuracy",
                          height=450, margin={"t": 30})
     return figure.to_html(full_html=False, include_plotlyjs=False, div_id="accuracy-latency")

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from suite.__main__ import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A private checkpoint cache, so tests never read or fill the user's."""
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def write_scenario(tmp_path: Path):
+    def write(text: str, name: str = "scenario.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run_quick(tmp_path: Path, cache_dir: Path, capsys):
+    """Run `suite run --quick` in-process; return (exit status, stdout, stderr, results or None)."""
+    def run(scenario: Path, *extra: str) -> tuple[int, str, str, dict | None]:
+        out = tmp_path / "reports"
+        status = main(["run", str(scenario), "--quick", "--out", str(out), "--cache-dir", str(cache_dir), *extra])
+        captured = capsys.readouterr()
+        found = sorted(out.glob("*/*/results.json"), key=lambda p: p.stat().st_mtime)
+        return status, captured.out, captured.err, json.loads(found[-1].read_text()) if found else None
+
+    return run

@@ -1,0 +1,70 @@
+"""Every registered model: shapes, finite outputs, a training step that lowers the loss, and a
+save/load round trip that reproduces its outputs exactly."""
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from suite.registry import DATASETS, MODELS
+
+
+@pytest.fixture(scope="module", params=MODELS.names())
+def model_and_data(request):
+    spec = MODELS.get(request.param)
+    dataset_spec = DATASETS.get(spec.dataset)
+    data = dataset_spec.load(dataset_spec.Params())
+    torch.manual_seed(0)
+    return spec, spec.build(spec.Params(), data), data
+
+
+def test_forward_shape_and_finite(model_and_data):
+    _, model, data = model_and_data
+    model.eval()
+    with torch.inference_mode():
+        out = model(data.test.x[:7])
+    assert out.shape == (7, data.num_classes)
+    assert torch.isfinite(out).all()
+
+
+def test_one_training_step_lowers_the_loss(model_and_data):
+    _, model, data = model_and_data
+    x, y = data.train.x[:64], data.train.y[:64]
+    model.eval()  # dropout off, so the two losses are comparable
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    before = F.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = F.cross_entropy(model(x), y)
+    assert after < before
+
+
+def test_save_load_round_trip_is_exact(model_and_data):
+    spec, model, data = model_and_data
+    spec = MODELS.get(next(n for n in MODELS.names() if isinstance(model, type(model))))
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    twin = spec.build(spec.Params(), data)
+    twin.load_state_dict(torch.load(buffer, weights_only=True))
+    model.eval(), twin.eval()
+    with torch.inference_mode():
+        assert torch.equal(model(data.test.x[:16]), twin(data.test.x[:16]))
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_dataset_has_disjoint_stratified_splits(name):
+    spec = DATASETS.get(name)
+    data = spec.load(spec.Params())
+    sizes = [len(data.train), len(data.val), len(data.test)]
+    assert min(sizes) > 0
+    for split in (data.train, data.val, data.test):
+        assert len(split.x) == len(split.y)
+        assert set(split.y.unique().tolist()) == set(range(data.num_classes))
+    again = spec.load(spec.Params())
+    assert torch.equal(again.test.x, data.test.x)  # the split is fixed by its seed
+    seen = {tuple(row.flatten().tolist()) for row in data.train.x}
+    assert sum(tuple(row.flatten().tolist()) in seen for row in data.test.x) < len(data.test) * 0.05

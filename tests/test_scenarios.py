@@ -1,0 +1,52 @@
+"""Every file in scenarios/ runs in quick mode, and its results.json is checked field by field."""
+
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from suite.scenario import load
+from tests.conftest import ROOT
+
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+ENVIRONMENT_KEYS = {"python", "torch", "platform", "cpu", "cores", "gpu", "packages", "git_commit"}
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_scenario_runs_quick_and_results_hold(path, run_quick):
+    scenario = load(path)
+    status, out, _, results = run_quick(path)
+    assert status == 0, out
+    assert "report: " in out.splitlines()[-1]
+    assert results["schema_version"] == 1 and results["quick"] is True
+    assert datetime.fromisoformat(results["created"]).utcoffset().total_seconds() == 0
+    assert results["scenario"] == scenario.model_dump(mode="json")
+    assert ENVIRONMENT_KEYS <= set(results["environment"])
+    assert [v["name"] for v in results["variants"]] == [v.name for v in scenario.variants]
+    for variant in results["variants"]:
+        check_variant(variant, scenario.measure.batch_sizes)
+
+
+def check_variant(v: dict, batch_sizes: tuple[int, ...]) -> None:
+    assert v["status"] == "ok" and v["error"] is None, v["error"]
+    assert 0.0 <= v["accuracy"] <= 1.0
+    assert 0.0 <= v["agreement"] <= 1.0 and v["agreement_with"]
+    assert v["size_bytes"] > 0 and v["params"] > 0 and v["peak_rss_bytes"] > 2**20
+    assert v["energy"] is None
+    assert isinstance(v["warnings"], list)
+    assert [row["batch_size"] for row in v["latency"]] == list(batch_sizes)
+    for row, rate in zip(v["latency"], v["throughput"]):
+        check_latency(row)
+        assert rate["batch_size"] == row["batch_size"]
+        assert rate["samples_per_s"] == pytest.approx(row["batch_size"] / (row["p50_ms"] / 1e3))
+
+
+def check_latency(row: dict) -> None:
+    samples = np.array(row["samples_ms"])
+    assert row["n"] == len(samples) > 0 and (samples > 0).all()
+    assert row["p50_ms"] == pytest.approx(np.median(samples))
+    assert row["p50_ms"] <= row["p90_ms"] <= row["p95_ms"] <= row["p99_ms"] <= samples.max()
+    assert row["mean_ms"] == pytest.approx(samples.mean())
+    assert row["cv"] == pytest.approx(row["std_ms"] / row["mean_ms"])
+    low, high = row["ci95_p50_ms"]
+    assert low <= row["p50_ms"] <= high

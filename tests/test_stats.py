@@ -1,0 +1,76 @@
+"""Statistics on sample sets whose answers are known."""
+
+import numpy as np
+import pytest
+
+from suite.measure.stats import min_samples_for_percentile, sample_warnings, summarize
+
+
+def test_percentiles_of_one_to_one_hundred():
+    s = summarize(np.arange(1, 101, dtype=float))
+    assert (s.n, s.p50_ms, s.mean_ms) == (100, 50.5, 50.5)
+    assert s.p90_ms == pytest.approx(90.1)
+    assert s.p95_ms == pytest.approx(95.05)
+    assert s.p99_ms == pytest.approx(99.01)
+    assert s.std_ms == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+    assert s.cv == pytest.approx(s.std_ms / 50.5)
+
+
+def test_median_ci_brackets_the_median_and_narrows_with_more_samples():
+    rng = np.random.default_rng(1)
+    small = summarize(rng.normal(10, 1, 50))
+    large = summarize(rng.normal(10, 1, 5000))
+    for s in (small, large):
+        assert s.ci95_p50_ms[0] <= s.p50_ms <= s.ci95_p50_ms[1]
+    assert (large.ci95_p50_ms[1] - large.ci95_p50_ms[0]) < (small.ci95_p50_ms[1] - small.ci95_p50_ms[0]) / 3
+    assert 9.9 < large.ci95_p50_ms[0] < large.ci95_p50_ms[1] < 10.1
+
+
+def test_ci_is_reproducible():
+    values = np.random.default_rng(2).exponential(1.0, 300)
+    assert summarize(values).ci95_p50_ms == summarize(values).ci95_p50_ms
+
+
+def test_constant_and_single_samples():
+    assert summarize([2.0] * 10).ci95_p50_ms == (2.0, 2.0)
+    one = summarize([3.0])
+    assert (one.std_ms, one.cv, one.ci95_p50_ms) == (0.0, 0.0, (3.0, 3.0))
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+@pytest.mark.parametrize(("q", "confidence", "tolerance", "expected"), [
+    (0.90, 0.99, 1, 64),    # MLPerf LoadGen's published minimum for a p90
+    (0.99, 0.99, 1, 662),   # and for a p99
+    (0.90, 0.99, 0, 44),    # with no sample allowed above the bound: 0.9**n <= 0.01
+    (0.99, 0.99, 0, 459),
+    (0.50, 0.95, 0, 5),     # 0.5**5 = 0.031 <= 0.05 < 0.5**4
+])
+def test_binomial_sample_size_rule(q, confidence, tolerance, expected):
+    assert min_samples_for_percentile(q, confidence, tolerance) == expected
+
+
+def test_binomial_rule_rejects_impossible_levels():
+    with pytest.raises(ValueError):
+        min_samples_for_percentile(1.0)
+
+
+def test_warnings_name_the_percentiles_that_lack_samples():
+    few = sample_warnings(summarize(np.full(100, 1.0)))
+    assert len(few) == 1
+    assert "only 100 samples" in few[0] and "p99 needs >= 662" in few[0] and "p90" not in few[0]
+    assert sample_warnings(summarize(np.full(700, 1.0))) == []
+
+
+def test_high_spread_is_flagged_as_unstable():
+    values = np.concatenate([np.full(700, 1.0), np.full(300, 2.0)])
+    assert any(w.startswith("unstable: coefficient of variation") for w in sample_warnings(summarize(values)))
+
+
+def test_outliers_and_robust_spread():
+    values = np.concatenate([np.full(990, 1.0), np.full(10, 50.0)])
+    s = summarize(values)
+    assert (s.outliers, s.robust_cv, s.p50_ms) == (10, 0.0, 1.0)
+    assert s.cv > 1.0
+    [warning] = sample_warnings(s)
+    assert "10 far outliers" in warning and "MAD-based: 0%" in warning
