@@ -15,25 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
+from suite.measure.stats import LatencyStats
 
 SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
-class LatencyResult:
+class LatencyResult(LatencyStats):
+    """The statistics of one batch size, with the raw samples they derive from."""
+
     batch_size: int
-    samples_ms: tuple[float, ...]  # raw, one per sample; everything below derives from them
-    p50_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    cv: float
-    ci95_p50_ms: tuple[float, float]
-    n: int
-    robust_cv: float = 0.0  # 1.4826 * MAD / median
-    outliers: int = 0  # samples above Q3 + 3 IQR
+    samples_ms: tuple[float, ...]
     loops: int = 1  # calls per sample; > 1 only for calls too short to time one by one
     warmup_calls: int = 0
     stopped_by: str = "enough"

@@ -212,7 +212,7 @@ def latency_result(batch_size: int, measured: timing.Timing) -> tuple[LatencyRes
                      f"{measured.loops} calls, so percentiles are of those means")
     row = LatencyResult(batch_size=batch_size, samples_ms=samples_ms, loops=measured.loops,
                         warmup_calls=measured.warmup_calls, stopped_by=measured.stopped_by,
-                        **{k: v for k, v in summary.__dict__.items()})
+                        **summary.__dict__)
     return row, notes
 
 

@@ -12,7 +12,7 @@ HOSTILE = "<script>alert(1)</script>"
 
 def make_run(quick: bool = False) -> RunResult:
     latency = LatencyResult(batch_size=1, samples_ms=(1.0, 1.2), p50_ms=1.1, p90_ms=1.18, p95_ms=1.19, p99_ms=1.2,
-                            mean_ms=1.1, std_ms=0.14, cv=0.13, ci95_p50_ms=(1.0, 1.2), n=2)
+                            mean_ms=1.1, std_ms=0.14, cv=0.13, ci95_p50_ms=(1.0, 1.2), n=2, robust_cv=0.1, outliers=0)
     variants = (
         VariantResult(name=HOSTILE, model="mlp", backend="eager", accuracy=0.97, agreement=1.0, size_bytes=2048,
                       params=10, peak_rss_bytes=2**21, latency=(latency,), throughput=(ThroughputResult(1, 909.1),),

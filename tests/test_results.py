@@ -11,7 +11,7 @@ from suite.results import (CSV_COLUMNS, LatencyResult, RunResult, ThroughputResu
 
 def make_run() -> RunResult:
     latency = LatencyResult(batch_size=4, samples_ms=(1.0, 2.0, 3.0), p50_ms=2.0, p90_ms=2.8, p95_ms=2.9,
-                            p99_ms=2.98, mean_ms=2.0, std_ms=1.0, cv=0.5, ci95_p50_ms=(1.0, 3.0), n=3)
+                            p99_ms=2.98, mean_ms=2.0, std_ms=1.0, cv=0.5, ci95_p50_ms=(1.0, 3.0), n=3, robust_cv=0.7, outliers=0)
     ok = VariantResult(name="a", model="mlp", backend="eager", accuracy=0.9, agreement=1.0, size_bytes=10,
                        params=5, peak_rss_bytes=100, latency=(latency,),
                        throughput=(ThroughputResult(4, 2000.0),), warnings=("w",))
