@@ -1,5 +1,14 @@
-"""The reference model zoo. One file per family; one registration line per model."""
+"""The reference model zoo. One file per family, registering its models here, one line each.
+
+The registration files hold parameters, training recipes and a build function only; the torch
+code lives in models/nets/ and is imported when a model is built, so listing models and
+validating scenarios never imports torch.
+"""
 
 from suite.registry import MODELS
 
 MODELS.register("mlp", "models.mlp:SPEC")
+MODELS.register("cnn", "models.cnn:SPEC")
+MODELS.register("resnet", "models.resnet:CIFAR")
+MODELS.register("resnet_imagenet", "models.resnet:IMAGENET")
+MODELS.register("lstm", "models.lstm:SPEC")

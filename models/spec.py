@@ -16,4 +16,5 @@ class ModelSpec:
     # validating a scenario never imports it.
     build: Callable[[Any, Any], Any]
     dataset: str  # the registered dataset it trains on when a scenario names none
-    train: dict[str, Any] = field(default_factory=dict)  # the default training recipe
+    # The default training recipe; None for a model benchmarked with random (seeded) weights.
+    train: dict[str, Any] | None = field(default_factory=dict)

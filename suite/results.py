@@ -47,6 +47,7 @@ class VariantResult:
     error: str | None = None
     error_type: str | None = None  # "SuiteError" (bad input) or the exception type of a crash
     accuracy: float | None = None
+    accuracy_reason: str | None = None  # why accuracy is null: "untrained", no labels, ...
     agreement: float | None = None
     agreement_with: str | None = None  # the variant whose predictions `agreement` compares to
     size_bytes: int | None = None

@@ -23,13 +23,13 @@ from suite.measure import footprint, quality, stats, timing
 from suite.progress import Bars
 from suite.registry import BACKENDS, DATASETS, MODELS, did_you_mean
 from suite.results import LatencyResult, RunResult, ThroughputResult, VariantResult, save_csv, save_json
-from suite.scenario import PluginRef, Scenario, Variant
+from suite.scenario import Measure, PluginRef, Scenario, Variant
 from suite.training import TrainConfig, train
 from suite.weights import CheckpointCache, default_cache_dir, obtain
 
 # --quick: enough to prove the pipeline works end to end, not to benchmark anything.
 QUICK_MAX_EPOCHS = 5
-QUICK_PLAN = {"warmup_s": 0.02, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0, "max_time_s": 0.3}
+QUICK_PLAN = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0, "max_time_s": 0.3}
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,11 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars) -> tuple[RunResult,
     from suite.report import write_html
 
     variants = select_variants(scenario, options.only)
-    if scenario.measure.threads:
-        torch.set_num_threads(scenario.measure.threads)
     run_dir = new_run_dir(options.out_dir, scenario.name)
     result = RunResult(suite_version=__version__, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        scenario=scenario.model_dump(mode="json"), environment=fingerprint(),
                        variants=(), quick=options.quick)
-    bench = Workbench(scenario, options, bars)
+    bench = Workbench(scenario, options, bars, default_threads=torch.get_num_threads())
     with bars.task("variants", total=len(variants)) as task:
         for done, variant in enumerate(variants):
             task.update(done, note=variant.name)
@@ -93,10 +91,10 @@ def new_run_dir(out_dir: Path, scenario_name: str) -> Path:
 class Workbench:
     """Runs variants one by one, sharing datasets, trained models and predictions between them."""
 
-    def __init__(self, scenario: Scenario, options: RunOptions, bars: Bars):
+    def __init__(self, scenario: Scenario, options: RunOptions, bars: Bars, default_threads: int):
         self.scenario, self.options, self.bars = scenario, options, bars
+        self.default_threads = default_threads
         self.cache = CheckpointCache(options.cache_dir or default_cache_dir())
-        self.plan = timing_plan(scenario, options.quick)
         self._datasets: dict[str, Any] = {}
         self._models: dict[str, tuple[Any, dict]] = {}
         self._predictions: dict[str, Any] = {}
@@ -125,6 +123,10 @@ class Workbench:
         return replace(base, status="failed", error=message, error_type=type(exc).__name__)
 
     def _measure(self, variant: Variant, model_ref: PluginRef, backend: Any, base: VariantResult) -> VariantResult:
+        import torch
+
+        measure = self.scenario.measure_of(variant)
+        torch.set_num_threads(measure.threads or self.default_threads)
         data = self.dataset(variant, model_ref)
         model, weights = self.trained_model(model_ref, data)
         records = []
@@ -133,16 +135,17 @@ class Workbench:
             records.append(record)
         size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
         run_model = backend.prepare(model, backend.place(data.test.x[:1]))
-        predictions = quality.predict(run_model, backend.place, data.test.x, self.scenario.measure.eval_batch_size)
+        predictions = quality.predict(run_model, backend.place, data.test.x, measure.eval_batch_size)
         self._predictions[variant.name] = predictions
         reference, agreement, notes = self.agreement(variant, model_ref, predictions)
-        latency, throughput, timing_notes = self.latency(variant, run_model, backend, data)
+        latency, throughput, timing_notes = self.latency(variant, run_model, backend, data, measure)
+        accuracy, accuracy_reason = accuracy_of(predictions, data, weights)
         return replace(
-            base, accuracy=quality.accuracy(predictions, data.test.y), agreement=agreement,
+            base, accuracy=accuracy, accuracy_reason=accuracy_reason, agreement=agreement,
             agreement_with=reference, size_bytes=size, params=params,
             peak_rss_bytes=footprint.peak_rss_bytes(), latency=latency, throughput=throughput,
             warnings=tuple(notes + timing_notes), dataset=data.describe(),
-            backend_info={"version": backend.version(), **backend.describe()},
+            backend_info={"version": backend.version(), "threads": torch.get_num_threads(), **backend.describe()},
             weights=weights, compress_records=tuple(records))
 
     def dataset(self, variant: Variant, model_ref: PluginRef) -> Any:
@@ -164,15 +167,24 @@ class Workbench:
         import torch
 
         spec = MODELS.get(model_ref.name)
-        config = train_config(spec.train, self.scenario, self.options.quick)
         torch.manual_seed(self.scenario.seed)
         model = spec.build(model_ref.params, data)
+        if model_ref.checkpoint is None and (spec.train is None or not data.labelled):
+            return model, self._untrained(model_ref.name, spec, data)
+        config = train_config(spec.train, self.scenario, self.options.quick)
         key_parts = {"model": model_ref.dump(), "dataset": data.describe(), "train": config.__dict__,
                      "seed": self.scenario.seed, "torch": torch.__version__.split("+")[0]}
         weights = obtain(model, model_ref.name, model_ref.checkpoint, key_parts, self.cache,
                          lambda: self._train(model, model_ref.name, data, config))
         self.bars.log(describe_weights(model_ref.name, weights))
         return model, weights
+
+    def _untrained(self, name: str, spec: Any, data: Any) -> dict:
+        if spec.train is not None:
+            raise SuiteError(f"{self.scenario.source}: model {name!r} needs training, but dataset {data.name!r} "
+                             "has no labels: give the model a checkpoint or a labelled dataset")
+        self.bars.log(f"{name}: random weights (seed {self.scenario.seed}), untrained: latency and agreement only")
+        return {"source": "untrained", "init_seed": self.scenario.seed}
 
     def _train(self, model: Any, name: str, data: Any, config: TrainConfig) -> dict:
         with self.bars.task(f"training {name}", total=config.epochs) as task:
@@ -187,12 +199,13 @@ class Workbench:
             return reference, None, [f"agreement not measured: reference variant {reference!r} did not run or failed"]
         return reference, quality.agreement(predictions, self._predictions[reference]), []
 
-    def latency(self, variant: Variant, run_model: Any, backend: Any, data: Any) -> tuple[tuple, tuple, list[str]]:
+    def latency(self, variant: Variant, run_model: Any, backend: Any, data: Any, measure: Measure) -> tuple[tuple, tuple, list[str]]:
         latencies, throughputs, notes = [], [], []
-        for batch_size in self.scenario.measure.batch_sizes:
+        plan = timing_plan(measure, self.options.quick)
+        for batch_size in measure.batch_sizes:
             inputs = backend.place(batch_of(data.test.x, batch_size))
-            with self.bars.task(f"measuring {variant.name} b={batch_size}", total=self.plan.min_samples) as task:
-                measured = timing.measure(lambda: run_model(inputs), backend.synchronize, self.plan,
+            with self.bars.task(f"measuring {variant.name} b={batch_size}", total=plan.min_samples) as task:
+                measured = timing.measure(lambda: run_model(inputs), backend.synchronize, plan,
                                           on_sample=lambda n: task.update(n))
             row, row_notes = latency_result(batch_size, measured)
             latencies.append(row)
@@ -216,6 +229,15 @@ def latency_result(batch_size: int, measured: timing.Timing) -> tuple[LatencyRes
     return row, notes
 
 
+def accuracy_of(predictions: Any, data: Any, weights: dict) -> tuple[float | None, str | None]:
+    """Test accuracy, or None with the reason it means nothing."""
+    if weights["source"] == "untrained":
+        return None, "untrained"
+    if not data.labelled:
+        return None, f"dataset {data.name!r} has no labels"
+    return quality.accuracy(predictions, data.test.y), None
+
+
 def agreement_reference(scenario: Scenario, variant: Variant, model_ref: PluginRef) -> str:
     """The scenario's baseline if it runs the same model on the same data; else the first variant that does."""
     def same_setup(other: Variant) -> bool:
@@ -237,9 +259,8 @@ def train_config(recipe: dict, scenario: Scenario, quick: bool) -> TrainConfig:
     return config
 
 
-def timing_plan(scenario: Scenario, quick: bool) -> timing.TimingPlan:
-    m = scenario.measure
-    plan = timing.TimingPlan(warmup_s=m.warmup_s, min_samples=m.min_samples, max_samples=m.max_samples,
+def timing_plan(m: Measure, quick: bool) -> timing.TimingPlan:
+    plan = timing.TimingPlan(warmup_s=m.warmup_s, warmup_calls=m.warmup_calls, min_samples=m.min_samples, max_samples=m.max_samples,
                              min_time_s=m.min_time_s, max_time_s=m.max_time_s,
                              min_sample_s=m.min_sample_ms / 1e3 if m.min_sample_ms else None)
     return replace(plan, **QUICK_PLAN) if quick else plan
@@ -256,6 +277,8 @@ def batch_of(inputs: Any, batch_size: int) -> Any:
 def describe_weights(name: str, weights: dict) -> str:
     if weights["source"] == "checkpoint":
         return f"{name}: loaded checkpoint {weights['path']}"
+    if weights["source"] == "untrained":
+        return f"{name}: untrained, random weights"
     record = weights["training"]
     summary = (f"{record['epochs_run']} epochs (best {record['best_epoch']}, "
                f"val accuracy {record['val_accuracy']:.4f})")

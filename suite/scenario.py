@@ -140,6 +140,7 @@ class Train(Params):
 class Measure(Params):
     batch_sizes: tuple[PositiveInt, ...] = Field((1,), min_length=1)
     warmup_s: NonNegativeFloat = 0.5
+    warmup_calls: PositiveInt = 3  # at least this many warm-up calls, however long warmup_s is
     min_samples: PositiveInt = 100
     max_samples: PositiveInt = 5000
     min_time_s: NonNegativeFloat = 2.0
@@ -164,6 +165,8 @@ class Variant(Params):
     dataset: DatasetRef | None = None
     backend: BackendRef = Field("eager", validate_default=True)
     compress: tuple[StepRef, ...] = ()
+    # Overrides of the scenario's measure block, key by key (merged before validation).
+    measure: Measure | None = None
 
 
 class Scenario(Params):
@@ -183,6 +186,18 @@ class Scenario(Params):
         """The file this scenario was read from, for messages."""
         return self._source
 
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_measure_overrides(cls, data: Any) -> Any:
+        """A variant's `measure` keys override the scenario's; the rest are inherited."""
+        if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
+            return data
+        shared = data.get("measure") if isinstance(data.get("measure"), dict) else {}
+        variants = [{**v, "measure": {**shared, **v["measure"]}}
+                    if isinstance(v, dict) and isinstance(v.get("measure"), dict) else v
+                    for v in data["variants"]]
+        return {**data, "variants": variants}
+
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
         names = [v.name for v in self.variants]
@@ -197,6 +212,9 @@ class Scenario(Params):
 
     def model_of(self, variant: Variant) -> PluginRef:
         return variant.model or self.model  # type: ignore[return-value]
+
+    def measure_of(self, variant: Variant) -> Measure:
+        return variant.measure or self.measure
 
 
 def load(path: str | Path) -> Scenario:

@@ -23,13 +23,16 @@ def test_scenario_runs_quick_and_results_hold(path, run_quick):
     assert results["scenario"] == scenario.model_dump(mode="json")
     assert ENVIRONMENT_KEYS <= set(results["environment"])
     assert [v["name"] for v in results["variants"]] == [v.name for v in scenario.variants]
-    for variant in results["variants"]:
-        check_variant(variant, scenario.measure.batch_sizes)
+    for variant, declared in zip(results["variants"], scenario.variants):
+        check_variant(variant, scenario.measure_of(declared).batch_sizes)
 
 
 def check_variant(v: dict, batch_sizes: tuple[int, ...]) -> None:
     assert v["status"] == "ok" and v["error"] is None, v["error"]
-    assert 0.0 <= v["accuracy"] <= 1.0
+    if v["weights"]["source"] == "untrained":
+        assert v["accuracy"] is None and v["accuracy_reason"] == "untrained"
+    else:
+        assert 0.0 <= v["accuracy"] <= 1.0 and v["accuracy_reason"] is None
     assert 0.0 <= v["agreement"] <= 1.0 and v["agreement_with"]
     assert v["size_bytes"] > 0 and v["params"] > 0 and v["peak_rss_bytes"] > 2**20
     assert v["energy"] is None

@@ -68,3 +68,12 @@ def test_progress_callback_sees_every_sample():
 
 def test_timer_overhead_of_a_real_clock_is_small_and_positive():
     assert 0 <= timer_overhead() < 1e-3
+
+
+def test_calibration_reuses_the_last_warm_up_call():
+    clock = FakeClock(0.5)
+    plan = TimingPlan(warmup_s=0, warmup_calls=1, min_samples=1, max_samples=1, min_time_s=0, max_time_s=10,
+                      min_sample_s=0.001)
+    timing = measure(clock.call, clock.sync, plan, clock)
+    assert (timing.warmup_calls, timing.loops, len(timing.samples_s)) == (1, 1, 1)
+    assert clock.calls == 2  # one warm-up call, one sample: no separate calibration call

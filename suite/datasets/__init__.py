@@ -3,3 +3,5 @@
 from suite.registry import DATASETS
 
 DATASETS.register("digits", "suite.datasets.digits:SPEC")
+DATASETS.register("digits_rows", "suite.datasets.digits:ROWS")
+DATASETS.register("random", "suite.datasets.random:SPEC")

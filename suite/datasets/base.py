@@ -25,6 +25,7 @@ class Dataset:
     val: Split
     test: Split
     num_classes: int
+    labelled: bool = True  # False: the labels are placeholders; no training, no accuracy
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -36,6 +37,7 @@ class Dataset:
             "source": self.source,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
+            "labelled": self.labelled,
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
         }
 

@@ -19,6 +19,7 @@ Clock = Callable[[], float]
 @dataclass(frozen=True)
 class TimingPlan:
     warmup_s: float = 0.5
+    warmup_calls: int = 3  # at least this many, however long warmup_s is
     min_samples: int = 100
     max_samples: int = 5000
     min_time_s: float = 2.0
@@ -57,19 +58,24 @@ def one_sample(call: Callable[[], object], sync: Callable[[], None], loops: int,
     return (clock() - start) / loops
 
 
-def warm_up(call, sync, seconds: float, clock: Clock, min_calls: int = 3) -> int:
-    calls, start = 0, clock()
+def warm_up(call, sync, seconds: float, clock: Clock, min_calls: int = 3) -> tuple[int, float]:
+    """Run until both `seconds` and `min_calls` are reached; return the calls and the last call's time."""
+    calls, start, last = 0, clock(), 0.0
     while calls < min_calls or clock() - start < seconds:
-        one_sample(call, sync, 1, clock)
+        last = one_sample(call, sync, 1, clock)
         calls += 1
-    return calls
+    return calls, last
 
 
-def calibrate(call, sync, min_sample_s: float, clock: Clock, max_loops: int = 1_000_000) -> int:
-    """The fewest calls per sample that make a sample last at least `min_sample_s`."""
+def calibrate(call, sync, min_sample_s: float, clock: Clock, max_loops: int = 1_000_000,
+              first: float | None = None) -> int:
+    """The fewest calls per sample that make a sample last at least `min_sample_s`.
+
+    `first`, the time of one call already measured (the last warm-up call), saves a call.
+    """
     loops = 1
     while loops < max_loops:
-        per_call = one_sample(call, sync, loops, clock)
+        per_call = first if first is not None and loops == 1 else one_sample(call, sync, loops, clock)
         if per_call * loops >= min_sample_s:
             return loops
         wanted = math.ceil(1.2 * min_sample_s / max(per_call, 1e-12))
@@ -79,9 +85,9 @@ def calibrate(call, sync, min_sample_s: float, clock: Clock, max_loops: int = 1_
 
 def measure(call, sync, plan: TimingPlan, clock: Clock = time.perf_counter, on_sample=None) -> Timing:
     """Warm up, calibrate, then sample until enough samples and time, or a cap, is reached."""
-    warmup_calls = warm_up(call, sync, plan.warmup_s, clock)
+    warmup_calls, last = warm_up(call, sync, plan.warmup_s, clock, max(1, plan.warmup_calls))
     min_sample_s = plan.min_sample_s or shortest_sample(clock)
-    loops = calibrate(call, sync, min_sample_s, clock)
+    loops = calibrate(call, sync, min_sample_s, clock, first=last)
     samples: list[float] = []
     start = clock()
     while True:

@@ -85,7 +85,7 @@ def table_row(v: VariantResult, batch_sizes: list[int]) -> str:
            for row in v.latency}
     rate = {row.batch_size: f"{row.samples_per_s:,.0f}" for row in v.throughput}
     texts = [v.name, v.status, v.model, v.backend, ", ".join(step.get("method", "?") for step in v.compress) or "none"]
-    numbers = [_fmt(v.accuracy, ".4f"), _fmt(v.agreement, ".4f")]
+    numbers = [_fmt(v.accuracy, ".4f") or (v.accuracy_reason or ""), _fmt(v.agreement, ".4f")]
     numbers += [p50.get(b, "") for b in batch_sizes] + [rate.get(b, "") for b in batch_sizes]
     numbers += [_fmt(v.size_bytes and v.size_bytes / 1024, ",.1f"), _fmt(v.params, ","),
                 _fmt(v.peak_rss_bytes and v.peak_rss_bytes / 2**20, ",.0f")]

@@ -20,7 +20,7 @@ def summary_table(run: RunResult) -> Table:
         p50 = {row.batch_size: f"{row.p50_ms:.4g}" for row in v.latency}
         rate = {row.batch_size: f"{row.samples_per_s:,.0f}" for row in v.throughput}
         cells = [v.name, v.status if v.status == "ok" else f"{v.status}: {v.error}", v.backend,
-                 "" if v.accuracy is None else f"{v.accuracy:.4f}",
+                 f"{v.accuracy:.4f}" if v.accuracy is not None else (v.accuracy_reason or ""),
                  "" if v.agreement is None else f"{v.agreement:.4f}"]
         for b in batch_sizes:
             cells += [p50.get(b, ""), rate.get(b, "")]
