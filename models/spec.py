@@ -15,6 +15,8 @@ class ModelSpec:
     # build(params, dataset) -> torch.nn.Module; torch is imported inside, so that
     # validating a scenario never imports it.
     build: Callable[[Any, Any], Any]
-    dataset: str  # the registered dataset it trains on when a scenario names none
+    dataset: str | None  # the dataset it trains on when a scenario names none; None: must be named
     # The default training recipe; None for a model benchmarked with random (seeded) weights.
     train: dict[str, Any] | None = field(default_factory=dict)
+    # True when build() returns the model with its weights (a file or factory of the user's).
+    provides_weights: bool = False

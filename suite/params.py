@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationInfo, model_validator
 
 from suite.registry import did_you_mean
 
@@ -31,3 +32,15 @@ class Params(BaseModel):
                     hint = did_you_mean(str(key), list(cls.model_fields))
                     raise NestedError((), f"unknown key {str(key)!r}{hint}")
         return data
+
+
+def existing_path(value: Any, info: ValidationInfo | None, kind: str = "file") -> Path:
+    """A path resolved against the scenario file's folder, which must name an existing file or folder."""
+    path = Path(((info and info.context) or {}).get("base_dir", ".")) / str(value)
+    if not (path.is_file() if kind == "file" else path.is_dir()):
+        raise ValueError(f"{kind} not found: {path}" if not path.exists() else f"not a {kind}: {path}")
+    return path
+
+
+ExistingFile = Annotated[Path, BeforeValidator(existing_path), PlainSerializer(str)]
+ExistingDir = Annotated[Path, BeforeValidator(lambda v, info: existing_path(v, info, "folder")), PlainSerializer(str)]

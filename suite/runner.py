@@ -169,6 +169,8 @@ class Workbench:
         spec = MODELS.get(model_ref.name)
         torch.manual_seed(self.scenario.seed)
         model = spec.build(model_ref.params, data)
+        if model_ref.checkpoint is None and spec.provides_weights:
+            return model, {"source": "provided", "by": model_ref.dump()}
         if model_ref.checkpoint is None and (spec.train is None or not data.labelled):
             return model, self._untrained(model_ref.name, spec, data)
         config = train_config(spec.train, self.scenario, self.options.quick)
@@ -279,6 +281,8 @@ def describe_weights(name: str, weights: dict) -> str:
         return f"{name}: loaded checkpoint {weights['path']}"
     if weights["source"] == "untrained":
         return f"{name}: untrained, random weights"
+    if weights["source"] == "provided":
+        return f"{name}: weights as loaded from the model's own file or factory"
     record = weights["training"]
     summary = (f"{record['epochs_run']} epochs (best {record['best_epoch']}, "
                f"val accuracy {record['val_accuracy']:.4f})")

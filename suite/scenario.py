@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from suite.errors import ScenarioError
-from suite.params import NestedError, Params
+from suite.params import NestedError, Params, existing_path
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, Registry, UnknownName, did_you_mean
 
 
@@ -83,7 +83,8 @@ def _parse_ref(value: Any, registry: Registry, key: str) -> tuple[str, dict, tup
     return name, fields, (key,)
 
 
-def _validate_ref(value: Any, registry: Registry, key: str, reserved: tuple = ()) -> tuple[str, Params, dict]:
+def _validate_ref(value: Any, registry: Registry, key: str, info: ValidationInfo,
+                  reserved: tuple = ()) -> tuple[str, Params, dict]:
     """Validate a reference against its plugin's Params; `reserved` keys are returned, not validated."""
     name, fields, name_loc = _parse_ref(value, registry, key)
     try:
@@ -92,17 +93,18 @@ def _validate_ref(value: Any, registry: Registry, key: str, reserved: tuple = ()
         raise NestedError(name_loc, str(exc)) from None
     params_cls = registry.get(name).Params
     try:
-        params = params_cls.model_validate({k: v for k, v in fields.items() if k not in reserved})
+        params = params_cls.model_validate({k: v for k, v in fields.items() if k not in reserved},
+                                           context=info.context)
     except ValidationError as exc:
         raise NestedError(*first_error(exc)) from None
     return name, params, {k: v for k, v in fields.items() if k in reserved}
 
 
 def _ref_type(registry: Registry, key: str = "name") -> Any:
-    def validate(value: Any) -> PluginRef:
+    def validate(value: Any, info: ValidationInfo) -> PluginRef:
         if isinstance(value, PluginRef):
             return value
-        name, params, _ = _validate_ref(value, registry, key)
+        name, params, _ = _validate_ref(value, registry, key, info)
         return PluginRef(name, params)
 
     return Annotated[PluginRef, PlainValidator(validate), PlainSerializer(lambda ref: ref.dump(key))]
@@ -111,14 +113,13 @@ def _ref_type(registry: Registry, key: str = "name") -> Any:
 def _validate_model_ref(value: Any, info: ValidationInfo) -> PluginRef:
     if isinstance(value, PluginRef):
         return value
-    name, params, reserved = _validate_ref(value, MODELS, "name", reserved=("checkpoint",))
-    checkpoint = reserved.get("checkpoint")
-    if checkpoint is None:
+    name, params, reserved = _validate_ref(value, MODELS, "name", info, reserved=("checkpoint",))
+    if reserved.get("checkpoint") is None:
         return PluginRef(name, params)
-    path = Path((info.context or {}).get("base_dir", ".")) / str(checkpoint)
-    if not path.is_file():
-        raise NestedError(("checkpoint",), f"file not found: {path}")
-    return PluginRef(name, params, checkpoint=path)
+    try:
+        return PluginRef(name, params, checkpoint=existing_path(reserved["checkpoint"], info))
+    except ValueError as exc:
+        raise NestedError(("checkpoint",), str(exc)) from None
 
 
 ModelRef = Annotated[PluginRef, PlainValidator(_validate_model_ref), PlainSerializer(PluginRef.dump)]
@@ -206,6 +207,10 @@ class Scenario(Params):
                 raise NestedError(("variants", i, "name"), f"duplicate variant name {variant.name!r}")
             if variant.model is None and self.model is None:
                 raise NestedError(("variants", i, "model"), "no model: set one here or at the top level")
+            model = self.model_of(variant)
+            if MODELS.get(model.name).dataset is None and not (variant.dataset or self.dataset):
+                raise NestedError(("variants", i, "dataset"),
+                                  f"model {model.name!r} has no default dataset: name one here or at the top level")
         if self.baseline is not None and self.baseline not in names:
             raise NestedError(("baseline",), f"unknown variant {self.baseline!r}{did_you_mean(self.baseline, names)}")
         return self

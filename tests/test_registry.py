@@ -51,7 +51,7 @@ def test_did_you_mean_lists_known_names_when_nothing_is_close():
 def test_every_registered_entry_imports_and_has_params(registry):
     for name in registry.names():
         entry = registry.get(name)
-        assert entry.Params().model_config["extra"] == "forbid"
+        assert entry.Params.model_config["extra"] == "forbid"
         assert entry.description
 
 

@@ -5,3 +5,5 @@ from suite.registry import DATASETS
 DATASETS.register("digits", "suite.datasets.digits:SPEC")
 DATASETS.register("digits_rows", "suite.datasets.digits:ROWS")
 DATASETS.register("random", "suite.datasets.random:SPEC")
+DATASETS.register("npz", "suite.datasets.npz:SPEC")
+DATASETS.register("image_folder", "suite.datasets.image_folder:SPEC")

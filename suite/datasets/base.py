@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from pydantic import Field
+
 from suite.params import Params
 
 
@@ -40,6 +42,30 @@ class Dataset:
             "labelled": self.labelled,
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
         }
+
+
+class SplitParams(Params):
+    """How labelled arrays are cut into train, validation and test splits (stratified, seeded)."""
+
+    val_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    # Kept apart from the scenario's seed, so changing the training seed keeps the test set.
+    split_seed: int = 0
+
+
+def split_arrays(x: Any, y: Any, params: SplitParams) -> tuple[Split, Split, Split]:
+    """Stratified train / validation / test splits of numpy arrays, as tensors."""
+    import torch
+    from sklearn.model_selection import train_test_split
+
+    seed = params.split_seed
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=params.test_fraction, stratify=y, random_state=seed)
+    val_share = params.val_fraction / (1.0 - params.test_fraction)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=val_share, stratify=y_rest, random_state=seed)
+    return tuple(Split(torch.from_numpy(xs), torch.from_numpy(ys).long())  # type: ignore[return-value]
+                 for xs, ys in ((x_train, y_train), (x_val, y_val), (x_test, y_test)))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""Bringing your own model: a TorchScript file, a torch.export program (.pt2), or a Python factory.
+
+These models come with their own weights: suite does not train them. Name a dataset for them in
+the scenario (your own data, or `random` inputs of the right shape for latency alone).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pydantic import field_validator
+
+from models.spec import ModelSpec
+from suite.errors import SuiteError
+from suite.params import ExistingFile, Params
+
+
+class FileParams(Params):
+    path: ExistingFile
+
+
+class FactoryParams(Params):
+    factory: str  # "package.module:function", importable from the current environment
+    kwargs: dict[str, Any] = {}
+
+    @field_validator("factory")
+    @classmethod
+    def _module_colon_attr(cls, value: str) -> str:
+        if value.count(":") != 1 or not all(value.split(":")):
+            raise ValueError(f"expected 'package.module:function', got {value!r}")
+        return value
+
+
+def load_torchscript(params: FileParams, data):
+    import torch
+
+    try:
+        return torch.jit.load(str(params.path), map_location="cpu")
+    except (RuntimeError, ValueError) as exc:
+        raise SuiteError(f"{params.path}: not a TorchScript file ({_first_line(exc)})") from None
+
+
+def load_exported(params: FileParams, data):
+    import torch
+
+    try:
+        return torch.export.load(str(params.path)).module()
+    except Exception as exc:  # torch.export.load raises many types for a foreign file
+        raise SuiteError(f"{params.path}: not a torch.export program ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def call_factory(params: FactoryParams, data):
+    module_name, attr = params.factory.split(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SuiteError(f"factory {params.factory!r}: cannot import it ({exc})") from None
+    model = factory(**params.kwargs)
+    if not hasattr(model, "state_dict") or not callable(model):
+        raise SuiteError(f"factory {params.factory!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+TORCHSCRIPT = ModelSpec(description="your TorchScript file (torch.jit.save), weights included",
+                        Params=FileParams, build=load_torchscript, dataset=None, train=None,
+                        provides_weights=True)
+EXPORTED = ModelSpec(description="your torch.export program (.pt2, torch.export.save), weights included",
+                     Params=FileParams, build=load_exported, dataset=None, train=None, provides_weights=True)
+FACTORY = ModelSpec(description="your Python factory 'module:function' returning an nn.Module, with its kwargs",
+                    Params=FactoryParams, build=call_factory, dataset=None, train=None, provides_weights=True)
