@@ -28,7 +28,8 @@ from suite.training import TrainConfig, train
 from suite.weights import CheckpointCache, default_cache_dir, obtain
 
 # --quick: enough to prove the pipeline works end to end, not to benchmark anything.
-QUICK_MAX_EPOCHS = 5
+QUICK_MAX_EPOCHS = 2
+QUICK_MAX_BATCHES = 10  # per epoch
 QUICK_PLAN = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0, "max_time_s": 0.3}
 
 
@@ -257,7 +258,7 @@ def default_dataset(model_name: str) -> PluginRef:
 def train_config(recipe: dict, scenario: Scenario, quick: bool) -> TrainConfig:
     config = TrainConfig(**{**recipe, **scenario.train.model_dump(exclude_none=True)})
     if quick:
-        config = replace(config, epochs=min(config.epochs, QUICK_MAX_EPOCHS))
+        config = replace(config, epochs=min(config.epochs, QUICK_MAX_EPOCHS), max_batches=QUICK_MAX_BATCHES)
     return config
 
 

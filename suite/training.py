@@ -18,6 +18,7 @@ class TrainConfig:
     lr: float
     weight_decay: float = 0.0
     patience: int = 10  # epochs without a better validation loss before stopping
+    max_batches: int | None = None  # per epoch; set by --quick only
 
 
 # on_epoch(epoch, epochs, train_loss, val_accuracy)
@@ -34,7 +35,7 @@ def train(model: Any, data: Dataset, config: TrainConfig, seed: int, on_epoch: E
     best = {"loss": math.inf, "epoch": -1, "state": None, "accuracy": 0.0}
     start, epoch = time.perf_counter(), -1
     for epoch in range(config.epochs):
-        train_loss = _train_epoch(model, data.train, config.batch_size, optimizer, generator)
+        train_loss = _train_epoch(model, data.train, config, optimizer, generator)
         schedule.step()
         val_loss, val_accuracy = evaluate(model, data.val)
         if val_loss < best["loss"]:
@@ -50,21 +51,23 @@ def train(model: Any, data: Dataset, config: TrainConfig, seed: int, on_epoch: E
             "stopped_early": epoch + 1 < config.epochs}
 
 
-def _train_epoch(model: Any, split: Split, batch_size: int, optimizer: Any, generator: Any) -> float:
+def _train_epoch(model: Any, split: Split, config: TrainConfig, optimizer: Any, generator: Any) -> float:
     import torch
     import torch.nn.functional as F
 
     model.train()
     order = torch.randperm(len(split), generator=generator)
-    total = 0.0
-    for start in range(0, len(split), batch_size):
-        index = order[start:start + batch_size]
+    starts = range(0, len(split), config.batch_size)[:config.max_batches]
+    total, seen = 0.0, 0
+    for start in starts:
+        index = order[start:start + config.batch_size]
         optimizer.zero_grad()
         loss = F.cross_entropy(model(split.x[index]), split.y[index])
         loss.backward()
         optimizer.step()
         total += loss.item() * len(index)
-    return total / len(split)
+        seen += len(index)
+    return total / seen
 
 
 def evaluate(model: Any, split: Split, batch_size: int = 512) -> tuple[float, float]:

