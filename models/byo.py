@@ -1,4 +1,5 @@
-"""Bringing your own model: a TorchScript file, a torch.export program (.pt2), or a Python factory.
+"""Bringing your own model: a TorchScript file, a torch.export program (.pt2), a Python factory, or a
+local Hugging Face model folder (a sequence classifier, loaded offline).
 
 These models come with their own weights: suite does not train them. Name a dataset for them in
 the scenario (your own data, or `random` inputs of the right shape for latency alone).
@@ -13,11 +14,15 @@ from pydantic import field_validator
 
 from models.spec import ModelSpec
 from suite.errors import SuiteError
-from suite.params import ExistingFile, Params
+from suite.params import ExistingDir, ExistingFile, Params
 
 
 class FileParams(Params):
     path: ExistingFile
+
+
+class FolderParams(Params):
+    path: ExistingDir
 
 
 class FactoryParams(Params):
@@ -62,6 +67,21 @@ def call_factory(params: FactoryParams, data):
     return model
 
 
+def load_hf_folder(params: FolderParams, data):
+    """A folder written by save_pretrained: read with AutoModelForSequenceClassification, offline."""
+    try:
+        from transformers import AutoModelForSequenceClassification
+    except ImportError:
+        raise SuiteError("a Hugging Face folder needs transformers: pip install transformers") from None
+    from models.nets.bert import TextClassifier
+
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(params.path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise SuiteError(f"{params.path}: not a Hugging Face model folder ({_first_line(exc)})") from None
+    return TextClassifier(model, pad_id=model.config.pad_token_id or 0)
+
+
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
 
@@ -71,5 +91,7 @@ TORCHSCRIPT = ModelSpec(description="your TorchScript file (torch.jit.save), wei
                         provides_weights=True)
 EXPORTED = ModelSpec(description="your torch.export program (.pt2, torch.export.save), weights included",
                      Params=FileParams, build=load_exported, dataset=None, train=None, provides_weights=True)
+HF_FOLDER = ModelSpec(description="your local Hugging Face sequence-classification folder (save_pretrained)",
+                      Params=FolderParams, build=load_hf_folder, dataset=None, train=None, provides_weights=True)
 FACTORY = ModelSpec(description="your Python factory 'module:function' returning an nn.Module, with its kwargs",
                     Params=FactoryParams, build=call_factory, dataset=None, train=None, provides_weights=True)

