@@ -25,7 +25,7 @@ from suite.registry import BACKENDS, DATASETS, MODELS, did_you_mean
 from suite.results import LatencyResult, RunResult, ThroughputResult, VariantResult, save_csv, save_json
 from suite.scenario import Measure, PluginRef, Scenario, Variant
 from suite.training import TrainConfig, train
-from suite.weights import CheckpointCache, default_cache_dir, obtain
+from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain
 
 # --quick: enough to prove the pipeline works end to end, not to benchmark anything.
 QUICK_MAX_EPOCHS = 2
@@ -176,7 +176,8 @@ class Workbench:
             return model, self._untrained(model_ref.name, spec, data)
         config = train_config(spec.train, self.scenario, self.options.quick)
         key_parts = {"model": model_ref.dump(), "dataset": data.describe(), "train": config.__dict__,
-                     "seed": self.scenario.seed, "torch": torch.__version__.split("+")[0]}
+                     "seed": self.scenario.seed, "torch": torch.__version__.split("+")[0],
+                     "code": code_fingerprint(model)}
         weights = obtain(model, model_ref.name, model_ref.checkpoint, key_parts, self.cache,
                          lambda: self._train(model, model_ref.name, data, config))
         self.bars.log(describe_weights(model_ref.name, weights))

@@ -7,16 +7,17 @@ everything that determines them, so a second run loads instead of retraining.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
+import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 from suite.errors import SuiteError
 from suite.results import atomic_write_text
 
-# Bump when the training code changes what a given configuration produces.
-TRAINING_VERSION = 1
 
 
 def default_cache_dir() -> Path:
@@ -25,8 +26,32 @@ def default_cache_dir() -> Path:
 
 
 def cache_key(parts: dict[str, Any]) -> str:
-    text = json.dumps({**parts, "training_version": TRAINING_VERSION}, sort_keys=True)
+    text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def code_fingerprint(model: Any) -> dict[str, str]:
+    """What the weights' meaning depends on beyond parameters: the source of every class in the model
+    that is not from an installed package, the versions of the packages the others come from, and
+    the training loop's source. A change to any of them trains anew rather than loading stale weights."""
+    import suite.training
+
+    fingerprint = {"suite.training": _source_hash(suite.training)}
+    for module in model.modules():
+        origin = sys.modules.get(type(module).__module__)
+        package = type(module).__module__.split(".")[0]
+        try:
+            fingerprint[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            fingerprint[type(module).__module__] = _source_hash(origin)
+    return fingerprint
+
+
+def _source_hash(module: Any) -> str:
+    try:
+        return hashlib.sha256(Path(inspect.getfile(module)).read_bytes()).hexdigest()[:16]
+    except (TypeError, OSError):
+        return "unknown"
 
 
 def load_checkpoint(model: Any, path: Path) -> None:

@@ -69,3 +69,20 @@ def test_unreadable_checkpoint(write_scenario, tmp_path, run_quick):
     status, _, _, results = run_quick(write_scenario(SCENARIO.format(checkpoint=", checkpoint: junk.pt")))
     assert status == 2
     assert results["variants"][0]["error"].startswith(f"{tmp_path / 'junk.pt'}: cannot read checkpoint")
+
+
+def test_code_fingerprint_tracks_project_sources_and_package_versions(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from suite.weights import code_fingerprint
+
+    (tmp_path / "my_net_v.py").write_text("import torch\nclass Net(torch.nn.Linear):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_net_v
+
+    model = torch.nn.Sequential(my_net_v.Net(2, 2), torch.nn.ReLU())
+    before = code_fingerprint(model)
+    assert before["torch"] == metadata.version("torch")
+    assert set(before) == {"suite.training", "torch", "my_net_v"}
+    (tmp_path / "my_net_v.py").write_text("import torch\nclass Net(torch.nn.Linear):\n    pass  # changed\n")
+    assert code_fingerprint(model)["my_net_v"] != before["my_net_v"]

@@ -1,5 +1,6 @@
-"""An LSTM sequence classifier: reads (batch, steps, features), or token ids (batch, steps) through an
-embedding, and classifies from the last step."""
+"""An LSTM sequence classifier. It reads (batch, steps, features) and classifies from the last step,
+or token ids (batch, steps) through an embedding and classifies from the mean over the non-padding
+steps: with padding at the end, the last step would be a pad the backward direction knows nothing of."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ class LSTMClassifier(nn.Module):
         self.fc = nn.Linear(hidden * (2 if bidirectional else 1), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.embedding is not None:
-            x = self.embedding(x)
-        outputs, _ = self.lstm(x.flatten(2) if x.dim() > 3 else x)
-        return self.fc(outputs[:, -1])
+        if self.embedding is None:
+            outputs, _ = self.lstm(x.flatten(2) if x.dim() > 3 else x)
+            return self.fc(outputs[:, -1])
+        mask = (x != 0).unsqueeze(-1).to(torch.float32)
+        outputs, _ = self.lstm(self.embedding(x))
+        return self.fc((outputs * mask).sum(1) / mask.sum(1).clamp(min=1.0))
