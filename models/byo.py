@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import field_validator
 
 from models.spec import ModelSpec
-from suite.errors import SuiteError
+from suite.errors import SuiteError, first_line
 from suite.params import ExistingDir, ExistingFile, Params
 
 
@@ -43,7 +43,7 @@ def load_torchscript(params: FileParams, data):
     try:
         return torch.jit.load(str(params.path), map_location="cpu")
     except (RuntimeError, ValueError) as exc:
-        raise SuiteError(f"{params.path}: not a TorchScript file ({_first_line(exc)})") from None
+        raise SuiteError(f"{params.path}: not a TorchScript file ({first_line(exc)})") from None
 
 
 def load_exported(params: FileParams, data):
@@ -52,7 +52,7 @@ def load_exported(params: FileParams, data):
     try:
         return torch.export.load(str(params.path)).module()
     except Exception as exc:  # torch.export.load raises many types for a foreign file
-        raise SuiteError(f"{params.path}: not a torch.export program ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise SuiteError(f"{params.path}: not a torch.export program ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def call_factory(params: FactoryParams, data):
@@ -78,12 +78,9 @@ def load_hf_folder(params: FolderParams, data):
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(params.path), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise SuiteError(f"{params.path}: not a Hugging Face model folder ({_first_line(exc)})") from None
+        raise SuiteError(f"{params.path}: not a Hugging Face model folder ({first_line(exc)})") from None
     return TextClassifier(model, pad_id=model.config.pad_token_id or 0)
 
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]
 
 
 TORCHSCRIPT = ModelSpec(description="your TorchScript file (torch.jit.save), weights included",

@@ -12,3 +12,8 @@ class ScenarioError(SuiteError):
         self.file, self.path, self.message = file, path, message
         located = f"{file}: {path}: {message}" if path else f"{file}: {message}"
         super().__init__(located)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message: enough for a one-line error."""
+    return (str(exc).strip().splitlines() or [""])[0][:limit]

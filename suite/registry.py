@@ -42,10 +42,6 @@ class Registry:
             raise ValueError(f"{self.kind} {name!r}: target must be 'module:attr', got {target!r}")
         self._targets[name] = target
 
-    def unregister(self, name: str) -> None:
-        self._targets.pop(name, None)
-        self._loaded.pop(name, None)
-
     def names(self) -> list[str]:
         self._import_home()
         return sorted(self._targets)

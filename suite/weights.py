@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, first_line
 from suite.results import atomic_write_text
 
 
@@ -61,7 +61,7 @@ def load_checkpoint(model: Any, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for unreadable files
-        raise SuiteError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise SuiteError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {first_line(exc)})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -117,9 +117,6 @@ def obtain(model: Any, name: str, checkpoint: Path | None, key_parts: dict, cach
     path = cache.save(model, name, key, record)
     return {"source": "trained", "path": str(path), "training": record}
 
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]
 
 
 def _first_problem(exc: RuntimeError) -> str:
