@@ -82,7 +82,6 @@ def load_hf_folder(params: FolderParams, data):
     return TextClassifier(model, pad_id=model.config.pad_token_id or 0)
 
 
-
 TORCHSCRIPT = ModelSpec(description="your TorchScript file (torch.jit.save), weights included",
                         Params=FileParams, build=load_torchscript, dataset=None, train=None,
                         provides_weights=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import PositiveInt
 
 from suite.datasets.base import Dataset, DatasetSpec, SplitParams, split_arrays
-from suite.datasets.topics import tokenizer
+from suite.datasets.topics import encode
 from suite.errors import SuiteError
 from suite.params import ExistingFile
 
@@ -35,10 +35,9 @@ def load(params: TextCsvParams) -> Dataset:
     table = table.dropna(subset=[params.text_column, params.label_column])
     classes = sorted(table[params.label_column].astype(str).unique())
     labels = table[params.label_column].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
-    ids = tokenizer()(table[params.text_column].astype(str).tolist(), padding="max_length", truncation=True,
-                      max_length=params.seq_len, return_tensors="np")["input_ids"]
-    train, val, test = split_arrays(ids.astype("int64"), labels.astype("int64"), params)
-    return Dataset(name="text_csv", train=train, val=val, test=test, num_classes=len(classes), vocab_size=30522,
+    ids, vocab_size = encode(table[params.text_column].astype(str).tolist(), params.seq_len)
+    train, val, test = split_arrays(ids, labels.astype("int64"), params)
+    return Dataset(name="text_csv", train=train, val=val, test=test, num_classes=len(classes), vocab_size=vocab_size,
                    source=f"user data: {params.path} ({len(table)} texts, classes {', '.join(classes)}), MiniLM tokens")
 
 

