@@ -1,7 +1,8 @@
 """Results: immutable dataclasses, versioned JSON (written atomically) and CSV.
 
 Schema history (bump SCHEMA_VERSION on any change that removes or renames a field):
-  1: first version: the contract of the foundation issue.
+  1: first version: the contract of the foundation issue. Fields added since, with defaults so
+     that older files still load: latency/throughput `seq_len`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,33 @@ class LatencyResult(LatencyStats):
     loops: int = 1  # calls per sample; > 1 only for calls too short to time one by one
     warmup_calls: int = 0
     stopped_by: str = "enough"
+    seq_len: int | None = None  # token inputs padded or cut to this length; None: as the dataset gives them
+
+    @property
+    def shape(self) -> str:
+        return shape_label(self.batch_size, self.seq_len)
 
 
 @dataclass(frozen=True)
 class ThroughputResult:
     batch_size: int
     samples_per_s: float
+    seq_len: int | None = None
+
+    @property
+    def shape(self) -> str:
+        return shape_label(self.batch_size, self.seq_len)
+
+
+def shape_label(batch_size: int, seq_len: int | None) -> str:
+    """'b=8', or 'b=8 s=128' when the row is for one sequence length."""
+    return f"b={batch_size}" + ("" if seq_len is None else f" s={seq_len}")
+
+
+def measured_shapes(variants: tuple[VariantResult, ...]) -> list[str]:
+    """The labels of every input shape any variant was timed at, by sequence length then batch size."""
+    rows = {(row.seq_len or 0, row.batch_size): row.shape for v in variants for row in v.latency}
+    return [rows[key] for key in sorted(rows)]
 
 
 @dataclass(frozen=True)
@@ -132,7 +154,7 @@ def _variant_from_dict(data: dict) -> VariantResult:
     return VariantResult(**{**data, **tuples, "latency": latency, "throughput": throughput})
 
 
-CSV_COLUMNS = ("variant", "model", "backend", "status", "batch_size", "p50_ms", "p90_ms", "p95_ms",
+CSV_COLUMNS = ("variant", "model", "backend", "status", "batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms",
                "p99_ms", "mean_ms", "std_ms", "cv", "ci95_p50_lo_ms", "ci95_p50_hi_ms", "n",
                "samples_per_s", "accuracy", "agreement", "size_bytes", "params", "peak_rss_bytes")
 
@@ -144,13 +166,13 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
         common = {"variant": v.name, "model": v.model, "backend": v.backend, "status": v.status,
                   "accuracy": v.accuracy, "agreement": v.agreement, "size_bytes": v.size_bytes,
                   "params": v.params, "peak_rss_bytes": v.peak_rss_bytes}
-        throughput = {t.batch_size: t.samples_per_s for t in v.throughput}
+        throughput = {t.shape: t.samples_per_s for t in v.throughput}
         for lat in v.latency or (None,):
             figures = {} if lat is None else {
-                **{k: getattr(lat, k) for k in ("batch_size", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+                **{k: getattr(lat, k) for k in ("batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
                                                 "mean_ms", "std_ms", "cv", "n")},
                 "ci95_p50_lo_ms": lat.ci95_p50_ms[0], "ci95_p50_hi_ms": lat.ci95_p50_ms[1],
-                "samples_per_s": throughput.get(lat.batch_size)}
+                "samples_per_s": throughput.get(lat.shape)}
             rows.append({**common, **figures})
     return rows
 

@@ -22,7 +22,7 @@ from suite.errors import SuiteError
 from suite.measure import footprint, quality, stats, timing
 from suite.progress import Bars
 from suite.registry import BACKENDS, DATASETS, MODELS, did_you_mean
-from suite.results import LatencyResult, RunResult, ThroughputResult, VariantResult, save_csv, save_json
+from suite.results import LatencyResult, RunResult, ThroughputResult, VariantResult, save_csv, save_json, shape_label
 from suite.scenario import Measure, PluginRef, Scenario, Variant
 from suite.training import TrainConfig, train
 from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain
@@ -206,28 +206,39 @@ class Workbench:
     def latency(self, variant: Variant, run_model: Any, backend: Any, data: Any, measure: Measure) -> tuple[tuple, tuple, list[str]]:
         latencies, throughputs, notes = [], [], []
         plan = timing_plan(measure, self.options.quick)
-        for batch_size in measure.batch_sizes:
-            inputs = backend.place(batch_of(data.test.x, batch_size))
-            with self.bars.task(f"measuring {variant.name} b={batch_size}", total=plan.min_samples) as task:
+        for batch_size, seq_len in input_shapes(measure, data, self.scenario.source):
+            inputs = backend.place(batch_of(data.test.x, batch_size, seq_len))
+            label = shape_label(batch_size, seq_len)
+            with self.bars.task(f"measuring {variant.name} {label}", total=plan.min_samples) as task:
                 measured = timing.measure(lambda: run_model(inputs), backend.synchronize, plan,
                                           on_sample=lambda n: task.update(n))
-            row, row_notes = latency_result(batch_size, measured)
+            row, row_notes = latency_result(batch_size, seq_len, measured)
             latencies.append(row)
-            throughputs.append(ThroughputResult(batch_size, batch_size / (row.p50_ms / 1e3)))
+            throughputs.append(ThroughputResult(batch_size, batch_size / (row.p50_ms / 1e3), seq_len))
             notes += row_notes
         return tuple(latencies), tuple(throughputs), notes
 
 
-def latency_result(batch_size: int, measured: timing.Timing) -> tuple[LatencyResult, list[str]]:
+def input_shapes(measure: Measure, data: Any, source: str) -> list[tuple[int, int | None]]:
+    """(batch size, sequence length) pairs to time; the length is None unless `seq_lens` is set."""
+    if measure.seq_lens is None:
+        return [(b, None) for b in measure.batch_sizes]
+    if data.vocab_size is None:
+        raise SuiteError(f"{source}: measure.seq_lens: dataset {data.name!r} is not token sequences")
+    return [(b, s) for s in measure.seq_lens for b in measure.batch_sizes]
+
+
+def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing) -> tuple[LatencyResult, list[str]]:
     samples_ms = tuple(s * 1e3 for s in measured.samples_s)
     summary = stats.summarize(samples_ms)
-    notes = [f"batch {batch_size}: {w}" for w in stats.sample_warnings(summary)]
+    label = shape_label(batch_size, seq_len)
+    notes = [f"{label}: {w}" for w in stats.sample_warnings(summary)]
     if measured.stopped_by == "max_time_s":
-        notes.append(f"batch {batch_size}: max_time_s reached after only {summary.n} samples (fewer than min_samples)")
+        notes.append(f"{label}: max_time_s reached after only {summary.n} samples (fewer than min_samples)")
     if measured.loops > 1:
-        notes.append(f"batch {batch_size}: calls shorter than the timer allows; each sample is the mean of "
+        notes.append(f"{label}: calls shorter than the timer allows; each sample is the mean of "
                      f"{measured.loops} calls, so percentiles are of those means")
-    row = LatencyResult(batch_size=batch_size, samples_ms=samples_ms, loops=measured.loops,
+    row = LatencyResult(batch_size=batch_size, seq_len=seq_len, samples_ms=samples_ms, loops=measured.loops,
                         warmup_calls=measured.warmup_calls, stopped_by=measured.stopped_by,
                         **summary.__dict__)
     return row, notes
@@ -270,12 +281,17 @@ def timing_plan(m: Measure, quick: bool) -> timing.TimingPlan:
     return replace(plan, **QUICK_PLAN) if quick else plan
 
 
-def batch_of(inputs: Any, batch_size: int) -> Any:
-    """The first `batch_size` inputs, repeated when the split is smaller than the batch."""
+def batch_of(inputs: Any, batch_size: int, seq_len: int | None = None) -> Any:
+    """The first `batch_size` inputs, repeated when the split is smaller than the batch;
+    token sequences cut or padded (id 0, masked as padding) to `seq_len` when given."""
     import torch
 
     repeats = -(-batch_size // len(inputs))
-    return torch.cat([inputs] * repeats)[:batch_size] if repeats > 1 else inputs[:batch_size]
+    batch = torch.cat([inputs] * repeats)[:batch_size] if repeats > 1 else inputs[:batch_size]
+    if seq_len is None:
+        return batch
+    batch = batch[:, :seq_len]
+    return torch.nn.functional.pad(batch, (0, seq_len - batch.shape[1]), value=0)
 
 
 def describe_weights(name: str, weights: dict) -> str:

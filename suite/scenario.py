@@ -140,6 +140,9 @@ class Train(Params):
 
 class Measure(Params):
     batch_sizes: tuple[PositiveInt, ...] = Field((1,), min_length=1)
+    # Token inputs only: measure latency with the test inputs padded or cut to each length
+    # (every batch size at every length). None: at the dataset's own length.
+    seq_lens: tuple[PositiveInt, ...] | None = Field(None, min_length=1)
     warmup_s: NonNegativeFloat = 0.5
     warmup_calls: PositiveInt = 3  # at least this many warm-up calls, however long warmup_s is
     min_samples: PositiveInt = 100

@@ -24,10 +24,12 @@ def test_scenario_runs_quick_and_results_hold(path, run_quick):
     assert ENVIRONMENT_KEYS <= set(results["environment"])
     assert [v["name"] for v in results["variants"]] == [v.name for v in scenario.variants]
     for variant, declared in zip(results["variants"], scenario.variants):
-        check_variant(variant, scenario.measure_of(declared).batch_sizes)
+        measure = scenario.measure_of(declared)
+        shapes = [(b, s) for s in measure.seq_lens or (None,) for b in measure.batch_sizes]
+        check_variant(variant, shapes)
 
 
-def check_variant(v: dict, batch_sizes: tuple[int, ...]) -> None:
+def check_variant(v: dict, shapes: list[tuple[int, int | None]]) -> None:
     assert v["status"] == "ok" and v["error"] is None, v["error"]
     if v["weights"]["source"] == "untrained":
         assert v["accuracy"] is None and v["accuracy_reason"] == "untrained"
@@ -37,10 +39,10 @@ def check_variant(v: dict, batch_sizes: tuple[int, ...]) -> None:
     assert v["size_bytes"] > 0 and v["params"] > 0 and v["peak_rss_bytes"] > 2**20
     assert v["energy"] is None
     assert isinstance(v["warnings"], list)
-    assert [row["batch_size"] for row in v["latency"]] == list(batch_sizes)
+    assert [(row["batch_size"], row["seq_len"]) for row in v["latency"]] == shapes
     for row, rate in zip(v["latency"], v["throughput"]):
         check_latency(row)
-        assert rate["batch_size"] == row["batch_size"]
+        assert (rate["batch_size"], rate["seq_len"]) == (row["batch_size"], row["seq_len"])
         assert rate["samples_per_s"] == pytest.approx(row["batch_size"] / (row["p50_ms"] / 1e3))
 
 

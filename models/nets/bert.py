@@ -34,5 +34,5 @@ def from_config(vocab_size: int, num_classes: int, layers: int, hidden: int, hea
 
     config = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
                         num_attention_heads=heads, intermediate_size=4 * hidden,
-                        max_position_embeddings=max(seq_len, 64), num_labels=num_classes)
+                        max_position_embeddings=max(seq_len, 512), num_labels=num_classes)
     return TextClassifier(BertForSequenceClassification(config))

@@ -10,7 +10,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from suite.results import RunResult, VariantResult, atomic_write_text
+from suite.results import RunResult, VariantResult, atomic_write_text, measured_shapes
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -71,22 +71,22 @@ def warnings_html(variants: tuple[VariantResult, ...]) -> str:
 
 
 def variants_table(variants: tuple[VariantResult, ...]) -> str:
-    batch_sizes = sorted({row.batch_size for v in variants for row in v.latency})
+    shapes = measured_shapes(variants)
     head = ["variant", "status", "model", "backend", "compress", "accuracy", "agreement"]
-    head += [f"p50 ms (b={b})" for b in batch_sizes] + [f"samples/s (b={b})" for b in batch_sizes]
+    head += [f"p50 ms ({s})" for s in shapes] + [f"samples/s ({s})" for s in shapes]
     head += ["size (KiB)", "params", "peak RSS (MiB)"]
-    rows = [table_row(v, batch_sizes) for v in variants]
+    rows = [table_row(v, shapes) for v in variants]
     return ("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
 
 
-def table_row(v: VariantResult, batch_sizes: list[int]) -> str:
-    p50 = {row.batch_size: f"{row.p50_ms:.4g} [{row.ci95_p50_ms[0]:.4g}, {row.ci95_p50_ms[1]:.4g}]"
+def table_row(v: VariantResult, shapes: list[str]) -> str:
+    p50 = {row.shape: f"{row.p50_ms:.4g} [{row.ci95_p50_ms[0]:.4g}, {row.ci95_p50_ms[1]:.4g}]"
            for row in v.latency}
-    rate = {row.batch_size: f"{row.samples_per_s:,.0f}" for row in v.throughput}
+    rate = {row.shape: f"{row.samples_per_s:,.0f}" for row in v.throughput}
     texts = [v.name, v.status, v.model, v.backend, ", ".join(step.get("method", "?") for step in v.compress) or "none"]
     numbers = [_fmt(v.accuracy, ".4f") or (v.accuracy_reason or ""), _fmt(v.agreement, ".4f")]
-    numbers += [p50.get(b, "") for b in batch_sizes] + [rate.get(b, "") for b in batch_sizes]
+    numbers += [p50.get(s, "") for s in shapes] + [rate.get(s, "") for s in shapes]
     numbers += [_fmt(v.size_bytes and v.size_bytes / 1024, ",.1f"), _fmt(v.params, ","),
                 _fmt(v.peak_rss_bytes and v.peak_rss_bytes / 2**20, ",.0f")]
     cells = [f'<td class="text">{escape(t)}</td>' for t in texts] + [f"<td>{escape(n)}</td>" for n in numbers]
@@ -94,7 +94,7 @@ def table_row(v: VariantResult, batch_sizes: list[int]) -> str:
 
 
 def accuracy_latency_chart(variants: tuple[VariantResult, ...]) -> str:
-    """Accuracy against median latency at the smallest batch size each variant was measured at."""
+    """Accuracy against median latency at the first input shape each variant was measured at."""
     import plotly.graph_objects as go
 
     points = [(v.name, v.latency[0], v.accuracy) for v in variants if v.latency and v.accuracy is not None]
@@ -106,8 +106,8 @@ def accuracy_latency_chart(variants: tuple[VariantResult, ...]) -> str:
                  "array": [row.ci95_p50_ms[1] - row.p50_ms for _, row, _ in points],
                  "arrayminus": [row.p50_ms - row.ci95_p50_ms[0] for _, row, _ in points]},
         mode="markers+text", text=[name for name, _, _ in points], textposition="top center",
-        customdata=[row.batch_size for _, row, _ in points],
-        hovertemplate="%{text}<br>p50 %{x:.4g} ms (batch %{customdata})<br>accuracy %{y:.4f}<extra></extra>"))
+        customdata=[row.shape for _, row, _ in points],
+        hovertemplate="%{text}<br>p50 %{x:.4g} ms (%{customdata})<br>accuracy %{y:.4f}<extra></extra>"))
     lowest = min(acc for _, _, acc in points)
     figure.update_yaxes(range=[max(0.0, lowest - 0.05), 1.005])
     figure.update_layout(xaxis_title="median latency, ms (95% CI)", yaxis_title="test accuracy",

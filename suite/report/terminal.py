@@ -1,28 +1,34 @@
-"""The summary table printed at the end of a run."""
+"""The summary table printed at the end of a run: one row per variant and input shape, so it
+stays readable however many batch sizes and sequence lengths were timed."""
 
 from __future__ import annotations
 
 from rich.table import Table
 
-from suite.results import RunResult
+from suite.results import RunResult, VariantResult
 
 
 def summary_table(run: RunResult) -> Table:
-    batch_sizes = sorted({row.batch_size for v in run.variants for row in v.latency})
     title = f"{run.scenario.get('name')}" + ("  (quick run: smoke-test figures)" if run.quick else "")
     table = Table(title=title)
-    for column in ["variant", "status", "backend", "accuracy", "agreement"]:
+    for column in ["variant", "status", "backend", "accuracy", "agreement", "shape"]:
         table.add_column(column)
-    for b in batch_sizes:
-        table.add_column(f"p50 ms b={b}", justify="right")
-        table.add_column(f"samples/s b={b}", justify="right")
+    for column in ["p50 ms", "95% CI ms", "samples/s"]:
+        table.add_column(column, justify="right")
     for v in run.variants:
-        p50 = {row.batch_size: f"{row.p50_ms:.4g}" for row in v.latency}
-        rate = {row.batch_size: f"{row.samples_per_s:,.0f}" for row in v.throughput}
-        cells = [v.name, v.status if v.status == "ok" else f"{v.status}: {v.error}", v.backend,
-                 f"{v.accuracy:.4f}" if v.accuracy is not None else (v.accuracy_reason or ""),
-                 "" if v.agreement is None else f"{v.agreement:.4f}"]
-        for b in batch_sizes:
-            cells += [p50.get(b, ""), rate.get(b, "")]
-        table.add_row(*cells)
+        for i, row in enumerate(variant_rows(v)):
+            table.add_row(*(variant_cells(v) if i == 0 else [""] * 5), *row, end_section=i == max(len(v.latency), 1) - 1)
     return table
+
+
+def variant_cells(v: VariantResult) -> list[str]:
+    return [v.name, v.status if v.status == "ok" else f"{v.status}: {v.error}", v.backend,
+            f"{v.accuracy:.4f}" if v.accuracy is not None else (v.accuracy_reason or ""),
+            "" if v.agreement is None else f"{v.agreement:.4f}"]
+
+
+def variant_rows(v: VariantResult) -> list[list[str]]:
+    rate = {t.shape: f"{t.samples_per_s:,.0f}" for t in v.throughput}
+    rows = [[row.shape, f"{row.p50_ms:.4g}", f"{row.ci95_p50_ms[0]:.4g} – {row.ci95_p50_ms[1]:.4g}", rate.get(row.shape, "")]
+            for row in v.latency]
+    return rows or [["", "", "", ""]]
