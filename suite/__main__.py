@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("reports"),
                      help="folder under which run folders are made: OUT/<scenario>/<UTC time>/ (default: reports)")
     run.add_argument("--quick", action="store_true", help="brief training and few samples: a smoke test")
-    run.add_argument("--only", nargs="+", default=[], metavar="VARIANT", help="run only these variants")
+    run.add_argument("--only", nargs="+", action="extend", default=[], metavar="VARIANT", help="run only these variants")
     run.add_argument("--cache-dir", type=Path, default=None,
                      help="where trained checkpoints are cached (default: the user cache folder)")
     run.set_defaults(handler=cmd_run)
@@ -60,6 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite.progress import Bars, console
     from suite.report.terminal import summary_table
     from suite.runner import RunOptions, run
+    from suite.select import describe as describe_selection
 
     loaded = [scenarios.load(path) for path in args.scenarios]  # all checked before any runs
     options = RunOptions(out_dir=args.out, quick=args.quick, only=tuple(args.only), cache_dir=args.cache_dir)
@@ -68,6 +69,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         with Bars() as bars:
             result, run_dir = run(scenario, options, bars)
         out.print(summary_table(result))
+        for line in describe_selection(result.selection) if result.selection else ():
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
         out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True)
         status = max(status, run_status(result))
     return status
@@ -97,12 +100,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from suite.registry import BACKENDS, DATASETS, METHODS, MODELS
 
-    for title, registry in (("models", MODELS), ("compression methods", METHODS), ("datasets", DATASETS)):
+    for title, registry in (("models", MODELS), ("datasets", DATASETS)):
         print(f"{title}:")
         for name in registry.names():
             print(f"  {name:<22} {registry.get(name).description}")
         if not registry.names():
             print("  (none registered yet)")
+    print("compression methods (availability on CPU):")
+    for name in METHODS.names():
+        method = METHODS.get(name)
+        reason = method.unavailable("cpu")
+        print(f"  {name:<22} {'available' if reason is None else f'unavailable: {reason}'}  ({method.description})")
     print("backends:")
     for name in BACKENDS.names():
         backend_cls = BACKENDS.get(name)

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -38,7 +39,7 @@ class Bars:
 
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Task]:
-        task_id = self._progress.add_task(description, total=total, note="")
+        task_id = self._progress.add_task(escape(description), total=total, note="")  # names are not markup
         try:
             yield Task(self._progress, task_id)
         finally:
@@ -51,4 +52,4 @@ class Task:
 
     def update(self, completed: int, note: str = "", total: int | None = None) -> None:
         fields = {"total": total} if total is not None else {}
-        self._progress.update(self._id, completed=completed, note=note, **fields)
+        self._progress.update(self._id, completed=completed, note=escape(note), **fields)

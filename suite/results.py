@@ -2,7 +2,7 @@
 
 Schema history (bump SCHEMA_VERSION on any change that removes or renames a field):
   1: first version: the contract of the foundation issue. Fields added since, with defaults so
-     that older files still load: latency/throughput `seq_len`.
+     that older files still load: latency/throughput `seq_len`, run `selection`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class VariantResult:
     agreement: float | None = None
     agreement_with: str | None = None  # the variant whose predictions `agreement` compares to
     size_bytes: int | None = None
-    params: int | None = None
+    params: int | None = None  # weights stored: parameters, or the quantized weights that replaced them
     peak_rss_bytes: int | None = None
     latency: tuple[LatencyResult, ...] = ()
     throughput: tuple[ThroughputResult, ...] = ()
@@ -94,6 +94,7 @@ class RunResult:
     environment: dict
     variants: tuple[VariantResult, ...]
     quick: bool = False  # figures from a --quick run: a smoke test, not a benchmark
+    selection: dict | None = None  # the scenario's `select`: recommended variant, those over budget
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

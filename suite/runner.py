@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from suite import __version__
-from suite.compress import compress
-from suite.errors import SuiteError
+from suite.compress import CompressContext, compress
+from suite.errors import SuiteError, first_line
 from suite.measure import footprint, quality, stats, timing
 from suite.progress import Bars
-from suite.registry import BACKENDS, DATASETS, MODELS, did_you_mean
+from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, did_you_mean
 from suite.results import LatencyResult, RunResult, ThroughputResult, VariantResult, save_csv, save_json, shape_label
 from suite.scenario import Measure, PluginRef, Scenario, Variant
+from suite.select import recommend
 from suite.training import TrainConfig, train
 from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain
 
@@ -57,7 +58,8 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars) -> tuple[RunResult,
     with bars.task("variants", total=len(variants)) as task:
         for done, variant in enumerate(variants):
             task.update(done, note=variant.name)
-            result = replace(result, variants=result.variants + (bench.run_variant(variant),))
+            variants = result.variants + (bench.run_variant(variant),)
+            result = replace(result, variants=variants, selection=scenario.select and recommend(scenario.select, variants))
             save_json(result, run_dir / "results.json")
     save_csv(result, run_dir / "results.csv")
     write_html(result, run_dir / "index.html")
@@ -105,7 +107,7 @@ class Workbench:
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
         base = VariantResult(name=variant.name, model=model_ref.name, backend=variant.backend.name,
                              compress=tuple(step.dump("method") for step in variant.compress))
-        reason = backend.available()
+        reason = backend.available() or methods_unavailable(variant, backend.describe().get("device", "cpu"))
         if reason:
             self.bars.log(f"{variant.name}: skipped: {reason}")
             return replace(base, status="skipped", error=reason)
@@ -116,7 +118,7 @@ class Workbench:
             result = self._failed(base, exc, str(exc))
         except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on
             self.bars.log(traceback.format_exc())
-            result = self._failed(base, exc, f"{type(exc).__name__}: {exc}")
+            result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
         return replace(result, seconds=round(time.perf_counter() - start, 3))
 
     def _failed(self, base: VariantResult, exc: Exception, message: str) -> VariantResult:
@@ -130,10 +132,7 @@ class Workbench:
         torch.set_num_threads(measure.threads or self.default_threads)
         data = self.dataset(variant, model_ref)
         model, weights = self.trained_model(model_ref, data)
-        records = []
-        for step in variant.compress:
-            model, record = compress(model, step, data)
-            records.append(record)
+        model, records = self.compressed(variant, model_ref, model, data, backend)
         size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
         run_model = backend.prepare(model, backend.place(data.test.x[:1]))
         predictions = quality.predict(run_model, backend.place, data.test.x, measure.eval_batch_size)
@@ -148,6 +147,26 @@ class Workbench:
             warnings=tuple(notes + timing_notes), dataset=data.describe(),
             backend_info={"version": backend.version(), "threads": torch.get_num_threads(), **backend.describe()},
             weights=weights, compress_records=tuple(records))
+
+    def compressed(self, variant: Variant, model_ref: PluginRef, model: Any, data: Any, backend: Any) -> tuple[Any, tuple]:
+        """The model after the variant's compression steps, in order, with a record of each."""
+        records = []
+        for step in variant.compress:
+            with self.bars.task(f"{variant.name}: {step.name}", total=None) as task:
+                model, record = compress(model, step, self.compress_context(model_ref, data, backend, task))
+            records.append(record)
+            self.bars.log(f"{variant.name}: {describe_step(record)}")
+        return model, tuple(records)
+
+    def compress_context(self, model_ref: PluginRef, data: Any, backend: Any, task: Any) -> CompressContext:
+        def on_epoch(epoch: int, epochs: int, loss: float, val_accuracy: float) -> None:
+            task.update(epoch, note=f"fine-tuning: loss {loss:.3f}  val acc {val_accuracy:.3f}", total=epochs)
+
+        quick = self.options.quick
+        return CompressContext(data=data, seed=self.scenario.seed, train_recipe=MODELS.get(model_ref.name).train or {},
+                               max_epochs=QUICK_MAX_EPOCHS if quick else None,
+                               max_batches=QUICK_MAX_BATCHES if quick else None,
+                               device=backend.describe().get("device", "cpu"), on_epoch=on_epoch)
 
     def dataset(self, variant: Variant, model_ref: PluginRef) -> Any:
         ref = variant.dataset or self.scenario.dataset or default_dataset(model_ref.name)
@@ -242,6 +261,21 @@ def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing
                         warmup_calls=measured.warmup_calls, stopped_by=measured.stopped_by,
                         **summary.__dict__)
     return row, notes
+
+
+def methods_unavailable(variant: Variant, device: str) -> str | None:
+    """Why one of the variant's compression steps cannot run on `device`, or None."""
+    for step in variant.compress:
+        reason = METHODS.get(step.name).unavailable(device)
+        if reason:
+            return f"{step.name}: {reason}"
+    return None
+
+
+def describe_step(record: dict) -> str:
+    before, after = record["before"], record["after"]
+    return (f"{record['method']}: size {before['size_bytes'] / 2**20:.2f} -> {after['size_bytes'] / 2**20:.2f} MiB, "
+            f"weights {before['weights']:,} -> {after['weights']:,}, sparsity {after['sparsity']:.1%}")
 
 
 def accuracy_of(predictions: Any, data: Any, weights: dict) -> tuple[float | None, str | None]:

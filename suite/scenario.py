@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic import (
 from suite.errors import ScenarioError
 from suite.params import NestedError, Params, existing_path
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, Registry, UnknownName, did_you_mean
+from suite.sweep import expand_variants
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,16 @@ class Measure(Params):
         return self
 
 
+class Select(Params):
+    """Recommend the fastest variant whose accuracy is at most `max_accuracy_drop` below its fp32
+    reference (0.01 = one point), by `by` at one input shape."""
+
+    max_accuracy_drop: float = Field(ge=0.0, le=1.0)
+    by: Literal["p50_ms", "p90_ms", "p99_ms", "mean_ms"] = "p50_ms"
+    batch_size: PositiveInt = 1
+    seq_len: PositiveInt | None = None  # with measure.seq_lens: the length to compare at
+
+
 class Variant(Params):
     name: str = Field(min_length=1)
     model: ModelRef | None = None
@@ -182,6 +193,7 @@ class Scenario(Params):
     train: Train = Train()
     measure: Measure = Measure()
     baseline: str | None = None
+    select: Select | None = None
     variants: tuple[Variant, ...] = Field(min_length=1)
     _source: str = PrivateAttr("<scenario>")
 
@@ -232,10 +244,15 @@ def load(path: str | Path) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(file, "", "expected a mapping of keys at the top level")
     data.setdefault("name", Path(path).stem)
+    origin: list[int] = []
+    if isinstance(data.get("variants"), list):
+        data["variants"], origin = expand_variants(data["variants"])
     try:
         scenario = Scenario.model_validate(data, context={"base_dir": Path(path).parent})
     except ValidationError as exc:
         loc, message = first_error(exc)
+        if len(loc) > 1 and loc[0] == "variants" and isinstance(loc[1], int) and origin:
+            loc = ("variants", origin[loc[1]], *loc[2:])  # the index in the file, not after sweeps
         raise ScenarioError(file, format_loc(loc), message) from None
     scenario._source = file
     return scenario

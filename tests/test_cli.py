@@ -48,10 +48,12 @@ def test_run_with_a_bad_scenario_runs_nothing(write_scenario, tmp_path, capsys):
 def test_list_shows_every_kind_and_backend_availability(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for heading in ("models:", "compression methods:", "datasets:", "backends:"):
+    for heading in ("models:", "compression methods (availability on CPU):", "datasets:", "backends:"):
         assert heading in out
     assert "mlp" in out and "digits" in out
-    assert "eager                  available" in out
+    assert "eager                  available" in out and "compile                available" in out
+    assert "int8_dynamic           available" in out
+    assert "semi_structured_2_4    unavailable: 2:4 semi-structured sparsity runs on NVIDIA GPUs only" in out
 
 
 def test_run_writes_json_csv_and_html_and_only_filters(write_scenario, run_quick):

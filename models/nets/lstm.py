@@ -21,6 +21,6 @@ class LSTMClassifier(nn.Module):
         if self.embedding is None:
             outputs, _ = self.lstm(x.flatten(2) if x.dim() > 3 else x)
             return self.fc(outputs[:, -1])
-        mask = (x != 0).unsqueeze(-1).to(torch.float32)
         outputs, _ = self.lstm(self.embedding(x))
+        mask = (x != 0).unsqueeze(-1).to(outputs.dtype)
         return self.fc((outputs * mask).sum(1) / mask.sum(1).clamp(min=1.0))

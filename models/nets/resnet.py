@@ -1,6 +1,8 @@
 """ResNets written here (there is no CPU torchvision): the CIFAR-style network of He et al. 2016
 (section 4.2, depth 6n+2) and the ImageNet ResNet-18/34/50/101/152, layer for layer and name for
-name as torchvision builds them, so a torchvision state_dict loads into them."""
+name as torchvision builds them, so a torchvision state_dict loads into them. The blocks apply
+ReLU as a function, not one shared module called twice: PT2E's x86 quantizer cannot match a
+module whose calls are two graph outputs ("Input partition has more than one output node")."""
 
 from __future__ import annotations
 
@@ -23,13 +25,12 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1, self.bn1 = conv3x3(cin, width, stride), nn.BatchNorm2d(width)
         self.conv2, self.bn2 = conv3x3(width, width), nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
         self.downsample = shortcut(cin, width * self.expansion, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + (self.downsample(x) if self.downsample is not None else x))
+        return torch.relu(out + (self.downsample(x) if self.downsample is not None else x))
 
 
 class Bottleneck(nn.Module):
@@ -40,14 +41,13 @@ class Bottleneck(nn.Module):
         self.conv1, self.bn1 = conv1x1(cin, width), nn.BatchNorm2d(width)
         self.conv2, self.bn2 = conv3x3(width, width, stride), nn.BatchNorm2d(width)
         self.conv3, self.bn3 = conv1x1(width, width * 4), nn.BatchNorm2d(width * 4)
-        self.relu = nn.ReLU(inplace=True)
         self.downsample = shortcut(cin, width * self.expansion, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + (self.downsample(x) if self.downsample is not None else x))
+        return torch.relu(out + (self.downsample(x) if self.downsample is not None else x))
 
 
 def shortcut(cin: int, cout: int, stride: int) -> nn.Module | None:

@@ -3,3 +3,4 @@
 from suite.registry import BACKENDS
 
 BACKENDS.register("eager", "suite.backends.eager:EagerBackend")
+BACKENDS.register("compile", "suite.backends.compile:CompileBackend")

@@ -44,7 +44,8 @@ class EagerBackend:
     def prepare(self, model: Any, example_inputs: Any) -> Callable[[Any], Any]:
         import torch
 
-        model = model.eval().to(self.device)
+        model.eval()  # not chained: some models' eval() returns None (PT2E graphs, see int8_static)
+        model = model.to(self.device)
 
         @torch.inference_mode()
         def run(inputs: Any) -> Any:

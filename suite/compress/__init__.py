@@ -1,17 +1,18 @@
-"""Compression methods, applied in the order a variant lists them.
+"""Compression methods, applied in the order a variant lists them. One file per family
+(quantize.py, precision.py, prune.py, finetune.py); one registration line per method."""
 
-One file per family registers its methods here (quantization, pruning, ...). A method is an
-object with `Params` (its config) and `apply(module, params, context) -> (module, record)`,
-where `record` is a dict of what it did (kept in the results).
-"""
-
-from __future__ import annotations
-
-from typing import Any
-
+from suite.compress.base import CompressContext, MethodSpec, NotApplicable, compress
 from suite.registry import METHODS
 
+__all__ = ["CompressContext", "MethodSpec", "NotApplicable", "compress"]
 
-def compress(module: Any, step: Any, context: Any) -> tuple[Any, dict]:
-    """Apply one compression step (a validated PluginRef) to `module`; return it and its record."""
-    return METHODS.get(step.name).apply(module, step.params, context)
+METHODS.register("int8_dynamic", "suite.compress.quantize:INT8_DYNAMIC")
+METHODS.register("int8_static", "suite.compress.quantize:INT8_STATIC")
+METHODS.register("int8_weight_only", "suite.compress.quantize:INT8_WEIGHT_ONLY")
+METHODS.register("int4_weight_only", "suite.compress.quantize:INT4_WEIGHT_ONLY")
+METHODS.register("fp16", "suite.compress.precision:FP16")
+METHODS.register("bf16", "suite.compress.precision:BF16")
+METHODS.register("magnitude", "suite.compress.prune:MAGNITUDE")
+METHODS.register("channel", "suite.compress.prune:CHANNEL")
+METHODS.register("semi_structured_2_4", "suite.compress.prune:SEMI_STRUCTURED")
+METHODS.register("finetune", "suite.compress.finetune:FINETUNE")

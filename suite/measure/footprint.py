@@ -9,15 +9,60 @@ from typing import Any
 
 
 def parameter_count(module: Any) -> int:
-    return sum(p.numel() for p in module.parameters())
+    """Weights stored: parameters, or the quantized weights that replaced them."""
+    return sum(t.numel() for t in weight_tensors(module))
+
+
+def weight_tensors(module: Any) -> list[Any]:
+    """Parameters, or the quantized weights that replaced them (packed in torch's quantized
+    modules, or folded into a graph); not normalisation statistics or quantization scales."""
+    import torch
+
+    if isinstance(module, torch.fx.GraphModule):
+        return [t for t in stored_tensors(module).values() if t.dim() > 1 or t.dtype == torch.int8]
+    return [t for layer in module.modules() for t in own_weights(layer)]
+
+
+def own_weights(layer: Any) -> list[Any]:
+    """The weights one layer holds itself, not those of its sub-layers."""
+    import torch
+
+    own = list(layer.parameters(recurse=False))
+    if hasattr(layer, "_all_weight_values"):  # torch's dynamic quantized LSTM / GRU
+        return own + list(layer.get_weight().values()) + [b for b in layer.get_bias().values() if b is not None]
+    for name in ("weight", "bias"):  # torch's quantized Linear / Conv: weight() and bias() methods
+        getter = getattr(layer, name, None)
+        if callable(getter) and not isinstance(getter, torch.Tensor):
+            value = getter()
+            own += [value] if isinstance(value, torch.Tensor) else []
+    return own
+
+
+def stored_tensors(module: Any) -> dict[str, Any]:
+    """What a deployment stores: the state_dict, or for a traced graph (torch.fx, e.g. a PT2E
+    quantized model) the tensors its graph reads, since its state_dict keeps unused originals
+    and leaves out the folded int8 weights."""
+    import torch
+
+    if not isinstance(module, torch.fx.GraphModule):
+        return module.state_dict()
+    targets = {node.target for node in module.graph.nodes if node.op == "get_attr"}
+    found = {target: _attribute(module, target) for target in sorted(targets)}
+    return {name: value for name, value in found.items() if isinstance(value, torch.Tensor)}
+
+
+def _attribute(module: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        module = getattr(module, part)
+    return module
 
 
 def serialized_size_bytes(module: Any) -> int:
-    """Bytes of the module's state_dict as torch.save writes it."""
+    """Bytes of the module's stored tensors as torch.save writes them."""
     import torch
 
     buffer = io.BytesIO()
-    torch.save(module.state_dict(), buffer)
+    torch.save(stored_tensors(module), buffer)
     return buffer.tell()
 
 

@@ -22,12 +22,15 @@ th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
 th {{ background: #f2f2f2; }} td.text {{ text-align: left; }}
 .quick {{ background: #fff3cd; border: 1px solid #e0c060; padding: 0.6rem; }}
 .failed {{ color: #a00; }} .skipped {{ color: #777; }}
+.selection {{ background: #e8f4ea; border: 1px solid #8bc59a; padding: 0.6rem; }}
+tr.recommended td {{ background: #e8f4ea; font-weight: bold; }}
 </style>
 <script>{plotly_js}</script>
 </head><body>
 <h1>{title}</h1>
 <p>{description}Run created {created} with suite {version}.</p>
 {quick}
+{selection}
 {warnings}
 <h2>Variants</h2>
 {table}
@@ -53,7 +56,8 @@ def render_html(run: RunResult) -> str:
         description=escape(scenario.get("description") or "") + (" " if scenario.get("description") else ""),
         created=escape(run.created), version=escape(run.suite_version),
         quick=QUICK_BANNER if run.quick else "", warnings=warnings_html(run.variants),
-        table=variants_table(run.variants), chart=accuracy_latency_chart(run.variants),
+        selection=selection_html(run.selection),
+        table=variants_table(run.variants, (run.selection or {}).get("recommended")), chart=accuracy_latency_chart(run.variants),
         environment=escape(json.dumps(run.environment, indent=1)),
         scenario=escape(json.dumps(scenario, indent=1)),
         plotly_js=plotly.offline.get_plotlyjs())
@@ -63,6 +67,14 @@ def write_html(run: RunResult, path: Path) -> None:
     atomic_write_text(path, render_html(run))
 
 
+def selection_html(selection: dict | None) -> str:
+    if selection is None:
+        return ""
+    from suite.select import describe
+
+    return '<div class="selection">' + "".join(f"<p>{escape(line)}</p>" for line in describe(selection)) + "</div>"
+
+
 def warnings_html(variants: tuple[VariantResult, ...]) -> str:
     items = [f'<li class="{v.status}">{escape(v.name)}: {v.status}: {escape(v.error or "")}</li>'
              for v in variants if v.status != "ok"]
@@ -70,17 +82,17 @@ def warnings_html(variants: tuple[VariantResult, ...]) -> str:
     return f"<h2>Warnings</h2><ul>{''.join(items)}</ul>" if items else ""
 
 
-def variants_table(variants: tuple[VariantResult, ...]) -> str:
+def variants_table(variants: tuple[VariantResult, ...], recommended: str | None = None) -> str:
     shapes = measured_shapes(variants)
     head = ["variant", "status", "model", "backend", "compress", "accuracy", "agreement"]
     head += [f"p50 ms ({s})" for s in shapes] + [f"samples/s ({s})" for s in shapes]
     head += ["size (KiB)", "params", "peak RSS (MiB)"]
-    rows = [table_row(v, shapes) for v in variants]
+    rows = [table_row(v, shapes, v.name == recommended) for v in variants]
     return ("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
 
 
-def table_row(v: VariantResult, shapes: list[str]) -> str:
+def table_row(v: VariantResult, shapes: list[str], recommended: bool = False) -> str:
     p50 = {row.shape: f"{row.p50_ms:.4g} [{row.ci95_p50_ms[0]:.4g}, {row.ci95_p50_ms[1]:.4g}]"
            for row in v.latency}
     rate = {row.shape: f"{row.samples_per_s:,.0f}" for row in v.throughput}
@@ -90,7 +102,7 @@ def table_row(v: VariantResult, shapes: list[str]) -> str:
     numbers += [_fmt(v.size_bytes and v.size_bytes / 1024, ",.1f"), _fmt(v.params, ","),
                 _fmt(v.peak_rss_bytes and v.peak_rss_bytes / 2**20, ",.0f")]
     cells = [f'<td class="text">{escape(t)}</td>' for t in texts] + [f"<td>{escape(n)}</td>" for n in numbers]
-    return f'<tr class="{v.status}">' + "".join(cells) + "</tr>"
+    return f'<tr class="{v.status}{" recommended" if recommended else ""}">' + "".join(cells) + "</tr>"
 
 
 def accuracy_latency_chart(variants: tuple[VariantResult, ...]) -> str:

@@ -4,6 +4,7 @@ stays readable however many batch sizes and sequence lengths were timed."""
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from suite.results import RunResult, VariantResult
 
@@ -21,7 +22,12 @@ def summary_table(run: RunResult) -> Table:
     return table
 
 
-def variant_cells(v: VariantResult) -> list[str]:
+def variant_cells(v: VariantResult) -> list[Text]:
+    """Plain Text, not markup: a name like `pruned[sparsity=0.5]` must print as written."""
+    return [Text(cell) for cell in variant_texts(v)]
+
+
+def variant_texts(v: VariantResult) -> list[str]:
     return [v.name, v.status if v.status == "ok" else f"{v.status}: {v.error}", v.backend,
             f"{v.accuracy:.4f}" if v.accuracy is not None else (v.accuracy_reason or ""),
             "" if v.agreement is None else f"{v.agreement:.4f}"]

@@ -1,0 +1,56 @@
+"""torch.compile with inductor. The first calls compile; that time is recorded apart from the
+steady-state latency, which is timed after warm-up as for every backend."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Literal
+
+from suite.backends.eager import EagerBackend, EagerParams
+
+
+class CompileParams(EagerParams):
+    mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
+    # False: one specialised graph per input shape, as TensorRT builds one engine per profile.
+    # (Dynamic shapes plus freezing break PT2E int8 graphs in torch 2.13: a stride assertion
+    # fails on the second batch size.) None: torch decides; True: dynamic from the start.
+    dynamic: bool | None = False
+    # Constant-fold the weights into the graph: needed for the int8 kernels of quantized graphs.
+    freezing: bool = True
+
+
+class CompileBackend(EagerBackend):
+    Params = CompileParams
+    description = "torch.compile (inductor; CPU, or CUDA when present)"
+
+    def __init__(self, params: CompileParams):
+        super().__init__(params)
+        self.compile_s: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "mode": self.params.mode, "dynamic": self.params.dynamic,
+                "freezing": self.params.freezing, "compile_s": self.compile_s}
+
+    def prepare(self, model: Any, example_inputs: Any) -> Callable[[Any], Any]:
+        import torch
+
+        # Background compile workers would compete with the measurement for the cores.
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+        # Global, not per call: recompiles for new batch sizes happen later, while timing.
+        torch._inductor.config.freezing = self.params.freezing
+        # Past the recompile limit torch would silently run the model eagerly: fail instead.
+        torch._dynamo.config.recompile_limit = 64
+        torch._dynamo.config.fail_on_recompile_limit_hit = True
+        model.eval()
+        compiled = torch.compile(model.to(self.device), mode=self.params.mode, dynamic=self.params.dynamic)
+
+        @torch.inference_mode()
+        def run(inputs: Any) -> Any:
+            return compiled(inputs)
+
+        start = time.perf_counter()
+        run(example_inputs)
+        self.synchronize()
+        self.compile_s = round(time.perf_counter() - start, 3)
+        return run

@@ -1,0 +1,39 @@
+"""Lower floating-point precision: the weights and the computation in fp16 or bf16.
+
+The model is converted whole and wrapped so that it still takes and returns float32 tensors
+(token ids pass through untouched): callers and the accuracy check see no difference.
+On this kind of CPU bf16 has native instructions (AVX-512 BF16); fp16 has none and is slow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suite.compress.base import CompressContext, MethodSpec
+from suite.params import Params
+
+
+class PrecisionParams(Params):
+    pass
+
+
+def cast_model(module: Any, dtype_name: str) -> tuple[Any, dict]:
+    import torch
+
+    from suite.compress.wrappers import CastInputs
+
+    dtype = getattr(torch, dtype_name)
+    return CastInputs(module.to(dtype), dtype), {"notes": [f"weights and activations in {dtype_name}"]}
+
+
+def apply_fp16(module: Any, params: PrecisionParams, context: CompressContext) -> tuple[Any, dict]:
+    return cast_model(module, "float16")
+
+
+def apply_bf16(module: Any, params: PrecisionParams, context: CompressContext) -> tuple[Any, dict]:
+    return cast_model(module, "bfloat16")
+
+
+FP16 = MethodSpec("fp16 weights and compute (slow on CPUs without native fp16)", PrecisionParams, apply_fp16)
+BF16 = MethodSpec("bf16 weights and compute (fast on CPUs with AVX-512 BF16 or AMX, and on GPU)",
+                  PrecisionParams, apply_bf16)

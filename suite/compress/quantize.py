@@ -1,0 +1,160 @@
+"""Integer quantization: dynamic int8 (torch.ao), static int8 through PT2E (torchao's x86 inductor
+quantizer), and torchao's weight-only int8 / int4.
+
+Static int8 and torchao's configs make a graph that is fast only once compiled by inductor
+(backend `compile`); run eagerly, the quantize/dequantize steps it adds make it slower than fp32.
+The record says which layers became int8 and which stayed in float.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+from pydantic import PositiveInt
+
+from suite.compress.base import CompressContext, MethodSpec, NotApplicable
+from suite.params import Params
+
+NEEDS_COMPILE = "its int8 kernels run only once compiled by inductor: use backend 'compile' (eager runs it slower than fp32)"
+
+
+class DynamicParams(Params):
+    layers: tuple[Literal["Linear", "LSTM", "GRU"], ...] = ("Linear", "LSTM", "GRU")
+
+
+class StaticParams(Params):
+    calibration_batches: PositiveInt = 16
+    calibration_batch_size: PositiveInt = 32
+    activation_observer: Literal["histogram", "minmax", "moving_average"] = "histogram"
+    per_channel: bool = True  # weights: one scale per output channel, else one per tensor
+
+
+class Int8WeightOnlyParams(Params):
+    pass
+
+
+class Int4WeightOnlyParams(Params):
+    group_size: Literal[32, 64, 128, 256] = 128  # weights sharing one scale
+
+
+def apply_dynamic(module: Any, params: DynamicParams, context: CompressContext) -> tuple[Any, dict]:
+    import torch
+
+    kinds = {getattr(torch.nn, name) for name in params.layers}
+    if not any(type(m) in kinds for m in module.modules()):
+        raise NotApplicable(f"the model has no {' / '.join(params.layers)} layer to quantize")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quantized = torch.ao.quantization.quantize_dynamic(module.eval(), kinds, dtype=torch.qint8)
+    return quantized, {"notes": ["torch.ao.quantization.quantize_dynamic"] + deprecations(caught)}
+
+
+def deprecations(caught: list) -> list[str]:
+    """The distinct deprecation warnings an API raised, first line each, for the record."""
+    lines = {str(w.message).splitlines()[0] for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))}
+    return [f"deprecation warning: {line}" for line in sorted(lines)]
+
+
+def apply_static(module: Any, params: StaticParams, context: CompressContext) -> tuple[Any, dict]:
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+    batches = calibration_batches(context.data, params)[:context.max_batches]  # --quick: fewer
+    exported = export_with_dynamic_batch(module.eval(), batches[0])
+    prepared = prepare_pt2e(exported, x86_quantizer(params))
+    with torch.no_grad():
+        for batch in batches:
+            prepared(batch)
+    converted = convert_pt2e(prepared)
+    allow_exported_model_train_eval(converted)  # so that backends may call .eval() as on any model
+    return converted, {"notes": [f"calibrated on {len(batches)} training batches of up to {params.calibration_batch_size}",
+                                 NEEDS_COMPILE]}
+
+
+def calibration_batches(data: Any, params: StaticParams) -> list[Any]:
+    x = data.train.x
+    size = params.calibration_batch_size
+    return [x[i:i + size] for i in range(0, min(len(x), size * params.calibration_batches), size)]
+
+
+def export_with_dynamic_batch(module: Any, example: Any) -> Any:
+    import torch
+
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    try:
+        return torch.export.export(module, (example,), dynamic_shapes=({0: batch},), strict=False).module()
+    except Exception as exc:  # export failures come in many types; the message is what helps
+        raise NotApplicable(f"torch.export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def x86_quantizer(params: StaticParams) -> Any:
+    """X86InductorQuantizer's default config (uint8 activations, int8 symmetric weights) with the
+    observers the params choose."""
+    from dataclasses import replace
+
+    from torchao.quantization.pt2e import HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    observer = {"histogram": HistogramObserver, "minmax": MinMaxObserver,
+                "moving_average": MovingAverageMinMaxObserver}[params.activation_observer]
+    config = xiq.get_default_x86_inductor_quantization_config()
+    activation = replace(config.input_activation, observer_or_fake_quant_ctr=observer.with_args(eps=2**-12))
+    weight = config.weight if params.per_channel else per_tensor_weight(config.weight)
+    config = replace(config, input_activation=activation, output_activation=activation, weight=weight)
+    return xiq.X86InductorQuantizer().set_global(config)
+
+
+def per_tensor_weight(spec: Any) -> Any:
+    from dataclasses import replace
+
+    import torch
+    from torchao.quantization.pt2e import MinMaxObserver
+
+    return replace(spec, qscheme=torch.per_tensor_symmetric, ch_axis=None,
+                   observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
+
+
+def apply_weight_only(module: Any, config: Any, label: str) -> tuple[Any, dict]:
+    import torch
+    from torchao.quantization import quantize_
+
+    if not any(isinstance(m, torch.nn.Linear) for m in module.modules()):
+        raise NotApplicable("the model has no Linear layer (torchao's weight-only configs quantize Linear weights)")
+    quantize_(module.eval(), config)
+    return module, {"notes": [f"torchao quantize_ {label}: Linear weights only, activations stay in float",
+                              NEEDS_COMPILE]}
+
+
+def apply_int8_weight_only(module: Any, params: Int8WeightOnlyParams, context: CompressContext) -> tuple[Any, dict]:
+    from torchao.quantization import Int8WeightOnlyConfig
+
+    return apply_weight_only(module, Int8WeightOnlyConfig(), "Int8WeightOnlyConfig")
+
+
+def apply_int4_weight_only(module: Any, params: Int4WeightOnlyParams, context: CompressContext) -> tuple[Any, dict]:
+    from torchao.quantization import Int4WeightOnlyConfig
+
+    return apply_weight_only(module, Int4WeightOnlyConfig(group_size=params.group_size), "Int4WeightOnlyConfig")
+
+
+def int4_available(device: str) -> str | None:
+    import importlib.util
+
+    if device != "cuda":
+        return "torchao's int4 weight-only kernels need the mslk package, which has a CUDA build only (no CPU build on PyPI)"
+    if importlib.util.find_spec("mslk") is None:
+        return "torchao's int4 weight-only kernels need the mslk package: pip install mslk-cuda"
+    return None
+
+
+INT8_DYNAMIC = MethodSpec("int8 weights, activations quantized at run time (Linear, LSTM, GRU; torch.ao)",
+                          DynamicParams, apply_dynamic)
+INT8_STATIC = MethodSpec("post-training static int8, calibrated (PT2E, x86 inductor quantizer; fast under backend compile)",
+                         StaticParams, apply_static, requires=("torchao",))
+INT8_WEIGHT_ONLY = MethodSpec("int8 Linear weights, float activations (torchao; fast under backend compile)",
+                              Int8WeightOnlyParams, apply_int8_weight_only, requires=("torchao",))
+INT4_WEIGHT_ONLY = MethodSpec("int4 Linear weights, grouped scales (torchao; CUDA with mslk)", Int4WeightOnlyParams,
+                              apply_int4_weight_only, available=int4_available, requires=("torchao",))
