@@ -149,3 +149,15 @@ def test_text_csv_numbers_classes_in_sorted_order_and_names_missing_columns(tmp_
     assert "classes neg, pos" in data.source
     with pytest.raises(SuiteError, match=r"texts\.csv: no column 'body' \(columns: text, label\)$"):
         spec.load(spec.Params(path=tmp_path / "texts.csv", text_column="body"))
+
+
+def test_digits_upsampled_keep_their_split_and_labels():
+    spec = DATASETS.get("digits")
+    small, large = spec.load(spec.Params()), spec.load(spec.Params(image_size=32))
+    assert large.input_shape == (1, 32, 32) and small.input_shape == (1, 8, 8)
+    assert torch.equal(large.test.y, small.test.y) and torch.equal(large.train.y, small.train.y)
+    assert "upsampled (bilinear) to 32x32" in large.source
+    # Bilinear upsampling keeps the image: averaged back down, it is close to the original.
+    back = torch.nn.functional.avg_pool2d(large.test.x, 4)
+    assert (back - small.test.x).abs().mean() < 0.1
+    assert torch.corrcoef(torch.stack([back.flatten(), small.test.x.flatten()]))[0, 1] > 0.9
