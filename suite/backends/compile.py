@@ -3,7 +3,6 @@ steady-state latency, which is timed after warm-up as for every backend."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable, Literal
 
@@ -35,8 +34,9 @@ class CompileBackend(EagerBackend):
     def prepare(self, model: Any, example_inputs: Any) -> Callable[[Any], Any]:
         import torch
 
-        # Background compile workers would compete with the measurement for the cores.
-        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+        # Background compile workers would compete with the measurement for the cores. (The
+        # TORCHINDUCTOR_COMPILE_THREADS variable is read only when inductor is first imported.)
+        torch._inductor.config.compile_threads = 1
         # Global, not per call: recompiles for new batch sizes happen later, while timing.
         torch._inductor.config.freezing = self.params.freezing
         # Past the recompile limit torch would silently run the model eagerly: fail instead.
