@@ -1,6 +1,5 @@
 """The command line: exit codes (0 ok, 2 user error), one-line errors, outputs on disk."""
 
-import json
 import subprocess
 import sys
 

@@ -78,16 +78,15 @@ def apply_semi_structured(module: Any, params: SemiStructuredParams, context: Co
     from torch.sparse import to_sparse_semi_structured
 
     module.to(context.device)  # the sparse layout is built on the GPU
+    linears = [(name, layer) for name, layer in module.named_modules() if isinstance(layer, torch.nn.Linear)]
     skipped = []
-    for name, layer in module.named_modules():
-        if not isinstance(layer, torch.nn.Linear):
-            continue
+    for name, layer in linears:
         try:
             dense = two_of_four(layer.weight.detach())
             layer.weight = torch.nn.Parameter(to_sparse_semi_structured(dense), requires_grad=False)
         except (RuntimeError, ValueError) as exc:  # shapes or dtypes the kernels do not take
             skipped.append(f"{name or 'model'}: left dense ({str(exc).splitlines()[0]})")
-    if len(skipped) == sum(isinstance(m, torch.nn.Linear) for m in module.modules()):
+    if len(skipped) == len(linears):
         raise NotApplicable("no Linear layer could be made 2:4 sparse: " + "; ".join(skipped[:3]))
     return module, {"notes": skipped}
 

@@ -22,7 +22,6 @@ class TextCsvParams(SplitParams):
 
 
 def load(params: TextCsvParams) -> Dataset:
-    import numpy as np
     import pandas as pd
 
     try:
