@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder under which run folders are made: OUT/<scenario>/<UTC time>/ (default: reports)")
     run.add_argument("--quick", action="store_true", help="brief training and few samples: a smoke test")
     run.add_argument("--only", nargs="+", action="extend", default=[], metavar="VARIANT", help="run only these variants")
+    run.add_argument("--backend", default=None, metavar="NAME",
+                     help="run every variant on this backend (its default settings) instead of its own; "
+                          "variants whose compression it cannot run are skipped with the reason")
     run.add_argument("--cache-dir", type=Path, default=None,
                      help="where trained checkpoints are cached (default: the user cache folder)")
     run.set_defaults(handler=cmd_run)
@@ -63,7 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite.select import describe as describe_selection
 
     loaded = [scenarios.load(path) for path in args.scenarios]  # all checked before any runs
-    options = RunOptions(out_dir=args.out, quick=args.quick, only=tuple(args.only), cache_dir=args.cache_dir)
+    options = RunOptions(out_dir=args.out, quick=args.quick, only=tuple(args.only), cache_dir=args.cache_dir,
+                         backend=args.backend)
     status, out = EXIT_OK, console()
     for scenario in loaded:
         with Bars() as bars:

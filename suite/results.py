@@ -2,7 +2,8 @@
 
 Schema history (bump SCHEMA_VERSION on any change that removes or renames a field):
   1: first version: the contract of the foundation issue. Fields added since, with defaults so
-     that older files still load: latency/throughput `seq_len`, run `selection`.
+     that older files still load: latency/throughput `seq_len`, run `selection`, variant
+     `fidelity`, latency `timer` and `end_to_end`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ class LatencyResult(LatencyStats):
     warmup_calls: int = 0
     stopped_by: str = "enough"
     seq_len: int | None = None  # token inputs padded or cut to this length; None: as the dataset gives them
+    # "perf_counter": host clock, synchronized; "cuda_events": device time on the CUDA stream,
+    # inputs already on the device. On a GPU `end_to_end` adds the host clock's figures from host
+    # inputs to host outputs, copies included.
+    timer: str = "perf_counter"
+    end_to_end: dict | None = None
 
     @property
     def shape(self) -> str:
@@ -72,6 +78,7 @@ class VariantResult:
     accuracy_reason: str | None = None  # why accuracy is null: "untrained", no labels, ...
     agreement: float | None = None
     agreement_with: str | None = None  # the variant whose predictions `agreement` compares to
+    fidelity: dict | None = None  # outputs against agreement_with's: max_abs_error, cosine_mean, cosine_min
     size_bytes: int | None = None
     params: int | None = None  # weights stored: parameters, or the quantized weights that replaced them
     peak_rss_bytes: int | None = None

@@ -21,9 +21,9 @@ from suite.compress import CompressContext, compress
 from suite.errors import SuiteError, first_line
 from suite.measure import footprint, quality, stats, timing
 from suite.progress import Bars
-from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, did_you_mean
+from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, UnknownName, did_you_mean
 from suite.results import LatencyResult, RunResult, ThroughputResult, VariantResult, save_csv, save_json, shape_label
-from suite.scenario import Measure, PluginRef, Scenario, Variant
+from suite.scenario import Measure, PluginRef, Scenario, Variant, format_conflict
 from suite.select import recommend
 from suite.training import TrainConfig, train
 from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain
@@ -40,6 +40,7 @@ class RunOptions:
     quick: bool = False
     only: tuple[str, ...] = ()
     cache_dir: Path | None = None
+    backend: str | None = None  # run every variant on this backend (default params) instead of its own
 
 
 def run(scenario: Scenario, options: RunOptions, bars: Bars) -> tuple[RunResult, Path]:
@@ -49,12 +50,12 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars) -> tuple[RunResult,
     from suite.environment import fingerprint
     from suite.report import write_html
 
-    variants = select_variants(scenario, options.only)
+    variants, duplicates = with_backend(select_variants(scenario, options.only), options.backend)
     run_dir = new_run_dir(options.out_dir, scenario.name)
     result = RunResult(suite_version=__version__, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        scenario=scenario.model_dump(mode="json"), environment=fingerprint(),
                        variants=(), quick=options.quick)
-    bench = Workbench(scenario, options, bars, default_threads=torch.get_num_threads())
+    bench = Workbench(scenario, options, bars, default_threads=torch.get_num_threads(), duplicates=duplicates)
     with bars.task("variants", total=len(variants)) as task:
         for done, variant in enumerate(variants):
             task.update(done, note=variant.name)
@@ -77,6 +78,26 @@ def select_variants(scenario: Scenario, only: tuple[str, ...]) -> list[Variant]:
     return first + [v for v in chosen if v.name != scenario.baseline]
 
 
+def with_backend(variants: list[Variant], name: str | None) -> tuple[list[Variant], dict[str, str]]:
+    """The variants moved to backend `name` with its default params (`suite run --backend`), and
+    those that became identical to an earlier one (name -> earlier name): they are not run twice."""
+    if name is None:
+        return variants, {}
+    try:
+        BACKENDS.check(name)
+    except UnknownName as exc:
+        raise SuiteError(f"--backend: {exc}") from None
+    backend = PluginRef(name, BACKENDS.get(name).Params())
+    moved = [v.model_copy(update={"backend": backend}) for v in variants]
+    seen: dict[str, str] = {}
+    same: dict[str, str] = {}
+    for v in moved:
+        key = json.dumps(v.model_dump(mode="json", exclude={"name"}), sort_keys=True)
+        same.update({v.name: seen[key]} if key in seen else {})
+        seen.setdefault(key, v.name)
+    return moved, same
+
+
 def new_run_dir(out_dir: Path, scenario_name: str) -> Path:
     """reports/<scenario-name>/<UTC timestamp>/, made unique if two runs start in one second."""
     slug = re.sub(r"[^\w.-]+", "-", scenario_name).strip("-.") or "scenario"
@@ -94,20 +115,22 @@ def new_run_dir(out_dir: Path, scenario_name: str) -> Path:
 class Workbench:
     """Runs variants one by one, sharing datasets, trained models and predictions between them."""
 
-    def __init__(self, scenario: Scenario, options: RunOptions, bars: Bars, default_threads: int):
+    def __init__(self, scenario: Scenario, options: RunOptions, bars: Bars, default_threads: int,
+                 duplicates: dict[str, str] | None = None):
         self.scenario, self.options, self.bars = scenario, options, bars
+        self.duplicates = duplicates or {}
         self.default_threads = default_threads
         self.cache = CheckpointCache(options.cache_dir or default_cache_dir())
         self._datasets: dict[str, Any] = {}
         self._models: dict[str, tuple[Any, dict]] = {}
-        self._predictions: dict[str, Any] = {}
+        self._outputs: dict[str, Any] = {}  # each variant's test-set outputs, for agreement
 
     def run_variant(self, variant: Variant) -> VariantResult:
         model_ref = self.scenario.model_of(variant)
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
         base = VariantResult(name=variant.name, model=model_ref.name, backend=variant.backend.name,
                              compress=tuple(step.dump("method") for step in variant.compress))
-        reason = backend.available() or methods_unavailable(variant, backend.describe().get("device", "cpu"))
+        reason = self.moved_away(variant) or backend.available() or methods_unavailable(variant, backend.describe().get("device", "cpu"))
         if reason:
             self.bars.log(f"{variant.name}: skipped: {reason}")
             return replace(base, status="skipped", error=reason)
@@ -120,6 +143,15 @@ class Workbench:
             self.bars.log(traceback.format_exc())
             result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
         return replace(result, seconds=round(time.perf_counter() - start, 3))
+
+    def moved_away(self, variant: Variant) -> str | None:
+        """Why a variant that --backend moved is not run: it cannot run there, or repeats another."""
+        conflict = format_conflict(variant)
+        if conflict:
+            return conflict[1]
+        if variant.name in self.duplicates:
+            return f"with --backend {variant.backend.name} it is the same as variant {self.duplicates[variant.name]!r}"
+        return None
 
     def _failed(self, base: VariantResult, exc: Exception, message: str) -> VariantResult:
         self.bars.log(f"{base.name}: failed: {message}")
@@ -134,15 +166,15 @@ class Workbench:
         model, weights = self.trained_model(model_ref, data)
         model, records = self.compressed(variant, model_ref, model, data, backend)
         size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
-        run_model = backend.prepare(model, backend.place(data.test.x[:1]))
-        predictions = quality.predict(run_model, backend.place, data.test.x, measure.eval_batch_size)
-        self._predictions[variant.name] = predictions
-        reference, agreement, notes = self.agreement(variant, model_ref, predictions)
+        run_model = backend.prepare(model, data.test.x[:1], data.train.x)
+        outputs = quality.outputs(run_model, backend.place, backend.to_host, data.test.x, measure.eval_batch_size)
+        self._outputs[variant.name] = outputs
+        reference, fidelity, notes = self.agreement(variant, model_ref, outputs)
         latency, throughput, timing_notes = self.latency(variant, run_model, backend, data, measure)
-        accuracy, accuracy_reason = accuracy_of(predictions, data, weights)
+        accuracy, accuracy_reason = accuracy_of(outputs, data, weights)
         return replace(
-            base, accuracy=accuracy, accuracy_reason=accuracy_reason, agreement=agreement,
-            agreement_with=reference, size_bytes=size, params=params,
+            base, accuracy=accuracy, accuracy_reason=accuracy_reason, agreement=fidelity.pop("top1", None),
+            fidelity=fidelity or None, agreement_with=reference, size_bytes=size, params=params,
             peak_rss_bytes=footprint.peak_rss_bytes(), latency=latency, throughput=throughput,
             warnings=tuple(notes + timing_notes), dataset=data.describe(),
             backend_info={"version": backend.version(), "threads": torch.get_num_threads(), **backend.describe()},
@@ -216,26 +248,50 @@ class Workbench:
 
             return train(model, data, config, self.scenario.seed, on_epoch)
 
-    def agreement(self, variant: Variant, model_ref: PluginRef, predictions: Any) -> tuple[str | None, float | None, list[str]]:
+    def agreement(self, variant: Variant, model_ref: PluginRef, outputs: Any) -> tuple[str | None, dict, list[str]]:
+        """The reference variant, how closely `outputs` follow its outputs, and warnings."""
         reference = agreement_reference(self.scenario, variant, model_ref)
-        if reference not in self._predictions:
-            return reference, None, [f"agreement not measured: reference variant {reference!r} did not run or failed"]
-        return reference, quality.agreement(predictions, self._predictions[reference]), []
+        if reference not in self._outputs:
+            return reference, {}, [f"agreement not measured: reference variant {reference!r} did not run or failed"]
+        if self._outputs[reference].shape != outputs.shape:
+            return reference, {}, [f"agreement not measured: outputs of shape {outputs.shape} against "
+                                   f"{self._outputs[reference].shape} from {reference!r}"]
+        fidelity = quality.agreement(outputs, self._outputs[reference])
+        return reference, fidelity, fidelity_warnings(fidelity, reference, self.scenario.fidelity)
 
     def latency(self, variant: Variant, run_model: Any, backend: Any, data: Any, measure: Measure) -> tuple[tuple, tuple, list[str]]:
         latencies, throughputs, notes = [], [], []
         plan = timing_plan(measure, self.options.quick)
+        on_device = backend.describe().get("device", "cpu") != "cpu"
         for batch_size, seq_len in input_shapes(measure, data, self.scenario.source):
-            inputs = backend.place(batch_of(data.test.x, batch_size, seq_len))
+            host_inputs = batch_of(data.test.x, batch_size, seq_len)
+            inputs = backend.place(host_inputs)
             label = shape_label(batch_size, seq_len)
             with self.bars.task(f"measuring {variant.name} {label}", total=plan.min_samples) as task:
                 measured = timing.measure(lambda: run_model(inputs), backend.synchronize, plan,
+                                          clock=timing.CudaEventClock() if on_device else time.perf_counter,
                                           on_sample=lambda n: task.update(n))
             row, row_notes = latency_result(batch_size, seq_len, measured)
+            if on_device:  # the same model again, timed from host inputs to host outputs, copies included
+                with self.bars.task(f"measuring {variant.name} {label} end to end", total=plan.min_samples) as task:
+                    copied = timing.measure(lambda: backend.to_host(run_model(backend.place(host_inputs))),
+                                            backend.synchronize, plan, on_sample=lambda n: task.update(n))
+                row = replace(row, timer="cuda_events", end_to_end=end_to_end(copied))
             latencies.append(row)
             throughputs.append(ThroughputResult(batch_size, batch_size / (row.p50_ms / 1e3), seq_len))
             notes += row_notes
         return tuple(latencies), tuple(throughputs), notes
+
+
+def fidelity_warnings(fidelity: dict, reference: str, tolerance: Any) -> list[str]:
+    notes = []
+    if fidelity["top1"] < tolerance.min_agreement:
+        notes.append(f"top-1 agreement with {reference!r} {fidelity['top1']:.4f} is below fidelity.min_agreement "
+                     f"{tolerance.min_agreement}")
+    if fidelity["cosine_min"] < tolerance.min_cosine:
+        notes.append(f"worst cosine similarity of outputs with {reference!r} {fidelity['cosine_min']:.4f} is below "
+                     f"fidelity.min_cosine {tolerance.min_cosine}")
+    return notes
 
 
 def input_shapes(measure: Measure, data: Any, source: str) -> list[tuple[int, int | None]]:
@@ -263,6 +319,13 @@ def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing
     return row, notes
 
 
+def end_to_end(measured: timing.Timing) -> dict:
+    """The host-to-host figures: the percentiles of samples that include host-device copies."""
+    summary = stats.summarize([t * 1e3 for t in measured.samples_s])
+    return {"timer": "perf_counter", "n": summary.n, "p50_ms": summary.p50_ms, "p90_ms": summary.p90_ms,
+            "p99_ms": summary.p99_ms, "mean_ms": summary.mean_ms}
+
+
 def methods_unavailable(variant: Variant, device: str) -> str | None:
     """Why one of the variant's compression steps cannot run on `device`, or None."""
     for step in variant.compress:
@@ -278,13 +341,13 @@ def describe_step(record: dict) -> str:
             f"weights {before['weights']:,} -> {after['weights']:,}, sparsity {after['sparsity']:.1%}")
 
 
-def accuracy_of(predictions: Any, data: Any, weights: dict) -> tuple[float | None, str | None]:
+def accuracy_of(outputs: Any, data: Any, weights: dict) -> tuple[float | None, str | None]:
     """Test accuracy, or None with the reason it means nothing."""
     if weights["source"] == "untrained":
         return None, "untrained"
     if not data.labelled:
         return None, f"dataset {data.name!r} has no labels"
-    return quality.accuracy(predictions, data.test.y), None
+    return quality.accuracy(outputs, data.test.y), None
 
 
 def agreement_reference(scenario: Scenario, variant: Variant, model_ref: PluginRef) -> str:

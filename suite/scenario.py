@@ -183,6 +183,37 @@ class Variant(Params):
     # Overrides of the scenario's measure block, key by key (merged before validation).
     measure: Measure | None = None
 
+    @model_validator(mode="after")
+    def _formats_fit(self) -> Variant:
+        conflict = format_conflict(self)
+        if conflict:
+            raise NestedError(*conflict)
+        return self
+
+
+def format_conflict(variant: Variant) -> tuple[tuple, str] | None:
+    """Where and why the variant's steps and backend do not fit together: each step takes a model
+    in some formats ("torch", "onnx") and makes one; the backend runs some formats."""
+    made, maker = "torch", None
+    for i, step in enumerate(variant.compress):
+        spec = METHODS.get(step.name)
+        if made not in spec.takes:
+            return ("compress", i, "method"), f"{step.name!r} needs a {' or '.join(spec.takes)} model, but {maker!r} before it made {made}"
+        made, maker = spec.makes, step.name
+    backend = BACKENDS.get(variant.backend.name)
+    if made not in backend.takes:
+        return ("backend",), (f"backend {variant.backend.name!r} runs {' or '.join(backend.takes)} models, "
+                              f"but compress step {maker!r} makes {made}")
+    return None
+
+
+class Fidelity(Params):
+    """How closely a variant's outputs must follow its reference (the fp32 baseline) before the
+    results warn: top-1 agreement and the worst cosine similarity of output vectors."""
+
+    min_agreement: float = Field(0.99, ge=0.0, le=1.0)
+    min_cosine: float = Field(0.99, ge=-1.0, le=1.0)
+
 
 class Scenario(Params):
     name: str = Field(min_length=1)
@@ -194,6 +225,7 @@ class Scenario(Params):
     measure: Measure = Measure()
     baseline: str | None = None
     select: Select | None = None
+    fidelity: Fidelity = Fidelity()
     variants: tuple[Variant, ...] = Field(min_length=1)
     _source: str = PrivateAttr("<scenario>")
 

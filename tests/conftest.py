@@ -11,6 +11,11 @@ from suite.__main__ import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_addoption(parser):
+    parser.addoption("--suite-backend", default=None, metavar="NAME",
+                     help="run the scenarios of tests/test_scenarios.py on this backend (suite run --backend)")
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     """A private checkpoint cache, so tests never read or fill the user's."""

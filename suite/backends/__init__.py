@@ -4,3 +4,6 @@ from suite.registry import BACKENDS
 
 BACKENDS.register("eager", "suite.backends.eager:EagerBackend")
 BACKENDS.register("compile", "suite.backends.compile:CompileBackend")
+BACKENDS.register("onnxruntime", "suite.backends.onnxruntime:OnnxRuntimeBackend")
+BACKENDS.register("openvino", "suite.backends.openvino:OpenVinoBackend")
+BACKENDS.register("tensorrt", "suite.backends.tensorrt:TensorRtBackend")

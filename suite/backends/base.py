@@ -10,6 +10,7 @@ from suite.params import Params
 class Backend(Protocol):
     Params: type[Params]
     description: str
+    takes: tuple[str, ...]  # model formats it runs: "torch", and "onnx" for those that read ONNX
 
     def __init__(self, params: Any) -> None: ...
 
@@ -21,11 +22,16 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]:
         """What the results should record about how it ran (device, precision, ...)."""
 
-    def prepare(self, model: Any, example_inputs: Any) -> Callable[[Any], Any]:
-        """A callable that runs the model on inputs already placed with `place`."""
+    def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
+        """A callable that runs the model on inputs already placed with `place`.
+        `example_inputs` are a small batch of host inputs (a torch tensor); `train_inputs` the
+        training split's inputs, for backends that calibrate (TensorRT int8)."""
 
     def place(self, inputs: Any) -> Any:
         """Move host inputs to where the prepared callable expects them."""
+
+    def to_host(self, outputs: Any) -> Any:
+        """The prepared callable's outputs as a numpy array in host memory."""
 
     def synchronize(self) -> None:
         """Wait until all queued work is done, so a timer read afterwards is honest."""

@@ -31,7 +31,7 @@ class CompileBackend(EagerBackend):
         return {**super().describe(), "mode": self.params.mode, "dynamic": self.params.dynamic,
                 "freezing": self.params.freezing, "compile_s": self.compile_s}
 
-    def prepare(self, model: Any, example_inputs: Any) -> Callable[[Any], Any]:
+    def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
         import torch
 
         # Background compile workers would compete with the measurement for the cores. (The
@@ -50,7 +50,7 @@ class CompileBackend(EagerBackend):
             return compiled(inputs)
 
         start = time.perf_counter()
-        run(example_inputs)
+        run(self.place(example_inputs))
         self.synchronize()
         self.compile_s = round(time.perf_counter() - start, 3)
         return run

@@ -16,6 +16,7 @@ class EagerParams(Params):
 class EagerBackend:
     Params = EagerParams
     description = "PyTorch eager mode (CPU; CUDA when present)"
+    takes = ("torch",)  # the model formats it runs (compression methods say which they make)
 
     def __init__(self, params: EagerParams):
         self.params = params
@@ -41,7 +42,7 @@ class EagerBackend:
     def describe(self) -> dict[str, Any]:
         return {"device": self.device}
 
-    def prepare(self, model: Any, example_inputs: Any) -> Callable[[Any], Any]:
+    def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
         import torch
 
         model.eval()  # not chained: some models' eval() returns None (PT2E graphs, see int8_static)
@@ -55,6 +56,10 @@ class EagerBackend:
 
     def place(self, inputs: Any) -> Any:
         return inputs.to(self.device)
+
+    def to_host(self, outputs: Any) -> Any:
+        """The outputs as a numpy array in host memory."""
+        return getattr(outputs, "logits", outputs).float().cpu().numpy()
 
     def synchronize(self) -> None:
         if self.device == "cuda":

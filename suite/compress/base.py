@@ -37,6 +37,9 @@ class MethodSpec:
     # None when the method can run on `device`; otherwise why not (the variant is skipped).
     available: Callable[[str], str | None] = field(default=lambda device: None)
     requires: tuple[str, ...] = ()  # modules it imports, from the `compress` extra
+    takes: tuple[str, ...] = ("torch",)  # the model formats it can start from
+    makes: str = "torch"  # the format of the model it returns ("onnx": only ONNX backends run it)
+    extra: str = "compress"  # the pyproject extra that installs `requires`
 
     def unavailable(self, device: str) -> str | None:
         """Why this method cannot run here on `device`, or None."""
@@ -44,7 +47,7 @@ class MethodSpec:
 
         missing = [name for name in self.requires if importlib.util.find_spec(name) is None]
         if missing:
-            return f"needs {', '.join(missing)}: pip install -c constraints.txt '.[compress]'"
+            return f"needs {', '.join(missing)}: pip install -c constraints.txt '.[{self.extra}]'"
         return self.available(device)
 
 

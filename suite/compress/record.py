@@ -14,6 +14,8 @@ TABLE_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "embedding", "sca
 
 
 def footprint(module: Any) -> dict:
+    if hasattr(module, "footprint"):  # a model in another format (ONNX) measures itself
+        return module.footprint()
     weights = [plain(t) for t in sizes.weight_tensors(module)]
     total = sum(t.numel() for t in weights)
     zeros = sum(int((t == 0).sum()) for t in weights)
@@ -42,6 +44,8 @@ def layer_table(module: Any) -> list[dict]:
     """One row per layer that holds weights: name, type, precision, weights, sparsity."""
     import torch
 
+    if hasattr(module, "layer_table"):  # a model in another format (ONNX) describes itself
+        return module.layer_table()
     if isinstance(module, torch.fx.GraphModule):
         return graph_layer_table(module)
     rows = []

@@ -10,6 +10,8 @@ from typing import Any
 
 def parameter_count(module: Any) -> int:
     """Weights stored: parameters, or the quantized weights that replaced them."""
+    if hasattr(module, "weight_count"):  # a model in another format (ONNX) counts its own
+        return module.weight_count()
     return sum(t.numel() for t in weight_tensors(module))
 
 
@@ -58,8 +60,12 @@ def _attribute(module: Any, dotted: str) -> Any:
 
 
 def serialized_size_bytes(module: Any) -> int:
-    """Bytes of the module's stored tensors as torch.save writes them."""
+    """Bytes of the module's stored tensors as torch.save writes them (or of its file, for a
+    model in another format)."""
     import torch
+
+    if hasattr(module, "size_bytes"):
+        return module.size_bytes()
 
     buffer = io.BytesIO()
     torch.save(stored_tensors(module), buffer)

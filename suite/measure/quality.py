@@ -1,4 +1,4 @@
-"""Accuracy on held-out data, and agreement between two variants' predictions."""
+"""Accuracy on held-out data, and how closely one variant's outputs follow another's."""
 
 from __future__ import annotations
 
@@ -7,20 +7,25 @@ from typing import Any, Callable
 import numpy as np
 
 
-def predict(run: Callable[[Any], Any], place: Callable[[Any], Any], inputs: Any, batch_size: int) -> np.ndarray:
-    """Top-1 class predicted for every input, in order, in batches."""
-    predictions = []
-    for start in range(0, len(inputs), batch_size):
-        outputs = run(place(inputs[start:start + batch_size]))
-        logits = getattr(outputs, "logits", outputs)
-        predictions.append(logits.argmax(dim=-1).cpu().numpy())
-    return np.concatenate(predictions)
+def outputs(run: Callable[[Any], Any], place: Callable[[Any], Any], to_host: Callable[[Any], Any],
+            inputs: Any, batch_size: int) -> np.ndarray:
+    """The model's outputs (logits) for every input, in order, computed in batches, in host memory."""
+    batches = [to_host(run(place(inputs[start:start + batch_size]))) for start in range(0, len(inputs), batch_size)]
+    return np.concatenate([np.asarray(b, dtype=np.float32) for b in batches])
 
 
-def accuracy(predictions: np.ndarray, labels: Any) -> float:
-    return float(np.mean(predictions == np.asarray(labels)))
+def accuracy(logits: np.ndarray, labels: Any) -> float:
+    return float(np.mean(logits.argmax(axis=-1) == np.asarray(labels)))
 
 
-def agreement(predictions: np.ndarray, reference: np.ndarray) -> float:
-    """Share of inputs on which two variants predict the same class (top-1 agreement)."""
-    return float(np.mean(predictions == reference))
+def agreement(logits: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Top-1 agreement (share of inputs with the same predicted class), the largest absolute
+    difference of any output, and the cosine similarity of output vectors (mean and worst)."""
+    dot = (logits * reference).sum(axis=-1)
+    norms = np.linalg.norm(logits, axis=-1) * np.linalg.norm(reference, axis=-1)
+    both_zero = np.all(logits == 0, axis=-1) & np.all(reference == 0, axis=-1)
+    cosine = np.where(norms > 0, dot / np.maximum(norms, 1e-30), np.where(both_zero, 1.0, 0.0))
+    cosine = np.clip(cosine, -1.0, 1.0)  # float rounding can pass 1
+    return {"top1": float(np.mean(logits.argmax(axis=-1) == reference.argmax(axis=-1))),
+            "max_abs_error": float(np.abs(logits - reference).max()),
+            "cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min())}

@@ -1,0 +1,165 @@
+"""A model in ONNX form: exported from torch once, checked, and passed between the methods that
+work on ONNX (ONNX Runtime's quantization) and the backends that read it (onnxruntime, openvino,
+tensorrt). Needs the `onnx` extra: onnx, onnxscript (the dynamo exporter) and onnxruntime."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+INPUT, OUTPUT = "input", "output"
+MAX_BATCH = 4096
+# Ops worth a row in the per-layer table, and the input that holds each one's weight.
+WEIGHT_INPUT = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3, "MatMul": 1, "MatMulInteger": 1,
+                "QLinearMatMul": 3, "Gemm": 1, "Gather": 0}
+QDQ = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    path: Path
+    exporter: str  # "dynamo" or "torchscript" (torch's older exporter, when dynamo failed)
+    export_s: float
+    tokens: bool  # token ids (batch, seq), both axes dynamic; else only the batch axis is
+    notes: tuple[str, ...] = ()
+    folder: Any = field(default=None, repr=False, compare=False)  # a TemporaryDirectory kept alive with it
+
+    def derived(self, name: str, note: str) -> tuple[OnnxModel, Path]:
+        """A sibling file for a transformed copy (the caller writes it), with a note of how it was made."""
+        path = self.path.with_name(name)
+        return replace(self, path=path, notes=self.notes + (note,)), path
+
+    def load(self) -> Any:
+        import onnx
+
+        return onnx.load(str(self.path))
+
+    def describe(self) -> dict[str, Any]:
+        return {"exporter": self.exporter, "export_s": self.export_s, "onnx_notes": list(self.notes)}
+
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def footprint(self) -> dict:
+        weights = weight_arrays(self.load())
+        total = sum(a.size for a in weights.values())
+        zeros = sum(int((a == 0).sum()) for a in weights.values())
+        return {"size_bytes": self.size_bytes(), "weights": total, "sparsity": round(zeros / total, 6) if total else 0.0}
+
+    def weight_count(self) -> int:
+        return sum(a.size for a in weight_arrays(self.load()).values())
+
+    def layer_table(self) -> list[dict]:
+        return layer_table(self.load())
+
+
+def to_onnx(model: Any, example: Any) -> OnnxModel:
+    """Export a torch module with a dynamic batch axis (and sequence axis for token ids), then
+    run ONNX's full checker. An OnnxModel is returned as it is."""
+    if isinstance(model, OnnxModel):
+        return model
+    import torch
+
+    tokens = example.dim() == 2 and not example.is_floating_point()
+    folder = tempfile.TemporaryDirectory(prefix="suite-onnx-")
+    path = Path(folder.name) / "model.onnx"
+    example = torch.cat([example[:1]] * 4)  # batch 1 would be specialised as a constant
+    model.eval()
+    start = time.perf_counter()
+    try:
+        _export_dynamo(model, example, tokens, path)
+        fixed = _fixed_axes(path, tokens)
+        if fixed:  # seen in torch 2.13: a second LSTM export in one process fixed the sequence length
+            raise RuntimeError(f"the export fixed input axes {fixed} that should vary")
+        exporter, notes = "dynamo", ()
+    except Exception as exc:  # the dynamo exporter fails on some models: fall back, and say why
+        _export_torchscript(model, example, tokens, path)
+        exporter, notes = "torchscript", (f"dynamo exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",)
+    export_s = round(time.perf_counter() - start, 3)
+    import onnx
+
+    onnx.checker.check_model(str(path), full_check=True)
+    return OnnxModel(path, exporter, export_s, tokens, notes, folder)
+
+
+def _fixed_axes(path: Path, tokens: bool) -> list[int]:
+    """The input axes that should be dynamic (batch; sequence for tokens) but have a fixed size."""
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return [axis for axis in ((0, 1) if tokens else (0,)) if not dims[axis].dim_param]
+
+
+def _export_dynamo(model: Any, example: Any, tokens: bool, path: Path) -> None:
+    import torch
+
+    axes = {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}
+    if tokens:
+        axes[1] = torch.export.Dim("seq", min=2, max=example.shape[1] * 64)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # it lists every torchvision op it cannot find
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations, raised inside the exporter
+        program = torch.onnx.export(model, (example,), dynamo=True, external_data=False, verbose=False,
+                                    dynamic_shapes=(axes,), input_names=[INPUT], output_names=[OUTPUT])
+    program.save(str(path), external_data=False)
+
+
+def _export_torchscript(model: Any, example: Any, tokens: bool, path: Path) -> None:
+    import torch
+
+    axes = {INPUT: {0: "batch", 1: "seq"} if tokens else {0: "batch"}, OUTPUT: {0: "batch"}}
+    with torch.no_grad():
+        torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=17,
+                          input_names=[INPUT], output_names=[OUTPUT], dynamic_axes=axes)
+
+
+def weight_arrays(proto: Any) -> dict[str, Any]:
+    """Stored tensors that are weights: not quantization scales or zero points, not integer
+    shape constants (the same notion of "weights" as for torch modules)."""
+    from onnx import numpy_helper
+
+    qdq_params = {name for node in proto.graph.node if node.op_type in QDQ for name in node.input[1:]}
+    arrays = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer if init.name not in qdq_params}
+    return {name: a for name, a in arrays.items() if a.dtype.kind == "f" or a.dtype.itemsize == 1}
+
+
+def layer_table(proto: Any) -> list[dict]:
+    """One row per convolution, matrix product and embedding lookup that has a stored weight:
+    the weight's precision, and whether its input arrives quantized."""
+    stored = weight_arrays(proto)
+    made_by = {out: node for node in proto.graph.node for out in node.output}
+    rows = []
+    for node in proto.graph.node:
+        index = WEIGHT_INPUT.get(node.op_type)
+        if index is None or len(node.input) <= index:
+            continue
+        weight = _source(node.input[index], made_by)
+        if weight not in stored:
+            continue
+        data = node.input[1] if node.op_type == "Gather" else node.input[0]
+        rows.append({"layer": node.name, "type": node.op_type, "precision": str(stored[weight].dtype),
+                     "input": "ids" if node.op_type == "Gather" else _input_precision(data, node, made_by),
+                     "weights": int(stored[weight].size),
+                     "sparsity": round(float((stored[weight] == 0).mean()), 4)})
+    return rows
+
+
+def _source(name: str, made_by: dict) -> str:
+    """The stored tensor behind `name`, looking through DequantizeLinear and Transpose."""
+    node = made_by.get(name)
+    while node is not None and node.op_type in ("DequantizeLinear", "Transpose", "Reshape", "Cast"):
+        name = node.input[0]
+        node = made_by.get(name)
+    return name
+
+
+def _input_precision(name: str, node: Any, made_by: dict) -> str:
+    if node.op_type.startswith("QLinear") or node.op_type.endswith("Integer"):
+        return "int8"
+    source = made_by.get(name)
+    return "int8" if source is not None and source.op_type == "DequantizeLinear" else "float"

@@ -1,0 +1,140 @@
+"""ONNX Runtime: the model exported to ONNX (or already ONNX, from an `ort_int8_*` step) and run
+by an InferenceSession, with the CPU provider or the CUDA provider when present.
+
+On CUDA the inputs are bound on the device (IO binding) and ONNX Runtime runs on torch's current
+stream, so the timer measures the model, not host-device copies, exactly as for torch on CUDA;
+the copies are timed on purpose in the end-to-end figure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from functools import cached_property
+from typing import Any, Callable, Literal
+
+from pydantic import PositiveInt
+
+from suite.params import Params
+
+OPTIMIZATION = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+                "all": "ORT_ENABLE_ALL"}
+
+
+class OnnxRuntimeParams(Params):
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when its provider can run, else CPU
+    threads: PositiveInt | None = None  # intra-op threads; None: the scenario's measure.threads (else all cores)
+    graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
+
+
+class OnnxRuntimeBackend:
+    Params = OnnxRuntimeParams
+    description = "ONNX Runtime (CPU provider; CUDA provider with IO binding when present)"
+    takes = ("torch", "onnx")
+
+    def __init__(self, params: OnnxRuntimeParams):
+        self.params = params
+        self.onnx: Any = None
+        self.session_s: float | None = None
+        self.session: Any = None
+
+    def available(self) -> str | None:
+        missing = [name for name in ("onnxruntime", "onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+        if missing:
+            return f"needs {', '.join(missing)}: pip install -c constraints.txt '.[onnx]'"
+        if self.params.device == "cuda" and not cuda_provider():
+            return "device 'cuda' asked for, but ONNX Runtime's CUDA provider or a CUDA device is missing"
+        return None
+
+    def version(self) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+    @cached_property
+    def device(self) -> str:
+        if self.params.device == "auto":
+            return "cuda" if cuda_provider() else "cpu"
+        return self.params.device
+
+    def describe(self) -> dict[str, Any]:
+        providers = self.session.get_providers() if self.session else None
+        return {"device": self.device, "providers": providers, "graph_optimization": self.params.graph_optimization,
+                "session_s": self.session_s, **(self.onnx.describe() if self.onnx else {})}
+
+    def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
+        import torch
+
+        from suite.backends.onnx_model import to_onnx
+
+        self.onnx = to_onnx(model, example_inputs)
+        start = time.perf_counter()
+        self.session = self._session(torch.get_num_threads())
+        self.session_s = round(time.perf_counter() - start, 3)
+        return self._run_on_device() if self.device == "cuda" else self._run_on_host()
+
+    def _session(self, default_threads: int) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.params.threads or default_threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION[self.params.graph_optimization])
+        options.log_severity_level = 3  # errors only: its warnings about unused initializers are noise here
+        session = ort.InferenceSession(str(self.onnx.path), options, providers=self._providers())
+        if self.device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
+            raise RuntimeError(f"ONNX Runtime fell back to {session.get_providers()} instead of running on CUDA")
+        return session
+
+    def _providers(self) -> list:
+        if self.device == "cpu":
+            return ["CPUExecutionProvider"]
+        import torch
+
+        # Torch's stream: a CUDA event or synchronize around a call then covers ONNX Runtime's work.
+        stream = str(torch.cuda.current_stream().cuda_stream)
+        return [("CUDAExecutionProvider", {"device_id": 0, "user_compute_stream": stream}), "CPUExecutionProvider"]
+
+    def _run_on_host(self) -> Callable[[Any], Any]:
+        from suite.backends.onnx_model import INPUT, OUTPUT
+
+        session = self.session
+        return lambda inputs: session.run([OUTPUT], {INPUT: inputs})[0]
+
+    def _run_on_device(self) -> Callable[[Any], Any]:
+        from suite.backends.onnx_model import INPUT, OUTPUT
+
+        session, binding = self.session, self.session.io_binding()
+
+        def run(inputs: Any) -> Any:
+            binding.bind_ortvalue_input(INPUT, inputs)
+            binding.bind_output(OUTPUT, "cuda")
+            session.run_with_iobinding(binding)
+            return binding.get_outputs()[0]
+
+        return run
+
+    def place(self, inputs: Any) -> Any:
+        array = inputs.numpy()
+        if self.device == "cpu":
+            return array
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0)
+
+    def to_host(self, outputs: Any) -> Any:
+        return outputs if self.device == "cpu" else outputs.numpy()
+
+    def synchronize(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
+
+def cuda_provider() -> bool:
+    """ONNX Runtime has its CUDA provider and torch sees a CUDA device (it supplies the stream)."""
+    import onnxruntime as ort
+    import torch
+
+    return "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()

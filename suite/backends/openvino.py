@@ -1,0 +1,120 @@
+"""OpenVINO: Intel's inference engine, the usual choice on CPUs. It reads the ONNX export (or the
+int8 QDQ model an `ort_int8_static` step made: OpenVINO runs those in int8).
+
+Precision is part of the variant: OpenVINO runs in bf16 on CPUs that have it unless told
+INFERENCE_PRECISION_HINT f32, so the hint is always set, and the precisions the compiled model
+really runs its convolutions and matrix products in are read back and recorded. An f32 variant
+with any of them in a lower float precision fails rather than report bf16 numbers as fp32.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections import Counter
+from typing import Any, Callable, Literal
+
+from pydantic import PositiveInt
+
+from suite.params import Params
+
+COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "RNNSeq", "RNNCell")
+LOWER_FLOATS = ("bf16", "f16")
+
+
+class OpenVinoParams(Params):
+    device: Literal["CPU", "GPU"] = "CPU"
+    precision: Literal["f32", "bf16", "f16"] = "f32"  # INFERENCE_PRECISION_HINT, checked after compiling
+    performance_hint: Literal["LATENCY", "THROUGHPUT"] = "LATENCY"
+    threads: PositiveInt | None = None  # None: the scenario's measure.threads (else all cores)
+    # True: one model compiled per input shape (as TensorRT builds one engine per shape);
+    # False: one model with dynamic shapes.
+    static_shapes: bool = True
+
+
+class OpenVinoBackend:
+    Params = OpenVinoParams
+    description = "OpenVINO (CPU; reads the ONNX export, runs QDQ int8 models in int8)"
+    takes = ("torch", "onnx")
+
+    def __init__(self, params: OpenVinoParams):
+        self.params = params
+        self.onnx: Any = None
+        self.compile_s = 0.0
+        self.runtime_precisions: dict[str, int] = {}
+        self.threads: int | None = None
+
+    def available(self) -> str | None:
+        missing = [name for name in ("openvino", "onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+        if missing:
+            return f"needs {', '.join(missing)}: pip install -c constraints.txt '.[openvino]'"
+        import openvino
+
+        if self.params.device not in openvino.Core().available_devices:
+            return f"OpenVINO sees no {self.params.device} device here"
+        return None
+
+    def version(self) -> str:
+        import openvino
+
+        return openvino.get_version()
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": "cpu" if self.params.device == "CPU" else "gpu", "openvino_device": self.params.device,
+                "precision_hint": self.params.precision, "performance_hint": self.params.performance_hint,
+                "static_shapes": self.params.static_shapes, "compile_s": round(self.compile_s, 3),
+                "runtime_precisions": self.runtime_precisions, **(self.onnx.describe() if self.onnx else {})}
+
+    def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
+        import openvino
+        import torch
+
+        from suite.backends.onnx_model import to_onnx
+
+        self.onnx = to_onnx(model, example_inputs)
+        self.threads = self.params.threads or torch.get_num_threads()
+        core = openvino.Core()
+        requests: dict[tuple, Any] = {}
+
+        def run(inputs: Any) -> Any:
+            key = inputs.shape if self.params.static_shapes else ()
+            if key not in requests:
+                requests[key] = self._compile(core, key).create_infer_request()
+            return requests[key].infer([inputs], share_inputs=True)[0]
+
+        run(example_inputs.numpy())
+        return run
+
+    def _compile(self, core: Any, shape: tuple) -> Any:
+        model = core.read_model(str(self.onnx.path))
+        if shape:
+            model.reshape({0: list(shape)})
+        start = time.perf_counter()
+        compiled = core.compile_model(model, self.params.device, {
+            "INFERENCE_PRECISION_HINT": self.params.precision, "PERFORMANCE_HINT": self.params.performance_hint,
+            "INFERENCE_NUM_THREADS": self.threads})
+        self.compile_s += time.perf_counter() - start
+        self.runtime_precisions = runtime_precisions(compiled)
+        lowered = sorted(set(self.runtime_precisions) & set(LOWER_FLOATS))
+        if self.params.precision == "f32" and lowered:
+            raise RuntimeError(f"OpenVINO compiled an f32 variant with layers in {', '.join(lowered)}")
+        return compiled
+
+    def place(self, inputs: Any) -> Any:
+        return inputs.numpy()
+
+    def to_host(self, outputs: Any) -> Any:
+        return outputs.copy()  # the request reuses its output buffer on the next call
+
+    def synchronize(self) -> None:
+        pass  # infer() returns when the results are ready
+
+
+def runtime_precisions(compiled: Any) -> dict[str, int]:
+    """How many convolutions / matrix products the compiled model runs in each precision."""
+    counts: Counter = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if str(info["layerType"].astype(str)) in COMPUTE_LAYERS:
+            counts[str(info["runtimePrecision"].astype(str))] += 1
+    return dict(sorted(counts.items()))

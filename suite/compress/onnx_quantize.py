@@ -1,0 +1,117 @@
+"""ONNX Runtime's own int8 quantization, on the model exported to ONNX: dynamic (weights int8,
+activations quantized on the fly) and static (QDQ: activations' ranges calibrated on training
+batches). The result is an ONNX model, which the onnxruntime and openvino backends run (OpenVINO
+reads QDQ models as int8). The record lists which ops hold int8 weights and which stayed in float.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal
+
+from pydantic import PositiveInt
+
+from suite.compress.base import CompressContext, MethodSpec
+from suite.params import Params
+
+REQUIRES = ("onnxruntime", "onnx", "onnxscript")
+
+
+class OrtDynamicParams(Params):
+    per_channel: bool = False  # weights: one scale per output channel, else one per tensor
+    preprocess: bool = True  # ONNX Runtime's quant_pre_process first (graph optimisation, shapes)
+
+
+class OrtStaticParams(Params):
+    calibration_batches: PositiveInt = 16
+    calibration_batch_size: PositiveInt = 32
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    per_channel: bool = True
+    # uint8 activations with int8 weights is the x86 (VNNI) fast path; int8 both suits GPUs.
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    preprocess: bool = True
+
+
+def apply_dynamic(module: Any, params: OrtDynamicParams, context: CompressContext) -> tuple[Any, dict]:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source, notes = _prepared(module, context, params.preprocess)
+    result, path = source.derived("int8_dynamic.onnx", "onnxruntime quantize_dynamic (weights int8)")
+    with quiet_root_logger():
+        quantize_dynamic(str(source.path), str(path), weight_type=QuantType.QInt8, per_channel=params.per_channel)
+    return result, {"notes": notes + [f"onnxruntime.quantization.quantize_dynamic, per_channel={params.per_channel}"]}
+
+
+def apply_static(module: Any, params: OrtStaticParams, context: CompressContext) -> tuple[Any, dict]:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    source, notes = _prepared(module, context, params.preprocess)
+    batches = calibration_arrays(context.data, params.calibration_batches, params.calibration_batch_size)[:context.max_batches]
+    result, path = source.derived("int8_static.onnx", "onnxruntime quantize_static (QDQ)")
+    activations = QuantType.QUInt8 if params.activation_type == "uint8" else QuantType.QInt8
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[params.calibration_method]
+    with quiet_root_logger():  # per-channel warns through the root logger for every 1-D weight it skips
+        quantize_static(str(source.path), str(path), BatchReader(batches), quant_format=QuantFormat.QDQ,
+                        activation_type=activations, weight_type=QuantType.QInt8, per_channel=params.per_channel,
+                        calibrate_method=method)
+    return result, {"notes": notes + [f"calibrated ({params.calibration_method}) on {len(batches)} training batches "
+                                      f"of up to {params.calibration_batch_size}"]}
+
+
+def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[Any, list[str]]:
+    """The model in ONNX, after ONNX Runtime's pre-processing when asked."""
+    from suite.backends.onnx_model import to_onnx
+
+    exported = to_onnx(module, context.data.train.x[:1])
+    notes = [f"exported to ONNX with torch's {exported.exporter} exporter in {exported.export_s:.1f} s", *exported.notes]
+    if not preprocess:
+        return exported, notes
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    result, path = exported.derived("preprocessed.onnx", "onnxruntime quant_pre_process")
+    # Symbolic shape inference fails on the dynamo exporter's graphs; ONNX's own inference is kept.
+    quant_pre_process(str(exported.path), str(path), skip_symbolic_shape=True)
+    return result, notes + ["onnxruntime quant_pre_process (skip_symbolic_shape)"]
+
+
+@contextmanager
+def quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def calibration_arrays(data: Any, batches: int, batch_size: int) -> list[Any]:
+    """Up to `batches` training batches of `batch_size`, as numpy arrays."""
+    x = data.train.x
+    return [x[i:i + batch_size].numpy() for i in range(0, min(len(x), batch_size * batches), batch_size)]
+
+
+class BatchReader:
+    """ONNX Runtime's CalibrationDataReader protocol over a list of input arrays."""
+
+    def __init__(self, batches: list[Any]):
+        self.batches = iter(batches)
+
+    def get_next(self) -> dict | None:
+        from suite.backends.onnx_model import INPUT
+
+        batch = next(self.batches, None)
+        return None if batch is None else {INPUT: batch}
+
+    def rewind(self) -> None:  # part of the protocol; one pass is all quantize_static needs
+        pass
+
+
+ORT_INT8_DYNAMIC = MethodSpec(
+    description="ONNX Runtime dynamic int8 on the ONNX export (weights int8; for onnxruntime / openvino)",
+    Params=OrtDynamicParams, apply=apply_dynamic, requires=REQUIRES, takes=("torch",), makes="onnx", extra="onnx")
+ORT_INT8_STATIC = MethodSpec(
+    description="ONNX Runtime static int8 (QDQ, calibrated) on the ONNX export (for onnxruntime / openvino)",
+    Params=OrtStaticParams, apply=apply_static, requires=REQUIRES, takes=("torch",), makes="onnx", extra="onnx")
