@@ -89,12 +89,14 @@ def with_backend(variants: list[Variant], name: str | None) -> tuple[list[Varian
         raise SuiteError(f"--backend: {exc}") from None
     backend = PluginRef(name, BACKENDS.get(name).Params())
     moved = [v.model_copy(update={"backend": backend}) for v in variants]
-    seen: dict[str, str] = {}
+    first: dict[str, str] = {}  # a variant's settings, name aside -> the first variant with them
     same: dict[str, str] = {}
     for v in moved:
         key = json.dumps(v.model_dump(mode="json", exclude={"name"}), sort_keys=True)
-        same.update({v.name: seen[key]} if key in seen else {})
-        seen.setdefault(key, v.name)
+        if key in first:
+            same[v.name] = first[key]
+        else:
+            first[key] = v.name
     return moved, same
 
 

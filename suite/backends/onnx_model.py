@@ -119,13 +119,14 @@ def _export_torchscript(model: Any, example: Any, tokens: bool, path: Path) -> N
 
 
 def weight_arrays(proto: Any) -> dict[str, Any]:
-    """Stored tensors that are weights: not quantization scales or zero points, not integer
-    shape constants (the same notion of "weights" as for torch modules)."""
+    """Stored tensors that are weights: not quantization scales or zero points, not shape
+    constants (the same notion of "weights" as for torch modules)."""
     from onnx import numpy_helper
 
     qdq_params = {name for node in proto.graph.node if node.op_type in QDQ for name in node.input[1:]}
     arrays = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer if init.name not in qdq_params}
-    return {name: a for name, a in arrays.items() if a.dtype.kind == "f" or a.dtype.itemsize == 1}
+    # int8 weights, int32 biases of quantized layers; int64 tensors are shapes and indices.
+    return {name: a for name, a in arrays.items() if a.dtype.kind == "f" or (a.dtype.kind in "iu" and a.dtype.itemsize <= 4)}
 
 
 def layer_table(proto: Any) -> list[dict]:
