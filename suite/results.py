@@ -164,7 +164,8 @@ def _variant_from_dict(data: dict) -> VariantResult:
 
 CSV_COLUMNS = ("variant", "model", "backend", "status", "batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms",
                "p99_ms", "mean_ms", "std_ms", "cv", "ci95_p50_lo_ms", "ci95_p50_hi_ms", "n",
-               "samples_per_s", "accuracy", "agreement", "size_bytes", "params", "peak_rss_bytes")
+               "samples_per_s", "accuracy", "agreement", "max_abs_error", "cosine_min", "size_bytes", "params",
+               "peak_rss_bytes")
 
 
 def csv_rows(run: RunResult) -> list[dict[str, Any]]:
@@ -172,7 +173,9 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
     rows = []
     for v in run.variants:
         common = {"variant": v.name, "model": v.model, "backend": v.backend, "status": v.status,
-                  "accuracy": v.accuracy, "agreement": v.agreement, "size_bytes": v.size_bytes,
+                  "accuracy": v.accuracy, "agreement": v.agreement, **{k: (v.fidelity or {}).get(k) for k in
+                                                                        ("max_abs_error", "cosine_min")},
+                  "size_bytes": v.size_bytes,
                   "params": v.params, "peak_rss_bytes": v.peak_rss_bytes}
         throughput = {t.shape: t.samples_per_s for t in v.throughput}
         for lat in v.latency or (None,):

@@ -157,14 +157,16 @@ def test_backend_override_runs_every_variant_there_and_skips_what_it_cannot(writ
     variants:
       - {name: fp32}
       - {name: ort-int8, backend: onnxruntime, compress: [ort_int8_dynamic]}
+      - {name: ort, backend: onnxruntime}
     """
     status, _, _, results = run_quick(write_scenario(text), "--backend", "eager")
     assert status == 0
-    fp32, int8 = results["variants"]
+    fp32, int8, ort = results["variants"]
     assert fp32["status"] == "ok" and fp32["backend"] == "eager"
     assert int8["status"] == "skipped" and "makes onnx" in int8["error"]
+    assert ort["status"] == "skipped" and ort["error"] == "with --backend eager it is the same as variant 'fp32'"
     status, _, _, results = run_quick(write_scenario(text), "--backend", "onnxruntime")
-    assert status == 0 and [v["status"] for v in results["variants"]] == ["ok", "ok"]
+    assert status == 0 and [v["status"] for v in results["variants"]] == ["ok", "ok", "skipped"]
     assert results["variants"][0]["backend_info"]["providers"] == ["CPUExecutionProvider"]
     assert results["variants"][1]["fidelity"]["max_abs_error"] > 0
 
