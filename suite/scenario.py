@@ -191,19 +191,24 @@ class Variant(Params):
         return self
 
 
+# The forms a model takes between compression steps and backends. Each method says which it
+# starts from and which it makes; each backend, which it runs.
+FORMATS = {"torch": "a torch model", "torch_only": "a torch model that ONNX export cannot take",
+           "onnx": "an ONNX model"}
+
+
 def format_conflict(variant: Variant) -> tuple[tuple, str] | None:
-    """Where and why the variant's steps and backend do not fit together: each step takes a model
-    in some formats ("torch", "onnx") and makes one; the backend runs some formats."""
+    """Where and why the variant's steps and backend do not fit together."""
     made, maker = "torch", None
     for i, step in enumerate(variant.compress):
         spec = METHODS.get(step.name)
         if made not in spec.takes:
-            return ("compress", i, "method"), f"{step.name!r} needs a {' or '.join(spec.takes)} model, but {maker!r} before it made {made}"
+            return ("compress", i, "method"), f"{step.name!r} cannot start from {FORMATS[made]}, which {maker!r} makes"
         made, maker = spec.makes, step.name
     backend = BACKENDS.get(variant.backend.name)
     if made not in backend.takes:
-        return ("backend",), (f"backend {variant.backend.name!r} runs {' or '.join(backend.takes)} models, "
-                              f"but compress step {maker!r} makes {made}")
+        return ("backend",), (f"backend {variant.backend.name!r} cannot run {FORMATS[made]}, "
+                              f"which compress step {maker!r} makes")
     return None
 
 

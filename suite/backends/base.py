@@ -10,7 +10,7 @@ from suite.params import Params
 class Backend(Protocol):
     Params: type[Params]
     description: str
-    takes: tuple[str, ...]  # model formats it runs: "torch", and "onnx" for those that read ONNX
+    takes: tuple[str, ...]  # model formats it runs (see scenario.FORMATS)
 
     def __init__(self, params: Any) -> None: ...
 

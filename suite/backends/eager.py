@@ -16,7 +16,7 @@ class EagerParams(Params):
 class EagerBackend:
     Params = EagerParams
     description = "PyTorch eager mode (CPU; CUDA when present)"
-    takes = ("torch",)  # the model formats it runs (compression methods say which they make)
+    takes = ("torch", "torch_only")  # the model formats it runs (see scenario.FORMATS)
 
     def __init__(self, params: EagerParams):
         self.params = params

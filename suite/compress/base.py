@@ -37,8 +37,8 @@ class MethodSpec:
     # None when the method can run on `device`; otherwise why not (the variant is skipped).
     available: Callable[[str], str | None] = field(default=lambda device: None)
     requires: tuple[str, ...] = ()  # modules it imports, from the `compress` extra
-    takes: tuple[str, ...] = ("torch",)  # the model formats it can start from
-    makes: str = "torch"  # the format of the model it returns ("onnx": only ONNX backends run it)
+    takes: tuple[str, ...] = ("torch",)  # the model formats it can start from (see scenario.FORMATS)
+    makes: str = "torch"  # the format of the model it returns
     extra: str = "compress"  # the pyproject extra that installs `requires`
 
     def unavailable(self, device: str) -> str | None:

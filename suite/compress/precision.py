@@ -37,4 +37,4 @@ def apply_bf16(module: Any, params: PrecisionParams, context: CompressContext) -
 
 FP16 = MethodSpec("fp16 weights and compute (for GPUs; slow on CPUs without native fp16)", PrecisionParams, apply_fp16)
 BF16 = MethodSpec("bf16 weights and compute (for GPUs and CPUs with AMX)",
-                  PrecisionParams, apply_bf16)
+                  PrecisionParams, apply_bf16, makes="torch_only")  # ONNX Runtime has no bf16 convolution

@@ -151,7 +151,7 @@ def int4_available(device: str) -> str | None:
 
 
 INT8_DYNAMIC = MethodSpec("int8 weights, activations quantized at run time (Linear, LSTM, GRU; torch.ao)",
-                          DynamicParams, apply_dynamic)
+                          DynamicParams, apply_dynamic, makes="torch_only")  # ONNX cannot export quantized::linear_dynamic
 INT8_STATIC = MethodSpec("post-training static int8, calibrated (PT2E, x86 inductor quantizer; fast under backend compile)",
                          StaticParams, apply_static, requires=("torchao",))
 INT8_WEIGHT_ONLY = MethodSpec("int8 Linear weights, float activations (torchao; fast under backend compile)",
