@@ -153,7 +153,8 @@ def int4_available(device: str) -> str | None:
 INT8_DYNAMIC = MethodSpec("int8 weights, activations quantized at run time (Linear, LSTM, GRU; torch.ao)",
                           DynamicParams, apply_dynamic, makes="torch_only")  # ONNX cannot export quantized::linear_dynamic
 INT8_STATIC = MethodSpec("post-training static int8, calibrated (PT2E, x86 inductor quantizer; fast under backend compile)",
-                         StaticParams, apply_static, requires=("torchao",))
+                         StaticParams, apply_static, requires=("torchao",),
+                         makes="torch_only")  # its ONNX export failed for MiniLM (quantized_decomposed ops)
 INT8_WEIGHT_ONLY = MethodSpec("int8 Linear weights, float activations (torchao; fast under backend compile)",
                               Int8WeightOnlyParams, apply_int8_weight_only, requires=("torchao",))
 INT4_WEIGHT_ONLY = MethodSpec("int4 Linear weights, grouped scales (torchao; CUDA with mslk)", Int4WeightOnlyParams,
