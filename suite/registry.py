@@ -22,6 +22,15 @@ def did_you_mean(name: str, known: list[str]) -> str:
     return f" (known: {', '.join(sorted(known))})" if known else " (none available)"
 
 
+def missing_extra(modules: tuple[str, ...], extra: str) -> str | None:
+    """Why a plugin cannot run: the modules it imports that are not installed, and the pyproject
+    extra that installs them; None when all are there. (Looks them up without importing them.)"""
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    return f"needs {', '.join(missing)}: pip install -c constraints.txt '.[{extra}]'" if missing else None
+
+
 class UnknownName(SuiteError, ValueError):
     """An unknown plugin name. A ValueError too, so validators can raise it as they are."""
 

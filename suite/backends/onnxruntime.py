@@ -8,7 +8,6 @@ the copies are timed on purpose in the end-to-end figure.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from functools import cached_property
 from typing import Any, Callable, Literal
@@ -16,6 +15,7 @@ from typing import Any, Callable, Literal
 from pydantic import PositiveInt
 
 from suite.params import Params
+from suite.registry import missing_extra
 
 OPTIMIZATION = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
                 "all": "ORT_ENABLE_ALL"}
@@ -39,9 +39,9 @@ class OnnxRuntimeBackend:
         self.session: Any = None
 
     def available(self) -> str | None:
-        missing = [name for name in ("onnxruntime", "onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+        missing = missing_extra(("onnxruntime", "onnx", "onnxscript"), "onnx")
         if missing:
-            return f"needs {', '.join(missing)}: pip install -c constraints.txt '.[onnx]'"
+            return missing
         if self.params.device == "cuda" and not cuda_provider():
             return "device 'cuda' asked for, but ONNX Runtime's CUDA provider or a CUDA device is missing"
         return None

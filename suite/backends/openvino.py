@@ -9,7 +9,6 @@ with any of them in a lower float precision fails rather than report bf16 number
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections import Counter
 from typing import Any, Callable, Literal
@@ -17,6 +16,7 @@ from typing import Any, Callable, Literal
 from pydantic import PositiveInt
 
 from suite.params import Params
+from suite.registry import missing_extra
 
 COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "RNNSeq", "RNNCell")
 LOWER_FLOATS = ("bf16", "f16")
@@ -45,9 +45,9 @@ class OpenVinoBackend:
         self.threads: int | None = None
 
     def available(self) -> str | None:
-        missing = [name for name in ("openvino", "onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+        missing = missing_extra(("openvino", "onnx", "onnxscript"), "openvino")
         if missing:
-            return f"needs {', '.join(missing)}: pip install -c constraints.txt '.[openvino]'"
+            return missing
         import openvino
 
         if self.params.device not in openvino.Core().available_devices:
@@ -82,7 +82,7 @@ class OpenVinoBackend:
                 requests[key] = self._compile(core, key).create_infer_request()
             return requests[key].infer([inputs], share_inputs=True)[0]
 
-        run(example_inputs.numpy())
+        run(self.place(example_inputs))
         return run
 
     def _compile(self, core: Any, shape: tuple) -> Any:

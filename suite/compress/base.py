@@ -43,12 +43,9 @@ class MethodSpec:
 
     def unavailable(self, device: str) -> str | None:
         """Why this method cannot run here on `device`, or None."""
-        import importlib.util
+        from suite.registry import missing_extra
 
-        missing = [name for name in self.requires if importlib.util.find_spec(name) is None]
-        if missing:
-            return f"needs {', '.join(missing)}: pip install -c constraints.txt '.[{self.extra}]'"
-        return self.available(device)
+        return missing_extra(self.requires, self.extra) or self.available(device)
 
 
 def compress(module: Any, step: Any, context: CompressContext) -> tuple[Any, dict]:

@@ -13,6 +13,7 @@ from typing import Any, Iterator, Literal
 from pydantic import PositiveInt
 
 from suite.compress.base import CompressContext, MethodSpec
+from suite.compress.quantize import calibration_batches
 from suite.params import Params
 
 REQUIRES = ("onnxruntime", "onnx", "onnxscript")
@@ -47,7 +48,7 @@ def apply_static(module: Any, params: OrtStaticParams, context: CompressContext)
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     source, notes = _prepared(module, context, params.preprocess)
-    batches = calibration_arrays(context.data, params.calibration_batches, params.calibration_batch_size)[:context.max_batches]
+    batches = [b.numpy() for b in calibration_batches(context.data, params)[:context.max_batches]]  # --quick: fewer
     result, path = source.derived("int8_static.onnx", "onnxruntime quantize_static (QDQ)")
     activations = QuantType.QUInt8 if params.activation_type == "uint8" else QuantType.QInt8
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -85,12 +86,6 @@ def quiet_root_logger() -> Iterator[None]:
         yield
     finally:
         root.setLevel(level)
-
-
-def calibration_arrays(data: Any, batches: int, batch_size: int) -> list[Any]:
-    """Up to `batches` training batches of `batch_size`, as numpy arrays."""
-    x = data.train.x
-    return [x[i:i + batch_size].numpy() for i in range(0, min(len(x), batch_size * batches), batch_size)]
 
 
 class BatchReader:

@@ -74,7 +74,8 @@ def apply_static(module: Any, params: StaticParams, context: CompressContext) ->
                                  NEEDS_COMPILE]}
 
 
-def calibration_batches(data: Any, params: StaticParams) -> list[Any]:
+def calibration_batches(data: Any, params: Any) -> list[Any]:
+    """Up to `params.calibration_batches` training batches of `params.calibration_batch_size`."""
     x = data.train.x
     size = params.calibration_batch_size
     return [x[i:i + size] for i in range(0, min(len(x), size * params.calibration_batches), size)]
