@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
-from suite.errors import SuiteError
+from suite.errors import RunInterrupted, SuiteError
 
 EXIT_OK, EXIT_CRASH, EXIT_USER = 0, 1, 2
 
@@ -27,8 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`suite list | head`): nothing more to say
         sys.stdout = open(os.devnull, "w")
         return EXIT_OK
+    except RunInterrupted as exc:
+        print(f"interrupted: {exc.finished} of {exc.total} variants finished and saved in {exc.run_dir}; "
+              f"finish the run with: python -m suite run --resume {exc.run_dir}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("interrupted: variants finished so far are in the run folder's results.json", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
 
 
@@ -37,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="measure every variant of one or more scenarios")
-    run.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO")
+    run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                     help="finish an interrupted run in its folder, with its scenario and options; "
+                          "variants already saved there (measured, failed or skipped) are kept")
     run.add_argument("--out", type=Path, default=Path("reports"),
                      help="folder under which run folders are made: OUT/<scenario>/<UTC time>/ (default: reports)")
     run.add_argument("--quick", action="store_true", help="brief training and few samples: a smoke test")
@@ -45,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default=None, metavar="NAME",
                      help="run every variant on this backend (its default settings) instead of its own; "
                           "variants whose compression it cannot run are skipped with the reason")
+    run.add_argument("--in-process", action="store_true",
+                     help="run every variant in this process (for a debugger or profiler); no time-out "
+                          "or memory limit, and a crash ends the run")
     run.add_argument("--cache-dir", type=Path, default=None,
                      help="where trained checkpoints are cached (default: the user cache folder)")
     run.set_defaults(handler=cmd_run)
@@ -62,22 +73,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite import scenario as scenarios
     from suite.progress import Bars, console
     from suite.report.terminal import summary_table
-    from suite.runner import RunOptions, run
+    from suite.runner import RunOptions, resume, run
     from suite.select import describe as describe_selection
 
+    if bool(args.scenarios) == bool(args.resume):
+        raise SuiteError("run: name scenario files or --resume RUN_DIR (one of the two, not both)")
     loaded = [scenarios.load(path) for path in args.scenarios]  # all checked before any runs
     options = RunOptions(out_dir=args.out, quick=args.quick, only=tuple(args.only), cache_dir=args.cache_dir,
-                         backend=args.backend)
+                         backend=args.backend, in_process=args.in_process)
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` leaves a resumable run, as Ctrl-C does
     status, out = EXIT_OK, console()
-    for scenario in loaded:
+    for scenario in loaded or [None]:
         with Bars() as bars:
-            result, run_dir = run(scenario, options, bars)
+            result, run_dir = resume(args.resume, bars) if scenario is None else run(scenario, options, bars)
         out.print(summary_table(result))
         for line in describe_selection(result.selection) if result.selection else ():
             out.print(line, markup=False, highlight=False, soft_wrap=True)
         out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True)
         status = max(status, run_status(result))
     return status
+
+
+def interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def run_status(result) -> int:

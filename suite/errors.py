@@ -17,3 +17,11 @@ class ScenarioError(SuiteError):
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message: enough for a one-line error."""
     return (str(exc).strip().splitlines() or [""])[0][:limit]
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C (or SIGTERM) during a run: what finished is saved and the run can be resumed."""
+
+    def __init__(self, run_dir, finished: int, total: int):
+        self.run_dir, self.finished, self.total = run_dir, finished, total
+        super().__init__(f"interrupted after {finished} of {total} variants")

@@ -37,13 +37,17 @@ class Bars:
         """A line printed above the bars, kept after they are gone."""
         self._progress.console.print(message, highlight=False, markup=False)
 
+    def open_task(self, description: str, total: int | None) -> Task:
+        """A bar until its close(); `task` is the usual way, this is for bars opened elsewhere."""
+        return Task(self._progress, self._progress.add_task(escape(description), total=total, note=""))  # not markup
+
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Task]:
-        task_id = self._progress.add_task(escape(description), total=total, note="")  # names are not markup
+        task = self.open_task(description, total)
         try:
-            yield Task(self._progress, task_id)
+            yield task
         finally:
-            self._progress.remove_task(task_id)
+            task.close()
 
 
 class Task:
@@ -53,3 +57,6 @@ class Task:
     def update(self, completed: int, note: str = "", total: int | None = None) -> None:
         fields = {"total": total} if total is not None else {}
         self._progress.update(self._id, completed=completed, note=escape(note), **fields)
+
+    def close(self) -> None:
+        self._progress.remove_task(self._id)

@@ -3,7 +3,8 @@
 Schema history (bump SCHEMA_VERSION on any change that removes or renames a field):
   1: first version: the contract of the foundation issue. Fields added since, with defaults so
      that older files still load: latency/throughput `seq_len`, run `selection`, variant
-     `fidelity`, latency `timer` and `end_to_end`.
+     `fidelity`, latency `timer` and `end_to_end`, variant `stderr_tail`, `energy_reason`,
+     `gpu_memory`, `harness_overhead_us`, `load`; latency `p90_bound_ms`, `p99_bound_ms`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from suite.measure.stats import LatencyStats
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LatencyResult(LatencyStats):
     """The statistics of one batch size, with the raw samples they derive from."""
 
@@ -84,13 +85,18 @@ class VariantResult:
     peak_rss_bytes: int | None = None
     latency: tuple[LatencyResult, ...] = ()
     throughput: tuple[ThroughputResult, ...] = ()
-    energy: dict | None = None
+    energy: dict | None = None  # meter, idle baseline and per-shape joules; None: see energy_reason
+    energy_reason: str | None = None
+    gpu_memory: dict | None = None  # peak allocated / reserved on the GPU
+    harness_overhead_us: float | None = None  # the harness's own cost per timed call (a no-op timed)
+    load: dict | None = None  # the load mode's result (offline: best throughput; server: highest rate)
     warnings: tuple[str, ...] = ()
     dataset: dict | None = None
     backend_info: dict = field(default_factory=dict)  # version, device, ...
     weights: dict = field(default_factory=dict)  # where the weights came from: trained, cache, checkpoint
     compress_records: tuple[dict, ...] = ()
     seconds: float | None = None  # wall time spent on this variant, training included
+    stderr_tail: str | None = None  # the last lines its process wrote, when that process died
 
 
 @dataclass(frozen=True)
@@ -150,11 +156,11 @@ def load_json(path: str | Path) -> RunResult:
 
 
 def run_from_dict(data: dict) -> RunResult:
-    variants = tuple(_variant_from_dict(v) for v in data["variants"])
+    variants = tuple(variant_from_dict(v) for v in data["variants"])
     return RunResult(**{**data, "variants": variants})
 
 
-def _variant_from_dict(data: dict) -> VariantResult:
+def variant_from_dict(data: dict) -> VariantResult:
     latency = tuple(LatencyResult(**{**row, "samples_ms": tuple(row["samples_ms"]),
                                      "ci95_p50_ms": tuple(row["ci95_p50_ms"])}) for row in data["latency"])
     throughput = tuple(ThroughputResult(**row) for row in data["throughput"])

@@ -1,7 +1,9 @@
 """The only orchestrator: expands a scenario into variants and measures each.
 
-A variant that fails is recorded with its error and the run goes on; results.json is
-rewritten (atomically) after every variant, so nothing measured is lost.
+A variant that fails is recorded with its error and the run goes on. Each variant runs in its
+own process by default (suite.isolation); each finished variant is saved in the run folder at
+once and results.json rewritten (atomically), so nothing measured is lost and an interrupted
+run can be resumed (suite.run_folder).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -18,20 +21,24 @@ from typing import Any
 
 from suite import __version__
 from suite.compress import CompressContext, compress
-from suite.errors import SuiteError, first_line
-from suite.measure import footprint, quality, stats, timing
+from suite.errors import RunInterrupted, SuiteError, first_line
+from suite.isolation import run_isolated, why_it_failed
+from suite.measure import footprint, quality
+from suite.measuring import Context, measure_model
 from suite.progress import Bars
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, UnknownName, did_you_mean
-from suite.results import LatencyResult, RunResult, ThroughputResult, VariantResult, save_csv, save_json, shape_label
-from suite.scenario import Measure, PluginRef, Scenario, Variant, format_conflict
+from suite.run_folder import RunFolder, options_dict
+from suite.results import RunResult, VariantResult, save_csv, save_json
+from suite.scenario import PluginRef, Scenario, Variant, format_conflict
+from suite.scenario import load as load_scenario
 from suite.select import recommend
 from suite.training import TrainConfig, train
 from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain
 
-# --quick: enough to prove the pipeline works end to end, not to benchmark anything.
+# --quick: enough to prove the pipeline works end to end, not to benchmark anything
+# (the timing side of it: measuring.QUICK_PLAN).
 QUICK_MAX_EPOCHS = 2
 QUICK_MAX_BATCHES = 10  # per epoch
-QUICK_PLAN = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0, "max_time_s": 0.3}
 
 
 @dataclass(frozen=True)
@@ -41,30 +48,75 @@ class RunOptions:
     only: tuple[str, ...] = ()
     cache_dir: Path | None = None
     backend: str | None = None  # run every variant on this backend (default params) instead of its own
+    in_process: bool = False  # every variant in this process, whatever the scenario's isolation says
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunOptions:
+        paths = {k: Path(data[k]) if data.get(k) else None for k in ("out_dir", "cache_dir")}
+        return cls(**{**data, **paths, "only": tuple(data.get("only", ()))})
 
 
-def run(scenario: Scenario, options: RunOptions, bars: Bars) -> tuple[RunResult, Path]:
-    """Measure every selected variant; write results.json, results.csv and index.html."""
+def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder | None = None) -> tuple[RunResult, Path]:
+    """Measure every selected variant; write results.json, results.csv and index.html.
+
+    `folder`: an interrupted run to finish; its finished variants are kept, not measured again."""
     import torch
 
     from suite.environment import fingerprint
     from suite.report import write_html
 
     variants, duplicates = with_backend(select_variants(scenario, options.only), options.backend)
-    run_dir = new_run_dir(options.out_dir, scenario.name)
-    result = RunResult(suite_version=__version__, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    if folder is None:
+        folder = RunFolder(new_run_dir(options.out_dir, scenario.name))
+        folder.start(Path(scenario.source), options_dict(options), sys.path)
+    result = RunResult(suite_version=__version__, created=folder.started().created,
                        scenario=scenario.model_dump(mode="json"), environment=fingerprint(),
                        variants=(), quick=options.quick)
-    bench = Workbench(scenario, options, bars, default_threads=torch.get_num_threads(), duplicates=duplicates)
-    with bars.task("variants", total=len(variants)) as task:
-        for done, variant in enumerate(variants):
-            task.update(done, note=variant.name)
-            variants = result.variants + (bench.run_variant(variant),)
-            result = replace(result, variants=variants, selection=scenario.select and recommend(scenario.select, variants))
-            save_json(result, run_dir / "results.json")
-    save_csv(result, run_dir / "results.csv")
-    write_html(result, run_dir / "index.html")
-    return result, run_dir
+    bench = Workbench(scenario, options, bars, torch.get_num_threads(), folder, duplicates)
+    try:
+        with bars.task("variants", total=len(variants)) as task:
+            for done, variant in enumerate(variants):
+                task.update(done, note=variant.name)
+                variants_done = result.variants + (bench.result_of(variant),)
+                result = replace(result, variants=variants_done,
+                                 selection=scenario.select and recommend(scenario.select, variants_done))
+                save_json(result, folder.path / "results.json")
+    except KeyboardInterrupt:
+        raise RunInterrupted(folder.path, len(result.variants), len(variants)) from None
+    save_csv(result, folder.path / "results.csv")
+    write_html(result, folder.path / "index.html")
+    return result, folder.path
+
+
+def resume(run_dir: Path, bars: Bars) -> tuple[RunResult, Path]:
+    """Finish an interrupted run in its own folder, with the options it was started with."""
+    folder = RunFolder(run_dir)
+    scenario, options = started_as(folder)
+    if options.in_process:
+        use_sys_path(folder)
+    return run(scenario, options, bars, folder)
+
+
+def started_as(folder: RunFolder) -> tuple[Scenario, RunOptions]:
+    """The scenario (its text as saved in the run folder) and options a run was started with."""
+    started = folder.started()
+    return load_scenario(folder.path / "scenario.yaml", origin=started.scenario_file), RunOptions.from_dict(started.options)
+
+
+def use_sys_path(folder: RunFolder) -> None:
+    """Find modules where the run's first process found them: the user's own model factories."""
+    sys.path[:0] = [p for p in folder.started().sys_path if p not in sys.path]
+
+
+def variant_in_folder(folder: RunFolder, name: str, bars: Any) -> VariantResult:
+    """Measure one variant of the run in `folder` in this process (the isolated child's work)."""
+    import torch
+
+    use_sys_path(folder)
+    scenario, options = started_as(folder)
+    variants, duplicates = with_backend(select_variants(scenario, options.only), options.backend)
+    [variant] = [v for v in variants if v.name == name]
+    return Workbench(scenario, options, bars, torch.get_num_threads(), folder, duplicates).run_variant(variant)
 
 
 def select_variants(scenario: Scenario, only: tuple[str, ...]) -> list[Variant]:
@@ -118,21 +170,54 @@ class Workbench:
     """Runs variants one by one, sharing datasets, trained models and predictions between them."""
 
     def __init__(self, scenario: Scenario, options: RunOptions, bars: Bars, default_threads: int,
-                 duplicates: dict[str, str] | None = None):
-        self.scenario, self.options, self.bars = scenario, options, bars
+                 folder: RunFolder, duplicates: dict[str, str] | None = None):
+        self.scenario, self.options, self.bars, self.folder = scenario, options, bars, folder
         self.duplicates = duplicates or {}
         self.default_threads = default_threads
         self.cache = CheckpointCache(options.cache_dir or default_cache_dir())
         self._datasets: dict[str, Any] = {}
         self._models: dict[str, tuple[Any, dict]] = {}
-        self._outputs: dict[str, Any] = {}  # each variant's test-set outputs, for agreement
+
+    def result_of(self, variant: Variant) -> VariantResult:
+        """The variant's result: saved by an earlier attempt of this run, or measured now (in its
+        own process unless the scenario or --in-process says otherwise), then saved at once."""
+        finished = self.folder.finished(variant.name)
+        if finished is not None:
+            self.bars.log(f"{variant.name}: {finished.status} in an earlier attempt of this run: kept")
+            return finished
+        isolation = self.scenario.isolation
+        if self.skip_reason(variant) or self.options.in_process or not isolation.subprocess:
+            result = self.run_variant(variant)
+        else:
+            result = self.run_in_child(variant, isolation)
+        self.folder.save_variant(result)
+        return result
+
+    def run_in_child(self, variant: Variant, isolation: Any) -> VariantResult:
+        start = time.perf_counter()
+        result, ending = run_isolated(self.folder, variant.name, isolation, self.bars)
+        seconds = round(time.perf_counter() - start, 3)
+        if result is None:
+            error_type, reason = why_it_failed(ending)
+            self.bars.log(f"{variant.name}: failed: {reason}")
+            return replace(base_result(self.scenario, variant), status="failed", error=reason,
+                           error_type=error_type, stderr_tail=ending["stderr_tail"], seconds=seconds)
+        if ending["returncode"] != 0:  # it saved a result, then died on the way out
+            result = replace(result, warnings=result.warnings + (f"process exited with status {ending['returncode']} "
+                                                                 "after saving this result",))
+        return replace(result, seconds=seconds)
+
+    def skip_reason(self, variant: Variant) -> str | None:
+        backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
+        return (self.moved_away(variant) or backend.available()
+                or methods_unavailable(variant, backend.describe().get("device", "cpu")))
 
     def run_variant(self, variant: Variant) -> VariantResult:
+        """Measure the variant in this process; a failure is recorded in the result."""
         model_ref = self.scenario.model_of(variant)
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
-        base = VariantResult(name=variant.name, model=model_ref.name, backend=variant.backend.name,
-                             compress=tuple(step.dump("method") for step in variant.compress))
-        reason = self.moved_away(variant) or backend.available() or methods_unavailable(variant, backend.describe().get("device", "cpu"))
+        base = base_result(self.scenario, variant)
+        reason = self.skip_reason(variant)
         if reason:
             self.bars.log(f"{variant.name}: skipped: {reason}")
             return replace(base, status="skipped", error=reason)
@@ -167,18 +252,21 @@ class Workbench:
         data = self.dataset(variant, model_ref)
         model, weights = self.trained_model(model_ref, data)
         model, records = self.compressed(variant, model_ref, model, data, backend)
+        device = backend.describe().get("device", "cpu")
+        footprint.reset_gpu_peak(device)
         size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
         run_model = backend.prepare(model, data.test.x[:1], data.train.x)
         outputs = quality.outputs(run_model, backend.place, backend.to_host, data.test.x, measure.eval_batch_size)
-        self._outputs[variant.name] = outputs
+        self.folder.save_outputs(variant.name, outputs)
         reference, fidelity, notes = self.agreement(variant, model_ref, outputs)
-        latency, throughput, timing_notes = self.latency(variant, run_model, backend, data, measure)
+        timed = measure_model(run_model, backend, data, measure, Context(
+            self.options.quick, self.bars, variant.name, self.scenario.source, self.scenario.seed))
         accuracy, accuracy_reason = accuracy_of(outputs, data, weights)
         return replace(
             base, accuracy=accuracy, accuracy_reason=accuracy_reason, agreement=fidelity.pop("top1", None),
             fidelity=fidelity or None, agreement_with=reference, size_bytes=size, params=params,
-            peak_rss_bytes=footprint.peak_rss_bytes(), latency=latency, throughput=throughput,
-            warnings=tuple(notes + timing_notes), dataset=data.describe(),
+            peak_rss_bytes=footprint.peak_rss_bytes(), gpu_memory=footprint.gpu_peak_memory(device),
+            **timed.fields(), warnings=tuple(notes) + timed.notes, dataset=data.describe(),
             backend_info={"version": backend.version(), "threads": torch.get_num_threads(), **backend.describe()},
             weights=weights, compress_records=tuple(records))
 
@@ -253,36 +341,19 @@ class Workbench:
     def agreement(self, variant: Variant, model_ref: PluginRef, outputs: Any) -> tuple[str | None, dict, list[str]]:
         """The reference variant, how closely `outputs` follow its outputs, and warnings."""
         reference = agreement_reference(self.scenario, variant, model_ref)
-        if reference not in self._outputs:
+        expected = self.folder.outputs(reference)
+        if expected is None:
             return reference, {}, [f"agreement not measured: reference variant {reference!r} did not run or failed"]
-        if self._outputs[reference].shape != outputs.shape:
+        if expected.shape != outputs.shape:
             return reference, {}, [f"agreement not measured: outputs of shape {outputs.shape} against "
-                                   f"{self._outputs[reference].shape} from {reference!r}"]
-        fidelity = quality.agreement(outputs, self._outputs[reference])
+                                   f"{expected.shape} from {reference!r}"]
+        fidelity = quality.agreement(outputs, expected)
         return reference, fidelity, fidelity_warnings(fidelity, reference, self.scenario.fidelity)
 
-    def latency(self, variant: Variant, run_model: Any, backend: Any, data: Any, measure: Measure) -> tuple[tuple, tuple, list[str]]:
-        latencies, throughputs, notes = [], [], []
-        plan = timing_plan(measure, self.options.quick)
-        on_device = backend.describe().get("device", "cpu") != "cpu"
-        for batch_size, seq_len in input_shapes(measure, data, self.scenario.source):
-            host_inputs = batch_of(data.test.x, batch_size, seq_len)
-            inputs = backend.place(host_inputs)
-            label = shape_label(batch_size, seq_len)
-            with self.bars.task(f"measuring {variant.name} {label}", total=plan.min_samples) as task:
-                measured = timing.measure(lambda: run_model(inputs), backend.synchronize, plan,
-                                          clock=timing.CudaEventClock() if on_device else time.perf_counter,
-                                          on_sample=lambda n: task.update(n))
-            row, row_notes = latency_result(batch_size, seq_len, measured)
-            if on_device:  # the same model again, timed from host inputs to host outputs, copies included
-                with self.bars.task(f"measuring {variant.name} {label} end to end", total=plan.min_samples) as task:
-                    copied = timing.measure(lambda: backend.to_host(run_model(backend.place(host_inputs))),
-                                            backend.synchronize, plan, on_sample=lambda n: task.update(n))
-                row = replace(row, timer="cuda_events", end_to_end=end_to_end(copied))
-            latencies.append(row)
-            throughputs.append(ThroughputResult(batch_size, batch_size / (row.p50_ms / 1e3), seq_len))
-            notes += row_notes
-        return tuple(latencies), tuple(throughputs), notes
+def base_result(scenario: Scenario, variant: Variant) -> VariantResult:
+    """What a variant's result says before anything is measured: which variant it is."""
+    return VariantResult(name=variant.name, model=scenario.model_of(variant).name, backend=variant.backend.name,
+                         compress=tuple(step.dump("method") for step in variant.compress))
 
 
 def fidelity_warnings(fidelity: dict, reference: str, tolerance: Any) -> list[str]:
@@ -294,38 +365,6 @@ def fidelity_warnings(fidelity: dict, reference: str, tolerance: Any) -> list[st
         notes.append(f"worst cosine similarity of outputs with {reference!r} {fidelity['cosine_min']:.4f} is below "
                      f"fidelity.min_cosine {tolerance.min_cosine}")
     return notes
-
-
-def input_shapes(measure: Measure, data: Any, source: str) -> list[tuple[int, int | None]]:
-    """(batch size, sequence length) pairs to time; the length is None unless `seq_lens` is set."""
-    if measure.seq_lens is None:
-        return [(b, None) for b in measure.batch_sizes]
-    if data.vocab_size is None:
-        raise SuiteError(f"{source}: measure.seq_lens: dataset {data.name!r} is not token sequences")
-    return [(b, s) for s in measure.seq_lens for b in measure.batch_sizes]
-
-
-def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing) -> tuple[LatencyResult, list[str]]:
-    samples_ms = tuple(s * 1e3 for s in measured.samples_s)
-    summary = stats.summarize(samples_ms)
-    label = shape_label(batch_size, seq_len)
-    notes = [f"{label}: {w}" for w in stats.sample_warnings(summary)]
-    if measured.stopped_by == "max_time_s":
-        notes.append(f"{label}: max_time_s reached after only {summary.n} samples (fewer than min_samples)")
-    if measured.loops > 1:
-        notes.append(f"{label}: calls shorter than the timer allows; each sample is the mean of "
-                     f"{measured.loops} calls, so percentiles are of those means")
-    row = LatencyResult(batch_size=batch_size, seq_len=seq_len, samples_ms=samples_ms, loops=measured.loops,
-                        warmup_calls=measured.warmup_calls, stopped_by=measured.stopped_by,
-                        **summary.__dict__)
-    return row, notes
-
-
-def end_to_end(measured: timing.Timing) -> dict:
-    """The host-to-host figures: the percentiles of samples that include host-device copies."""
-    summary = stats.summarize([t * 1e3 for t in measured.samples_s])
-    return {"timer": "perf_counter", "n": summary.n, "p50_ms": summary.p50_ms, "p90_ms": summary.p90_ms,
-            "p99_ms": summary.p99_ms, "mean_ms": summary.mean_ms}
 
 
 def methods_unavailable(variant: Variant, device: str) -> str | None:
@@ -371,26 +410,6 @@ def train_config(recipe: dict, scenario: Scenario, quick: bool) -> TrainConfig:
     if quick:
         config = replace(config, epochs=min(config.epochs, QUICK_MAX_EPOCHS), max_batches=QUICK_MAX_BATCHES)
     return config
-
-
-def timing_plan(m: Measure, quick: bool) -> timing.TimingPlan:
-    plan = timing.TimingPlan(warmup_s=m.warmup_s, warmup_calls=m.warmup_calls, min_samples=m.min_samples, max_samples=m.max_samples,
-                             min_time_s=m.min_time_s, max_time_s=m.max_time_s,
-                             min_sample_s=m.min_sample_ms / 1e3 if m.min_sample_ms else None)
-    return replace(plan, **QUICK_PLAN) if quick else plan
-
-
-def batch_of(inputs: Any, batch_size: int, seq_len: int | None = None) -> Any:
-    """The first `batch_size` inputs, repeated when the split is smaller than the batch;
-    token sequences cut or padded (id 0, masked as padding) to `seq_len` when given."""
-    import torch
-
-    repeats = -(-batch_size // len(inputs))
-    batch = torch.cat([inputs] * repeats)[:batch_size] if repeats > 1 else inputs[:batch_size]
-    if seq_len is None:
-        return batch
-    batch = batch[:, :seq_len]
-    return torch.nn.functional.pad(batch, (0, seq_len - batch.shape[1]), value=0)
 
 
 def describe_weights(name: str, weights: dict) -> str:

@@ -154,6 +154,24 @@ class Measure(Params):
     min_sample_ms: PositiveFloat | None = None
     threads: PositiveInt | None = None
     eval_batch_size: PositiveInt = 256
+    # Load mode, after MLPerf LoadGen: single_stream (latency percentiles per shape), offline (also
+    # the best throughput over batch sizes), server (also the highest Poisson arrival rate whose
+    # p99 latency, queueing included, stays within latency_bound_ms; found in rate_steps trials).
+    mode: Literal["single_stream", "offline", "server"] = "single_stream"
+    latency_bound_ms: PositiveFloat | None = None
+    rate_steps: PositiveInt = 6
+    # Energy, where a hardware counter can be read: an idle baseline, then each shape run back to
+    # back for this long (at least 10 update periods of the counter).
+    idle_baseline_s: NonNegativeFloat = 1.0
+    energy_window_s: PositiveFloat = 2.0
+
+    @model_validator(mode="after")
+    def _server_has_a_bound(self) -> Measure:
+        if self.mode == "server" and self.latency_bound_ms is None:
+            raise NestedError(("latency_bound_ms",), "mode server needs a latency bound: the p99 to meet")
+        if self.mode == "server" and 1 not in self.batch_sizes:
+            raise NestedError(("batch_sizes",), "mode server serves one query at a time: include batch size 1")
+        return self
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> Measure:
@@ -220,6 +238,16 @@ class Fidelity(Params):
     min_cosine: float = Field(0.99, ge=-1.0, le=1.0)
 
 
+class Isolation(Params):
+    """Each variant in its own process, so that a crash, a hang or a runaway allocation fails
+    that variant alone; the time-out and memory limit apply to the whole variant process
+    (training and compression included)."""
+
+    subprocess: bool = True
+    timeout_s: PositiveFloat = 3600.0
+    max_memory_mb: PositiveFloat | None = None  # resident memory of the variant's process
+
+
 class Scenario(Params):
     name: str = Field(min_length=1)
     description: str = ""
@@ -231,6 +259,7 @@ class Scenario(Params):
     baseline: str | None = None
     select: Select | None = None
     fidelity: Fidelity = Fidelity()
+    isolation: Isolation = Isolation()
     variants: tuple[Variant, ...] = Field(min_length=1)
     _source: str = PrivateAttr("<scenario>")
 
@@ -274,22 +303,26 @@ class Scenario(Params):
         return variant.measure or self.measure
 
 
-def load(path: str | Path) -> Scenario:
-    """Read and validate one scenario file; raise ScenarioError (one line) on any problem."""
-    file = str(path)
+def load(path: str | Path, origin: str | Path | None = None) -> Scenario:
+    """Read and validate one scenario file; raise ScenarioError (one line) on any problem.
+
+    `origin`: the file this text first came from (a run folder keeps a copy); relative paths
+    resolve against its folder and messages name it."""
+    origin = Path(origin or path)
+    file = str(origin)
     data = _read_yaml(Path(path))
     if not isinstance(data, dict):
         raise ScenarioError(file, "", "expected a mapping of keys at the top level")
-    data.setdefault("name", Path(path).stem)
-    origin: list[int] = []
+    data.setdefault("name", origin.stem)
+    indices: list[int] = []
     if isinstance(data.get("variants"), list):
-        data["variants"], origin = expand_variants(data["variants"])
+        data["variants"], indices = expand_variants(data["variants"])
     try:
-        scenario = Scenario.model_validate(data, context={"base_dir": Path(path).parent})
+        scenario = Scenario.model_validate(data, context={"base_dir": origin.parent})
     except ValidationError as exc:
         loc, message = first_error(exc)
-        if len(loc) > 1 and loc[0] == "variants" and isinstance(loc[1], int) and origin:
-            loc = ("variants", origin[loc[1]], *loc[2:])  # the index in the file, not after sweeps
+        if len(loc) > 1 and loc[0] == "variants" and isinstance(loc[1], int) and indices:
+            loc = ("variants", indices[loc[1]], *loc[2:])  # the index in the file, not after sweeps
         raise ScenarioError(file, format_loc(loc), message) from None
     scenario._source = file
     return scenario

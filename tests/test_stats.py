@@ -74,3 +74,33 @@ def test_outliers_and_robust_spread():
     assert s.cv > 1.0
     [warning] = sample_warnings(s)
     assert "10 far outliers" in warning and "MAD-based: 0%" in warning
+
+
+@pytest.mark.parametrize(("n", "q", "rank_from_top"), [
+    (63, 0.90, None),   # one short of LoadGen's 64: no p90 claim
+    (64, 0.90, 2),      # the second largest bounds p90: P(Bin(64, 0.1) <= 1) = 0.0096 <= 0.01
+    (661, 0.99, None),
+    (662, 0.99, 2),
+    (1000, 0.99, 3),    # P(Bin(1000, 0.01) <= 2) = 0.0028; <= 3 is 0.0102 > 0.01
+])
+def test_percentile_bound_is_the_order_statistic_of_the_binomial_rule(n, q, rank_from_top):
+    from suite.measure.stats import percentile_bound
+
+    values = np.random.default_rng(0).permutation(np.arange(1.0, n + 1))
+    expected = None if rank_from_top is None else float(n + 1 - rank_from_top)
+    assert percentile_bound(values, q) == expected
+
+
+def test_percentile_bound_covers_the_true_quantile_at_least_as_often_as_promised():
+    from suite.measure.stats import percentile_bound
+
+    rng = np.random.default_rng(1)
+    true_p90 = -np.log(0.1)  # of Exponential(1)
+    covered = [percentile_bound(rng.exponential(size=200), 0.90) >= true_p90 for _ in range(2000)]
+    assert np.mean(covered) >= 0.99
+
+
+def test_summaries_carry_the_bounds():
+    s = summarize(np.arange(1.0, 663.0))
+    assert (s.p90_bound_ms is not None, s.p99_bound_ms) == (True, 661.0)
+    assert summarize(np.arange(1.0, 101.0)).p99_bound_ms is None

@@ -76,3 +76,22 @@ def peak_rss_bytes() -> int:
     """Peak resident set size of this process so far."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+def reset_gpu_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def gpu_peak_memory(device: str) -> dict | None:
+    """Peak GPU memory torch's allocator held since reset_gpu_peak (allocated: in tensors;
+    reserved: in its cache). Memory other runtimes take from the driver (ONNX Runtime, TensorRT)
+    is not seen here."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return {"peak_allocated_bytes": torch.cuda.max_memory_allocated(device),
+            "peak_reserved_bytes": torch.cuda.max_memory_reserved(device), "seen_by": "torch.cuda allocator"}

@@ -26,6 +26,10 @@ class LatencyStats:
     ci95_p50_ms: tuple[float, float]
     robust_cv: float  # 1.4826 * MAD / median: the spread the median sees, insensitive to outliers
     outliers: int  # samples above Q3 + 3 IQR (Tukey's far-out fence)
+    # Upper bounds on the true p90 / p99 at 99 % confidence (LoadGen's early-stopping estimate);
+    # None when there are too few samples to claim that percentile at all.
+    p90_bound_ms: float | None = None
+    p99_bound_ms: float | None = None
 
 
 def summarize(samples_ms, seed: int = 0) -> LatencyStats:
@@ -43,6 +47,7 @@ def summarize(samples_ms, seed: int = 0) -> LatencyStats:
         ci95_p50_ms=median_ci(values, 0.95, seed),
         robust_cv=1.4826 * mad / p50 if p50 > 0 else 0.0,
         outliers=int(np.sum(values > q3 + 3 * (q3 - q1))),
+        p90_bound_ms=percentile_bound(values, 0.90), p99_bound_ms=percentile_bound(values, 0.99),
     )
 
 
@@ -79,6 +84,21 @@ def min_samples_for_percentile(q: float, confidence: float = 0.99, tolerance: in
         if ok.any():
             return int(candidates[np.argmax(ok)])
         n = 2 * n + 1
+
+
+def percentile_bound(values, q: float, confidence: float = 0.99, tolerance: int = 1) -> float | None:
+    """An upper bound on the true q-quantile that holds with the given confidence, from the
+    order statistics: the sample with t samples above it, for the largest t such that
+    P(Binomial(n, 1-q) <= t) <= 1-confidence (if the quantile were higher, more than t samples
+    would have exceeded it). None when even t = `tolerance` fails: too few samples for a claim."""
+    from scipy.stats import binom
+
+    ordered = np.sort(np.asarray(values, dtype=float))
+    n = ordered.size
+    allowed = np.nonzero(binom.cdf(np.arange(n), n, 1.0 - q) <= 1.0 - confidence)[0]
+    if allowed.size == 0 or allowed[-1] < tolerance:
+        return None
+    return float(ordered[n - 1 - allowed[-1]])
 
 
 def sample_warnings(stats: LatencyStats, confidence: float = 0.99) -> list[str]:

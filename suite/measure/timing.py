@@ -70,6 +70,15 @@ def shortest_sample(clock: Clock = time.perf_counter) -> float:
     return max(100 * timer_overhead(clock), 1000 * resolution, 1e-6)
 
 
+def harness_cost(sync: Callable[[], None], clock: Clock = time.perf_counter, calls: int = 1000) -> float:
+    """What the harness adds to every sample: the median time of a call that does nothing,
+    timed through the same path (synchronization, clock, closure) as the model's calls."""
+    def nothing() -> None:
+        return None
+
+    return statistics.median(one_sample(nothing, sync, 1, clock) for _ in range(calls))
+
+
 def one_sample(call: Callable[[], object], sync: Callable[[], None], loops: int, clock: Clock) -> float:
     """Seconds per call over `loops` calls, synchronized on both sides."""
     sync()

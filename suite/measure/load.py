@@ -1,0 +1,85 @@
+"""Load modes after MLPerf LoadGen: offline (every sample available at once: the highest
+throughput over batch sizes) and server (queries arriving as a Poisson process: the highest
+rate whose p99 latency, queueing included, meets a bound). Single stream is the plain latency
+measurement of suite.measure.timing."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from suite.measure.stats import percentile_bound
+
+SPIN_S = 0.001  # sleep until this close to an arrival, then spin: sleep overshoots by ~0.1 ms
+
+
+def offline_summary(rows: list[tuple[int, tuple[float, ...]]]) -> dict:
+    """Throughput per batch size from the total time of its samples (all the work over all the
+    time, as LoadGen's offline mode counts it), and the best batch size."""
+    per_batch = {str(batch): batch * len(samples_ms) / (sum(samples_ms) / 1e3) for batch, samples_ms in rows}
+    best = max(per_batch, key=per_batch.get)
+    return {"mode": "offline", "best_batch_size": int(best), "samples_per_s": per_batch[best],
+            "samples_per_s_by_batch_size": per_batch}
+
+
+@dataclass(frozen=True)
+class Trial:
+    rate_qps: float
+    queries: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    p99_bound_ms: float | None  # None: too few queries for a 99 %-confidence p99 claim
+    met: bool
+
+
+def poisson_run(call: Callable[[], Any], sync: Callable[[], None], rate_qps: float, min_queries: int,
+                min_time_s: float, seed: int, clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Serve queries arriving at exponential intervals, one at a time in arrival order; return each
+    query's latency in seconds from its arrival (so time spent queued counts) to its result."""
+    rng = np.random.default_rng(seed)
+    latencies: list[float] = []
+    start = clock()
+    arrival = start
+    while len(latencies) < min_queries or clock() - start < min_time_s:
+        arrival += rng.exponential(1.0 / rate_qps)
+        wait_until(arrival, clock)
+        call()
+        sync()
+        latencies.append(clock() - arrival)
+    return latencies
+
+
+def wait_until(moment: float, clock: Callable[[], float]) -> None:
+    remaining = moment - clock()
+    if remaining > SPIN_S:
+        time.sleep(remaining - SPIN_S)
+    while clock() < moment:
+        pass
+
+
+def trial(run_at: Callable[[float], list[float]], rate_qps: float, bound_ms: float) -> Trial:
+    start = time.perf_counter()
+    latencies_ms = np.asarray(run_at(rate_qps)) * 1e3
+    seconds = time.perf_counter() - start
+    bound = percentile_bound(latencies_ms, 0.99)
+    p99 = float(np.percentile(latencies_ms, 99))
+    return Trial(rate_qps=rate_qps, queries=len(latencies_ms), seconds=seconds,
+                 p50_ms=float(np.percentile(latencies_ms, 50)), p99_ms=p99, p99_bound_ms=bound,
+                 met=(bound if bound is not None else p99) <= bound_ms)
+
+
+def search_rate(run_at: Callable[[float], list[float]], service_s: float, bound_ms: float, steps: int) -> dict:
+    """Bisect the arrival rate between 0 and the rate one server can at best sustain
+    (1 / service time) for the highest that meets the p99 bound."""
+    low, high, trials = 0.0, 1.0 / service_s, []
+    for _ in range(steps):
+        result = trial(run_at, (low + high) / 2, bound_ms)
+        trials.append(result)
+        low, high = (result.rate_qps, high) if result.met else (low, result.rate_qps)
+    best = max((t for t in trials if t.met), key=lambda t: t.rate_qps, default=None)
+    return {"mode": "server", "latency_bound_ms": bound_ms, "percentile": 99,
+            "max_rate_qps": best.rate_qps if best else None, "trials": [t.__dict__ for t in trials]}

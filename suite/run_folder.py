@@ -1,0 +1,101 @@
+"""The run folder: what a run writes as it goes, so that nothing measured is lost and an
+interrupted run can be finished (`suite run --resume RUN_DIR`).
+
+    run.json            how the run was started: the scenario file, the options, when
+    scenario.yaml       the scenario's text as it was when the run started
+    variants/<key>.json each finished variant, written (atomically) the moment it finishes
+    outputs/<key>.npy   each variant's test-set outputs, for the agreement of later variants
+    logs/<key>.log      what each variant's process wrote on stderr
+    results.json, results.csv, index.html   the whole run, rewritten after every variant
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from suite.errors import SuiteError
+from suite.results import VariantResult, atomic_write_text, variant_from_dict
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """How a run was started, kept in run.json so that --resume can go on the same way."""
+
+    scenario_file: str  # absolute: relative paths in the scenario resolve against its folder
+    options: dict
+    created: str
+    sys_path: tuple[str, ...] = ()  # where the user's own modules (model factories) were found
+
+
+def key(variant_name: str) -> str:
+    """A file name for a variant: readable, and unique even for names with odd characters."""
+    slug = re.sub(r"[^\w.-]+", "-", variant_name).strip("-.")[:40] or "variant"
+    return f"{slug}-{hashlib.sha1(variant_name.encode()).hexdigest()[:8]}"
+
+
+class RunFolder:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def start(self, scenario_file: Path, options: dict, sys_path: list[str]) -> RunStart:
+        started = RunStart(scenario_file=str(Path(scenario_file).resolve()), options=options,
+                           created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           sys_path=tuple(sys_path))
+        atomic_write_text(self.path / "scenario.yaml", Path(scenario_file).read_text(encoding="utf-8"))
+        atomic_write_text(self.path / "run.json", json.dumps(asdict(started), indent=1) + "\n")
+        return started
+
+    def started(self) -> RunStart:
+        try:
+            data = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SuiteError(f"{self.path}: not a run folder (no run.json)") from None
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"{self.path / 'run.json'}: not valid JSON ({exc.msg})") from None
+        return RunStart(**{**data, "sys_path": tuple(data.get("sys_path", ()))})
+
+    def save_variant(self, result: VariantResult) -> None:
+        atomic_write_text(self._file("variants", result.name, ".json"), json.dumps(asdict(result), indent=1, allow_nan=False) + "\n")
+
+    def finished(self, name: str) -> VariantResult | None:
+        """The saved result of a variant, or None if it has not finished."""
+        file = self._file("variants", name, ".json")
+        if not file.exists():
+            return None
+        return variant_from_dict(json.loads(file.read_text(encoding="utf-8")))
+
+    def save_outputs(self, name: str, outputs: np.ndarray) -> None:
+        file = self._file("outputs", name, ".npy")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, outputs, allow_pickle=False)
+        os.replace(tmp, file)
+
+    def outputs(self, name: str) -> np.ndarray | None:
+        file = self._file("outputs", name, ".npy")
+        return np.load(file, allow_pickle=False) if file.exists() else None
+
+    def log_file(self, name: str) -> Path:
+        file = self._file("logs", name, ".log")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        return file
+
+    def _file(self, kind: str, name: str, suffix: str) -> Path:
+        return self.path / kind / (key(name) + suffix)
+
+
+def options_dict(options: Any) -> dict:
+    """RunOptions as JSON: paths absolute (a resume may start elsewhere), tuples as lists."""
+    return {k: (str(v.resolve()) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+            for k, v in asdict(options).items()}
