@@ -212,6 +212,7 @@ class Variant(Params):
 # The forms a model takes between compression steps and backends. Each method says which it
 # starts from and which it makes; each backend, which it runs.
 FORMATS = {"torch": "a torch model", "torch_only": "a torch model that ONNX export cannot take",
+           "eager_only": "a torch model that neither ONNX export nor torch.compile can take",
            "onnx": "an ONNX model"}
 
 

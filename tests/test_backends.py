@@ -139,8 +139,13 @@ variants:
 @pytest.mark.parametrize("backend_name, steps, message", [
     ("eager", "[ort_int8_dynamic]", "variants[0].backend: backend 'eager' cannot run an ONNX model, which compress "
                                     "step 'ort_int8_dynamic' makes"),
-    ("onnxruntime", "[int8_dynamic]", "variants[0].backend: backend 'onnxruntime' cannot run a torch model that ONNX "
-                                      "export cannot take, which compress step 'int8_dynamic' makes"),
+    ("onnxruntime", "[int8_dynamic]", "variants[0].backend: backend 'onnxruntime' cannot run a torch model that "
+                                      "neither ONNX export nor torch.compile can take, which compress step "
+                                      "'int8_dynamic' makes"),
+    ("compile", "[int8_dynamic]", "backend 'compile' cannot run a torch model that neither ONNX export nor "
+                                  "torch.compile can take, which compress step 'int8_dynamic' makes"),
+    ("onnxruntime", "[int8_static]", "backend 'onnxruntime' cannot run a torch model that ONNX export cannot take, "
+                                     "which compress step 'int8_static' makes"),
     ("onnxruntime", "[ort_int8_static, finetune]", "variants[0].compress[1].method: 'finetune' cannot start from an "
                                                    "ONNX model, which 'ort_int8_static' makes"),
 ])

@@ -22,6 +22,7 @@ class CompileParams(EagerParams):
 class CompileBackend(EagerBackend):
     Params = CompileParams
     description = "torch.compile (inductor; CPU, or CUDA when present)"
+    takes = ("torch", "torch_only")
 
     def __init__(self, params: CompileParams):
         super().__init__(params)

@@ -16,7 +16,7 @@ class EagerParams(Params):
 class EagerBackend:
     Params = EagerParams
     description = "PyTorch eager mode (CPU; CUDA when present)"
-    takes = ("torch", "torch_only")  # the model formats it runs (see scenario.FORMATS)
+    takes = ("torch", "torch_only", "eager_only")  # the model formats it runs (see scenario.FORMATS)
 
     def __init__(self, params: EagerParams):
         self.params = params

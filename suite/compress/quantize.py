@@ -152,7 +152,10 @@ def int4_available(device: str) -> str | None:
 
 
 INT8_DYNAMIC = MethodSpec("int8 weights, activations quantized at run time (Linear, LSTM, GRU; torch.ao)",
-                          DynamicParams, apply_dynamic, makes="torch_only")  # ONNX cannot export quantized::linear_dynamic
+                          DynamicParams, apply_dynamic,
+                          # ONNX cannot export quantized::linear_dynamic, and torch.compile breaks the graph at every
+                          # such layer (its packed weights cannot be traced): MiniLM hit the recompile limit
+                          makes="eager_only")
 INT8_STATIC = MethodSpec("post-training static int8, calibrated (PT2E, x86 inductor quantizer; fast under backend compile)",
                          StaticParams, apply_static, requires=("torchao",),
                          makes="torch_only")  # its ONNX export failed for MiniLM (quantized_decomposed ops)
