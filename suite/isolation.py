@@ -1,57 +1,75 @@
 """One variant in its own process: a crash, a hang or a runaway allocation fails that variant
 alone, and the run goes on.
 
-The parent starts `python -m suite.isolation RUN_DIR VARIANT` and watches it (time-out, resident
-memory); the child reads the run folder, measures the variant and writes its result there as
-JSON. The child's progress and log lines come back over its stdout as JSON lines; whatever else
-it prints goes to its log file, whose tail is kept when it dies.
+Children are forked from a fork server (multiprocessing's "forkserver") that has imported torch,
+the suite and the model zoo once per run, so a child starts in well under a second instead of
+the 5 to 10 s a fresh interpreter takes here to import them. A child gets nothing from the
+run's own process but two strings (run folder, variant name): it reads the scenario from the run
+folder and writes its result there as JSON. Its progress and log lines come back over a pipe as
+JSON lines; everything it prints goes to its log file, whose tail is kept when it dies.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import importlib.util
 import itertools
 import json
+import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import IO, Any, Iterator
+from functools import cache
+from typing import Any, Iterator
 
 from suite.results import VariantResult
 
-STDERR_TAIL_LINES = 20
+STDERR_TAIL_LINES = 40  # enough for Python's fault report: the error, the stack, the modules
 POLL_S = 0.1
+# Imported once in the fork server. Only modules that start no threads on import: a fork
+# copies no threads, and a child must not inherit a pool whose workers did not come with it.
+PRELOAD = ("torch", "numpy", "scipy.stats", "sklearn.datasets", "suite.runner", "models")
+PRELOAD_IF_INSTALLED = ("transformers", "torchao")
+
+
+@cache
+def fork_context() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    optional = [name for name in PRELOAD_IF_INSTALLED if importlib.util.find_spec(name)]
+    context.set_forkserver_preload([*PRELOAD, *optional])
+    return context
 
 
 def run_isolated(folder: Any, name: str, limits: Any, bars: Any) -> tuple[VariantResult | None, dict]:
     """Run variant `name` in a child process; return its saved result (None if it saved none)
     and how the process ended: {"returncode", "killed" (why, if we killed it), "stderr_tail"}."""
     log = folder.log_file(name)
-    with open(log, "wb") as stderr:
-        child = subprocess.Popen([sys.executable, "-m", "suite.isolation", str(folder.path), name],
-                                 stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
-    relay = threading.Thread(target=relay_events, args=(child.stdout, bars), daemon=True)
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    child = fork_context().Process(target=child_main, args=(str(folder.path), name, str(log), sender),
+                                   name=f"suite variant {name}")
+    child.start()
+    sender.close()  # the child has its own end: EOF comes when it exits
+    relay = threading.Thread(target=relay_events, args=(receiver, bars), daemon=True)
     relay.start()
     try:
         killed = supervise(child, limits)
     finally:
-        if child.poll() is None:  # interrupted (Ctrl-C): the child goes too
+        if child.exitcode is None:  # interrupted (Ctrl-C): the child goes too
             kill(child)
     relay.join(timeout=5)
-    ending = {"returncode": child.returncode, "killed": killed, "stderr_tail": tail(log)}
+    ending = {"returncode": child.exitcode, "killed": killed, "stderr_tail": tail(log), "fault": fault_line(log)}
     return folder.finished(name), ending
 
 
-def supervise(child: subprocess.Popen, limits: Any) -> str | None:
+def supervise(child: Any, limits: Any) -> str | None:
     """Wait for the child; kill it past the time-out or memory limit and say which."""
     import psutil
 
     start = time.monotonic()
-    while child.poll() is None:
+    while child.exitcode is None:
         if time.monotonic() - start > limits.timeout_s:
             kill(child)
             return f"timed out after {limits.timeout_s:g} s (isolation.timeout_s)"
@@ -60,7 +78,7 @@ def supervise(child: subprocess.Popen, limits: Any) -> str | None:
             kill(child)
             return (f"used {rss / 2**20:,.0f} MiB of resident memory, over isolation.max_memory_mb "
                     f"{limits.max_memory_mb:g}")
-        time.sleep(POLL_S)
+        child.join(POLL_S)
     return None
 
 
@@ -73,17 +91,24 @@ def resident_bytes(psutil: Any, pid: int) -> int:
         return 0
 
 
-def kill(child: subprocess.Popen) -> None:
+def kill(child: Any) -> None:
+    """Kill the child and whatever it started (its own session: compiler workers and the like)."""
     try:
         os.killpg(child.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    child.wait()
+    except (ProcessLookupError, PermissionError):  # it had not made its session yet, or is gone
+        child.kill()
+    child.join()
 
 
 def tail(log: Any, lines: int = STDERR_TAIL_LINES) -> str:
     text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def fault_line(log: Any) -> str | None:
+    """The first line of Python's fault report, if the child's log has one."""
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    return next((line for line in text.splitlines() if line.startswith("Fatal Python error:")), None)
 
 
 def why_it_failed(ending: dict) -> tuple[str, str]:
@@ -94,23 +119,21 @@ def why_it_failed(ending: dict) -> tuple[str, str]:
     if code is not None and code < 0:
         name = signal.Signals(-code).name
         hint = " (the system may have run out of memory)" if name == "SIGKILL" else ""
-        return "Crash", f"the variant's process was killed by {name}{hint}"
+        fault = f" ({ending['fault']})" if ending.get("fault") else ""
+        return "Crash", f"the variant's process was killed by {name}{hint}{fault}"
     return "Crash", f"the variant's process exited with status {code} before saving a result"
 
 
 # --- the parent's side of the event stream ---------------------------------------------------
 
-def relay_events(stream: IO[bytes], bars: Any) -> None:
+def relay_events(receiver: Any, bars: Any) -> None:
     """Show the child's progress bars and log lines in the parent's display."""
     tasks: dict[int, Any] = {}
-    for raw in stream:
-        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+    while True:
         try:
-            event = json.loads(line)
-        except ValueError:
-            bars.log(line)
-            continue
-        apply_event(event, tasks, bars)
+            apply_event(json.loads(receiver.recv_bytes()), tasks, bars)
+        except (EOFError, OSError):  # the child is gone
+            break
     for task in tasks.values():
         task.close()
 
@@ -129,14 +152,14 @@ def apply_event(event: dict, tasks: dict[int, Any], bars: Any) -> None:
 # --- the child's side -------------------------------------------------------------------------
 
 class PipeBars:
-    """The Bars interface, sent to the parent as JSON lines (and log lines copied to stderr,
+    """The Bars interface, sent to the parent as JSON messages (and log lines copied to stderr,
     so the variant's log file tells the whole story)."""
 
-    def __init__(self, stream: IO[str]):
-        self.stream, self._ids = stream, itertools.count()
+    def __init__(self, sender: Any):
+        self.sender, self._ids = sender, itertools.count()
 
     def send(self, **event: Any) -> None:
-        self.stream.write(json.dumps(event) + "\n")
+        self.sender.send_bytes(json.dumps(event).encode())
 
     def log(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -173,7 +196,8 @@ class PipeTask:
 
 
 def die_with_parent() -> None:
-    """Ask Linux to kill this process if the parent dies (killed run: no orphan measuring on)."""
+    """Ask Linux to kill this process when its parent dies. A variant's parent is the fork
+    server, which ends with the run's process: a killed run leaves no orphan measuring on."""
     try:
         import ctypes
 
@@ -182,22 +206,19 @@ def die_with_parent() -> None:
         pass
 
 
-def main(argv: list[str]) -> int:
+def child_main(run_dir: str, name: str, log: str, sender: Any) -> None:
+    """The child: its own session (so the parent can kill all it starts), its output to the log
+    file, then one variant measured and saved in the run folder."""
     from pathlib import Path
 
     from suite.run_folder import RunFolder
     from suite.runner import variant_in_folder
 
+    os.setsid()
     die_with_parent()
+    with open(log, "ab") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
     faulthandler.enable()  # a crash in native code still leaves the Python stack in the log
-    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)  # libraries that print to stdout must not break the event stream
-    run_dir, name = argv
     folder = RunFolder(Path(run_dir))
-    result = variant_in_folder(folder, name, PipeBars(events))
-    folder.save_variant(result)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    folder.save_variant(variant_in_folder(folder, name, PipeBars(sender)))

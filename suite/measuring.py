@@ -68,9 +68,10 @@ def measure_model(run_model: Any, backend: Any, data: Any, measure: Measure, ctx
     harness = timing.harness_cost(backend.synchronize, clock, HARNESS_CALLS)
     energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure, ctx.quick)
     throughputs = tuple(ThroughputResult(r.batch_size, r.batch_size / (r.p50_ms / 1e3), r.seq_len) for r in rows)
-    return Measured(latency=tuple(rows), throughput=throughputs, notes=tuple(notes),
+    loaded = load_result(measure, rows, shapes, backend.synchronize, plan, ctx)
+    return Measured(latency=tuple(rows), throughput=throughputs, notes=tuple(notes + load_warnings(loaded)),
                     harness_overhead_us=harness * 1e6, energy=energy_result, energy_reason=energy_reason,
-                    load=load_result(measure, rows, shapes, backend.synchronize, plan, ctx))
+                    load=loaded)
 
 
 def shape_of(run_model: Any, backend: Any, data: Any, batch_size: int, seq_len: int | None) -> Shape:
@@ -126,6 +127,14 @@ def load_result(measure: Measure, rows: list[LatencyResult], shapes: list[Shape]
             return load.poisson_run(shape.call, sync, rate, queries, plan.min_time_s, ctx.seed)
 
         return load.search_rate(run_at, row.p50_ms / 1e3, measure.latency_bound_ms, measure.rate_steps)
+
+
+def load_warnings(loaded: dict | None) -> list[str]:
+    short = [t for t in (loaded or {}).get("trials", ()) if t["p99_bound_ms"] is None]
+    if not short:
+        return []
+    return [f"server mode: {len(short)} of {len(loaded['trials'])} trials had too few queries for a 99 %-confidence "
+            f"p99 (needs >= {stats.min_samples_for_percentile(0.99)}): judged by the sample p99"]
 
 
 def input_shapes(measure: Measure, data: Any, source: str) -> list[tuple[int, int | None]]:

@@ -60,7 +60,7 @@ def test_a_crash_a_hang_and_a_memory_hog_each_fail_alone(tmp_path, run_quick, mo
     assert by_name["after"]["agreement"] == 1.0  # the reference's outputs came through the run folder
     aborted, hung, hog = by_name["aborts"], by_name["hangs"], by_name["hoards"]
     assert (aborted["status"], aborted["error_type"]) == ("failed", "Crash")
-    assert aborted["error"] == "the variant's process was killed by SIGABRT"
+    assert aborted["error"] == "the variant's process was killed by SIGABRT (Fatal Python error: Aborted)"
     assert (hung["error_type"], hung["error"]) == ("Timeout", "timed out after 30 s (isolation.timeout_s)")
     assert hog["error_type"] == "MemoryLimit" and "over isolation.max_memory_mb 1200" in hog["error"]
     assert 30 <= hung["seconds"] < 40

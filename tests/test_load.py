@@ -79,5 +79,7 @@ def test_offline_and_server_modes_end_to_end(write_scenario, run_quick):
     assert len(server["load"]["trials"]) == 3 and server["load"]["percentile"] == 99
     assert all(t["queries"] >= 10 for t in server["load"]["trials"])
     assert single["load"] is None
+    assert "server mode: 3 of 3 trials had too few queries for a 99 %-confidence p99 (needs >= 662)" in \
+        " ".join(server["warnings"])
     assert all(v["harness_overhead_us"] > 0 for v in results["variants"])
     assert all((v["energy"] is None) == bool(v["energy_reason"]) for v in results["variants"])  # a figure or why not
