@@ -3,10 +3,13 @@
 For each model (the MLP on digits, an ImageNet-shaped ResNet-18 and MiniLM, all at batch 1), the
 same prepared callable (suite's eager backend) is timed by suite's own harness
 (suite.measure.timing.measure) and by torch.utils.benchmark.Timer.blocked_autorange, alternately,
-in this one process, and the medians and their ratio are printed per round. Also the harness's
-own cost per timed call (a no-op through the same path).
+in this one process, and the medians and their ratio are printed per round. The two alternate
+in short rounds, each round in the other order, so that the machine's drift (up to 2x over
+minutes on a shared VM) and the order within a round weigh on both alike; the median of the
+per-round ratios is the figure to read. Also the harness's own cost per timed call (a no-op
+through the same path).
 
-    python benchmarks/timer_agreement.py [--rounds 3] [--seconds 3] [--models mlp resnet18 bert]
+    python benchmarks/timer_agreement.py [--rounds 8] [--seconds 1.5] [--models mlp resnet18 bert]
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ def torch_median(run, inputs, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=3.0, help="minimum time per measurement")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=1.5, help="minimum time per measurement")
     parser.add_argument("--models", nargs="+", default=list(MODELS_TIMED), choices=list(MODELS_TIMED))
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
@@ -67,7 +70,10 @@ def main() -> None:
         run, inputs = prepared(name)
         ratios = []
         for round_ in range(1, args.rounds + 1):
-            ours, theirs = suite_median(run, inputs, args.seconds), torch_median(run, inputs, args.seconds)
+            if round_ % 2:
+                ours, theirs = suite_median(run, inputs, args.seconds), torch_median(run, inputs, args.seconds)
+            else:
+                theirs, ours = torch_median(run, inputs, args.seconds), suite_median(run, inputs, args.seconds)
             ratios.append(ours / theirs)
             print(f"{name:<10} {round_:>5} {ours * 1e3:>10.4f} {theirs * 1e3:>10.4f} {ratios[-1]:>7.3f}")
         print(f"{name:<10} {'median':>5} {'':>10} {'':>10} {statistics.median(ratios):>7.3f}")

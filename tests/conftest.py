@@ -34,7 +34,8 @@ def write_scenario(tmp_path: Path):
 
 @pytest.fixture
 def run_quick(tmp_path: Path, cache_dir: Path, capsys):
-    """Run `suite run --quick` in-process; return (exit status, stdout, stderr, results or None)."""
+    """Run `suite run --quick` from this process (each variant still in its own unless `--in-process`
+    is passed); return (exit status, stdout, stderr, results or None)."""
     def run(scenario: Path, *extra: str) -> tuple[int, str, str, dict | None]:
         out = tmp_path / "reports"
         status = main(["run", str(scenario), "--quick", "--out", str(out), "--cache-dir", str(cache_dir), *extra])

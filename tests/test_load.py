@@ -72,7 +72,7 @@ def test_offline_and_server_modes_end_to_end(write_scenario, run_quick):
           - {name: server, measure: {mode: server, latency_bound_ms: 50, rate_steps: 3}}
           - {name: single}
     """)
-    status, _, err, results = run_quick(path, "--in-process")
+    status, _, err, results = run_quick(path)
     assert status == 0, err
     offline, server, single = results["variants"]
     assert offline["load"]["best_batch_size"] in (1, 8) and offline["load"]["samples_per_s"] > 0

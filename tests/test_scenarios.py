@@ -19,7 +19,10 @@ ENVIRONMENT_KEYS = {"python", "torch", "platform", "cpu", "cores", "gpu", "packa
 def test_scenario_runs_quick_and_results_hold(path, run_quick, request):
     scenario = load(path)
     backend = request.config.getoption("--suite-backend")  # tox: each backend env runs every scenario there
-    status, out, _, results = run_quick(path, *(["--backend", backend] if backend else []))
+    # In one process: a fresh process per variant starts every kernel cold, and on CI's two cores
+    # that took the test suite from 7.0 to 10.7 minutes. Isolation has its own tests
+    # (test_isolation.py), and the CLI, runner and weights tests run variants in their own processes.
+    status, out, _, results = run_quick(path, "--in-process", *(["--backend", backend] if backend else []))
     assert status == 0, out
     assert "report: " in out.splitlines()[-1]
     assert results["schema_version"] == 1 and results["quick"] is True
@@ -44,7 +47,7 @@ def check_variant(v: dict, shapes: list[tuple[int, int | None]]) -> None:
         assert 0.0 <= v["accuracy"] <= 1.0 and v["accuracy_reason"] is None
     assert 0.0 <= v["agreement"] <= 1.0 and v["agreement_with"]
     assert v["size_bytes"] > 0 and v["params"] > 0 and v["peak_rss_bytes"] > 2**20
-    assert v["energy"] is None
+    assert (v["energy"] is None) == bool(v["energy_reason"])  # a figure where a counter can be read, else why not
     assert isinstance(v["warnings"], list)
     assert [(row["batch_size"], row["seq_len"]) for row in v["latency"]] == shapes
     for row, rate in zip(v["latency"], v["throughput"]):
