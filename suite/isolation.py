@@ -21,10 +21,10 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from functools import cache
-from typing import Any, Iterator
+from typing import Any
 
+from suite.progress import OpensTasks
 from suite.results import VariantResult
 
 STDERR_TAIL_LINES = 40  # enough for Python's fault report: the error, the stack, the modules
@@ -60,7 +60,8 @@ def run_isolated(folder: Any, name: str, limits: Any, bars: Any) -> tuple[Varian
         if child.exitcode is None:  # interrupted (Ctrl-C): the child goes too
             kill(child)
     relay.join(timeout=5)
-    ending = {"returncode": child.exitcode, "killed": killed, "stderr_tail": tail(log), "fault": fault_line(log)}
+    said = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    ending = {"returncode": child.exitcode, "killed": killed, "stderr_tail": tail(said), "fault": fault_line(said)}
     return folder.finished(name), ending
 
 
@@ -100,14 +101,12 @@ def kill(child: Any) -> None:
     child.join()
 
 
-def tail(log: Any, lines: int = STDERR_TAIL_LINES) -> str:
-    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+def tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def fault_line(log: Any) -> str | None:
+def fault_line(text: str) -> str | None:
     """The first line of Python's fault report, if the child's log has one."""
-    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     return next((line for line in text.splitlines() if line.startswith("Fatal Python error:")), None)
 
 
@@ -151,7 +150,7 @@ def apply_event(event: dict, tasks: dict[int, Any], bars: Any) -> None:
 
 # --- the child's side -------------------------------------------------------------------------
 
-class PipeBars:
+class PipeBars(OpensTasks):
     """The Bars interface, sent to the parent as JSON messages (and log lines copied to stderr,
     so the variant's log file tells the whole story)."""
 
@@ -169,14 +168,6 @@ class PipeBars:
         task_id = next(self._ids)
         self.send(open=task_id, description=description, total=total)
         return PipeTask(self, task_id)
-
-    @contextmanager
-    def task(self, description: str, total: int | None) -> Iterator[PipeTask]:
-        task = self.open_task(description, total)
-        try:
-            yield task
-        finally:
-            task.close()
 
 
 class PipeTask:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,7 +18,22 @@ def console(stderr: bool = False) -> Console:
     return made
 
 
-class Bars:
+class OpensTasks:
+    """`task`, a bar for the length of a with-block, for any Bars-like class with open_task."""
+
+    def open_task(self, description: str, total: int | None) -> Any:
+        raise NotImplementedError
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Any]:
+        task = self.open_task(description, total)
+        try:
+            yield task
+        finally:
+            task.close()
+
+
+class Bars(OpensTasks):
     def __init__(self, console_: Console | None = None):
         self.console = console_ or console(stderr=True)
         self._progress = Progress(
@@ -40,14 +55,6 @@ class Bars:
     def open_task(self, description: str, total: int | None) -> Task:
         """A bar until its close(); `task` is the usual way, this is for bars opened elsewhere."""
         return Task(self._progress, self._progress.add_task(escape(description), total=total, note=""))  # not markup
-
-    @contextmanager
-    def task(self, description: str, total: int | None) -> Iterator[Task]:
-        task = self.open_task(description, total)
-        try:
-            yield task
-        finally:
-            task.close()
 
 
 class Task:

@@ -116,12 +116,20 @@ class RunResult:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, text, "w")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, data, "wb")
+
+
+def _atomic_write(path: Path, content: str | bytes, mode: str) -> None:
     """Write to a temporary file in the same folder, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            handle.write(content)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:

@@ -12,10 +12,9 @@ interrupted run can be finished (`suite run --resume RUN_DIR`).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from suite.errors import SuiteError
-from suite.results import VariantResult, atomic_write_text, variant_from_dict
+from suite.results import VariantResult, atomic_write_bytes, atomic_write_text, variant_from_dict
 
 
 @dataclass(frozen=True)
@@ -75,12 +74,9 @@ class RunFolder:
         return variant_from_dict(json.loads(file.read_text(encoding="utf-8")))
 
     def save_outputs(self, name: str, outputs: np.ndarray) -> None:
-        file = self._file("outputs", name, ".npy")
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, outputs, allow_pickle=False)
-        os.replace(tmp, file)
+        buffer = io.BytesIO()
+        np.save(buffer, outputs, allow_pickle=False)
+        atomic_write_bytes(self._file("outputs", name, ".npy"), buffer.getvalue())
 
     def outputs(self, name: str) -> np.ndarray | None:
         file = self._file("outputs", name, ".npy")

@@ -167,7 +167,8 @@ def new_run_dir(out_dir: Path, scenario_name: str) -> Path:
 
 
 class Workbench:
-    """Runs variants one by one, sharing datasets, trained models and predictions between them."""
+    """Runs variants one by one: datasets and trained models are shared between the variants of one
+    process, test-set outputs (for agreement) go through the run folder."""
 
     def __init__(self, scenario: Scenario, options: RunOptions, bars: Bars, default_threads: int,
                  folder: RunFolder, duplicates: dict[str, str] | None = None):
@@ -185,9 +186,11 @@ class Workbench:
         if finished is not None:
             self.bars.log(f"{variant.name}: {finished.status} in an earlier attempt of this run: kept")
             return finished
-        isolation = self.scenario.isolation
-        if self.skip_reason(variant) or self.options.in_process or not isolation.subprocess:
-            result = self.run_variant(variant)
+        isolation, reason = self.scenario.isolation, self.skip_reason(variant)
+        if reason:
+            result = self.skipped(variant, reason)
+        elif self.options.in_process or not isolation.subprocess:
+            result = self.measured(variant)
         else:
             result = self.run_in_child(variant, isolation)
         self.folder.save_variant(result)
@@ -213,14 +216,19 @@ class Workbench:
                 or methods_unavailable(variant, backend.describe().get("device", "cpu")))
 
     def run_variant(self, variant: Variant) -> VariantResult:
+        """Skip or measure the variant in this process (the isolated child's work)."""
+        reason = self.skip_reason(variant)
+        return self.skipped(variant, reason) if reason else self.measured(variant)
+
+    def skipped(self, variant: Variant, reason: str) -> VariantResult:
+        self.bars.log(f"{variant.name}: skipped: {reason}")
+        return replace(base_result(self.scenario, variant), status="skipped", error=reason)
+
+    def measured(self, variant: Variant) -> VariantResult:
         """Measure the variant in this process; a failure is recorded in the result."""
         model_ref = self.scenario.model_of(variant)
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
         base = base_result(self.scenario, variant)
-        reason = self.skip_reason(variant)
-        if reason:
-            self.bars.log(f"{variant.name}: skipped: {reason}")
-            return replace(base, status="skipped", error=reason)
         start = time.perf_counter()
         try:
             result = self._measure(variant, model_ref, backend, base)
