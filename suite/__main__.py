@@ -1,4 +1,4 @@
-"""Command line: `python -m suite run|validate|list ...` (also installed as `suite`).
+"""Command line: `python -m suite run|validate|report|list ...` (also installed as `suite`).
 
 Exit status: 0 success; 1 a variant crashed (a bug or a backend failure, traceback shown);
 2 bad input (a one-line `error: ...`, or a variant failed on bad input such as a checkpoint
@@ -64,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
     validate.set_defaults(handler=cmd_validate)
 
+    report = commands.add_parser("report", help="a run's report again, or one page comparing many runs")
+    report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR_OR_RESULTS",
+                        help="run folders or results.json files")
+    report.add_argument("-o", "--output", type=Path, default=None, metavar="PATH.html",
+                        help="where to write the page (default: one run: its index.html; many: "
+                             "reports/comparison.html)")
+    report.add_argument("--reference", type=int, default=1, metavar="N",
+                        help="the run the others are compared to, by its place in the list (default: 1)")
+    report.set_defaults(handler=cmd_report)
+
     listing = commands.add_parser("list", help="models, compression methods, backends and datasets")
     listing.set_defaults(handler=cmd_list)
     return parser
@@ -117,6 +127,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             status = EXIT_USER
     return status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from suite.report import write_run_reports
+    from suite.report.compare import write_comparison
+    from suite.results import load_json
+
+    if len(args.runs) == 1:
+        folder = args.runs[0] if args.runs[0].is_dir() else args.runs[0].parent
+        written = write_run_reports(load_json(args.runs[0]), folder, args.output)
+    else:
+        written = args.output or Path("reports") / "comparison.html"
+        write_comparison(args.runs, written, args.reference - 1)
+    print(f"report: {written}")
+    return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:

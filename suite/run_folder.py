@@ -6,7 +6,8 @@ interrupted run can be finished (`suite run --resume RUN_DIR`).
     variants/<key>.json each finished variant, written (atomically) the moment it finishes
     outputs/<key>.npy   each variant's test-set outputs, for the agreement of later variants
     logs/<key>.log      what each variant's process wrote on stderr
-    results.json, results.csv, index.html   the whole run, rewritten after every variant
+    results.json                            the whole run, rewritten after every variant
+    results.csv, index.html, summary.md     written when the last variant is done
 """
 
 from __future__ import annotations

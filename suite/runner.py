@@ -57,13 +57,13 @@ class RunOptions:
 
 
 def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder | None = None) -> tuple[RunResult, Path]:
-    """Measure every selected variant; write results.json, results.csv and index.html.
+    """Measure every selected variant; write results.json, results.csv, index.html and summary.md.
 
     `folder`: an interrupted run to finish; its finished variants are kept, not measured again."""
     import torch
 
     from suite.environment import fingerprint
-    from suite.report import write_html
+    from suite.report import write_run_reports
 
     variants, duplicates = with_backend(select_variants(scenario, options.only), options.backend)
     if folder is None:
@@ -84,7 +84,7 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder |
     except KeyboardInterrupt:
         raise RunInterrupted(folder.path, len(result.variants), len(variants)) from None
     save_csv(result, folder.path / "results.csv")
-    write_html(result, folder.path / "index.html")
+    write_run_reports(result, folder.path)
     return result, folder.path
 
 

@@ -60,11 +60,12 @@ def test_run_writes_json_csv_and_html_and_only_filters(write_scenario, run_quick
     assert status == 0
     assert [v["name"] for v in results["variants"]] == ["cpu"]
     run_dir = (ROOT / out.splitlines()[-1].removeprefix("report: ")).parent
-    assert {p.name for p in run_dir.iterdir()} == {"results.json", "results.csv", "index.html", "run.json",
-                                                  "scenario.yaml", "variants", "outputs", "logs"}
+    assert {p.name for p in run_dir.iterdir()} == {"results.json", "results.csv", "index.html", "summary.md",
+                                                  "run.json", "scenario.yaml", "variants", "outputs", "logs"}
     assert [p.name.split("-")[0] for p in (run_dir / "variants").iterdir()] == ["cpu"]
     assert len((run_dir / "results.csv").read_text().splitlines()) == 1 + 2  # header + 2 batch sizes
     assert "Quick run" in (run_dir / "index.html").read_text()
+    assert "| cpu | ok | eager |" in (run_dir / "summary.md").read_text()
 
 
 def test_unknown_only_variant_is_a_user_error(write_scenario, run_quick):

@@ -1,58 +1,181 @@
-"""The run's HTML page: offline, one copy of plotly.js, every scenario string escaped."""
+"""The run's HTML page, summary.md and the page comparing runs: their figures are the results'.
+
+The page as a person sees it (a real browser) is tested in test_report_browser.py."""
 
 import json
 import re
 
-from suite.report import render_html
+import pytest
+
+from suite.__main__ import main
+from suite.report import markdown, render_html, render_summary
+from suite.report.compare import load_runs, matched_rows, ratio, render_comparison
+from suite.report.figures import MAX_BOX_POINTS, box_points, pareto_front
+from suite.report.tables import headline_shape, significant
 from suite.report.terminal import summary_table
-from suite.results import LatencyResult, RunResult, ThroughputResult, VariantResult
+from suite.results import save_json
+from tests.report_runs import HOSTILE, latency, rich_run
 
-HOSTILE = "<script>alert(1)</script>"
 
-
-def make_run(quick: bool = False) -> RunResult:
-    latency = LatencyResult(batch_size=1, samples_ms=(1.0, 1.2), p50_ms=1.1, p90_ms=1.18, p95_ms=1.19, p99_ms=1.2,
-                            mean_ms=1.1, std_ms=0.14, cv=0.13, ci95_p50_ms=(1.0, 1.2), n=2, robust_cv=0.1, outliers=0)
-    variants = (
-        VariantResult(name=HOSTILE, model="mlp", backend="eager", accuracy=0.97, agreement=1.0, size_bytes=2048,
-                      params=10, peak_rss_bytes=2**21, latency=(latency,), throughput=(ThroughputResult(1, 909.1),),
-                      warnings=(f"note {HOSTILE}",)),
-        VariantResult(name="gone", model="mlp", backend="eager", status="failed", error=HOSTILE),
-    )
-    return RunResult(suite_version="0.1.0", created="2026-11-23T00:00:00+00:00",
-                     scenario={"name": HOSTILE, "description": HOSTILE}, environment={"cpu": HOSTILE},
-                     variants=variants, quick=quick)
+def plot_data(page: str, div_id: str) -> list[dict]:
+    """The traces plotly draws in one chart, read back from the page."""
+    start = page.index(f'document.getElementById("{div_id}")')
+    call = page[page.index("Plotly.newPlot(", start - 400):]
+    return json.JSONDecoder().raw_decode(call[call.index("["):])[0]
 
 
 def test_page_is_self_contained_and_offline():
-    page = render_html(make_run())
-    scripts = re.findall(r"<script[^>]*>", page)
-    assert scripts == ["<script>", "<script>"]  # plotly.js inline, then the chart; nothing fetched
+    page = render_html(rich_run())
     assert page.count("* plotly.js v") == 1
-    assert "<link" not in page
-    assert 'id="accuracy-latency"' in page
+    bundle_start = page.index("<script>") + len("<script>")
+    ours = page[:bundle_start] + page[page.index("</script>", bundle_start):]  # the page less plotly.js
+    assert all("src" not in tag for tag in re.findall(r"<script[^>]*>", ours))
+    assert "<link" not in ours and "http" not in ours.replace("http-equiv", "")
+    for div in ("pareto-latency", "pareto-size", "pareto-energy", "distribution-0", "distribution-1",
+                "batch-sizes", "rates"):
+        assert f'id="{div}"' in page
 
 
 def test_every_scenario_string_is_escaped():
-    page = render_html(make_run())
+    page = render_html(rich_run())
     assert "alert(1)</script>" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6  # title, name, cells, warnings, layer, env
 
 
-def test_table_holds_the_figures_of_the_results():
-    page = render_html(make_run())
-    assert "0.9700" in page and "1.1 [1, 1.2]" in page and "909" in page and "2.0" in page
-    assert '<tr class="failed">' in page
+def test_pareto_front_of_known_points():
+    points = [(1.0, 0.90), (2.0, 0.95), (3.0, 0.94), (2.0, 0.95), (0.5, 0.80), (4.0, 0.99)]
+    assert pareto_front(points) == [True, True, False, True, True, True]
 
 
-def test_chart_data_is_the_results():
-    page = render_html(make_run())
-    call = page[page.index("Plotly.newPlot("):]
-    data = json.loads(call[call.index("[{"):call.index("}],") + 2])
-    assert data[0]["x"] == [1.1] and data[0]["y"] == [0.97]
+def test_pareto_chart_draws_the_front_and_fades_the_rest():
+    traces = plot_data(render_html(rich_run()), "pareto-latency")
+    line, front, dominated = traces
+    assert front["text"] == ["int8", HOSTILE] and dominated["text"] == ["fp32"]
+    run = rich_run()
+    p50 = {v.name: v.latency[0].p50_ms for v in run.variants if v.latency}
+    assert front["x"] == [p50["int8"], p50[HOSTILE]] and front["y"] == [0.94, 0.97]
+    assert dominated["x"] == [p50["fp32"]] and dominated["marker"]["opacity"] < 1
+    assert line["x"] == front["x"] and line["line"]["shape"] == "hv"
+
+
+def test_energy_and_size_fronts_use_their_own_costs():
+    page = render_html(rich_run())
+    energy = plot_data(page, "pareto-energy")
+    assert sorted(energy[1]["x"] + energy[2]["x"]) == [0.01, 0.02]  # the hostile variant has no energy
+    size = plot_data(page, "pareto-size")
+    assert sorted(size[1]["x"] + size[2]["x"]) == [100.0, 300.0, 400.0]
+
+
+def test_distributions_are_the_raw_samples():
+    run = rich_run()
+    boxes = plot_data(render_html(run), "distribution-0")
+    assert [b["name"] for b in boxes] == [HOSTILE, "int8", "fp32"]  # drawn bottom-up: first variant on top
+    assert boxes[-1]["x"] == list(run.variants[0].latency[0].samples_ms)
+
+
+def test_long_sample_runs_are_drawn_from_their_quantiles():
+    row = latency(1, list(range(1, 10_001)))
+    points = box_points(row)
+    assert len(points) == MAX_BOX_POINTS and points[0] == 1 and points[-1] == 10_000
+    assert abs(sorted(points)[MAX_BOX_POINTS // 2] - 5000) < 10
+
+
+def test_batch_and_rate_curves_are_the_results():
+    run = rich_run()
+    page = render_html(run)
+    batch = plot_data(page, "batch-sizes")
+    fp32 = run.variants[0]
+    assert batch[0]["name"] == "fp32" and batch[0]["x"] == [1, 8]
+    assert batch[0]["y"] == [t.samples_per_s for t in fp32.throughput]
+    assert batch[1]["y"] == [r.p50_ms for r in fp32.latency]
+    rates = plot_data(page, "rates")
+    assert rates[0]["x"] == [100.0, 150.0, 200.0] and rates[0]["y"] == [3.0, 4.5, 9.0]
+
+
+def test_table_holds_the_figures_and_sorts_by_value():
+    run = rich_run()
+    page = render_html(run)
+    fp32 = run.variants[0].latency[0]
+    assert f'data-v="{float(fp32.p50_ms)!r}">{significant(fp32.p50_ms)}<' in page
+    assert '<tr class="ok recommended">' in page and '<tr class="failed">' in page
+    assert "J/inference" in page and "table.sortable th" in page
+
+
+def test_columns_no_variant_has_are_left_out():
+    run = rich_run()
+    no_energy = run.__class__(**{**run.__dict__, "variants": tuple(v.__class__(**{**v.__dict__, "energy": None})
+                                                                  for v in run.variants)})
+    assert "J/inference" not in render_html(no_energy)
+
+
+def test_compression_table_per_layer():
+    page = render_html(rich_run())
+    section = page[page.index("Compression, layer by layer"):]
+    assert "int8_dynamic: 4.0 KiB, 1,000 weights, sparsity 0.0% → 1.0 KiB, 1,000 weights, sparsity 40.0%" in section
+    assert '<td class="text">fc1</td><td class="text">Linear</td><td class="text">int8</td>' in section
+    assert '<td data-v="0.5">50.0%</td>' in section
+
+
+def test_headline_shape_is_the_selections_else_the_commonest():
+    run = rich_run()
+    assert headline_shape(run) == "b=1"
+    assert headline_shape(run.__class__(**{**run.__dict__, "selection": None})) == "b=1"
+    assert significant(12043.2) == "12,043" and significant(0.012345) == "0.01235" and significant(1.5) == "1.500"
 
 
 def test_quick_runs_are_labelled():
-    assert "Quick run" in render_html(make_run(quick=True))
-    assert "Quick run" not in render_html(make_run(quick=False))
-    assert "quick run" in summary_table(make_run(quick=True)).title
+    run = rich_run()
+    quick = run.__class__(**{**run.__dict__, "quick": True})
+    assert "Quick run" in render_html(quick) and "Quick run" not in render_html(run)
+    assert "quick run" in summary_table(quick).title and "Quick run" in render_summary(quick)
+
+
+def test_summary_markdown_table():
+    summary = render_summary(rich_run())
+    lines = summary.splitlines()
+    assert lines[0].startswith("## &lt;script&gt;") and "figures at b=1" in lines[0]
+    assert any(line.startswith("Recommended: int8") for line in lines)
+    header = next(line for line in lines if line.startswith("| variant"))
+    rows = [line for line in lines if line.startswith("| ") and line != header]
+    assert len(rows) == 4 and all(row.count(" | ") == header.count(" | ") for row in rows)
+    assert "J/inference" in header and "- gone: failed: &lt;script&gt;" in summary
+    assert markdown.text("a|b\n<i>") == "a\\|b &lt;i&gt;"  # one cell, one line, no HTML
+
+
+def test_ratio_and_its_interval():
+    base, slow = latency(1, [10.0] * 5 + [11.0] * 5), latency(1, [20.0] * 5 + [22.0] * 5)
+    r = ratio(slow, base)
+    assert r.value == pytest.approx(slow.p50_ms / base.p50_ms)
+    assert r.low == pytest.approx(slow.ci95_p50_ms[0] / base.ci95_p50_ms[1]) and r.verdict == "slower"
+    assert ratio(base, base).verdict == "same" and ratio(base, slow).verdict == "faster"
+
+
+def test_two_runs_compared(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    save_json(rich_run("2026-11-20T00:00:00+00:00"), first / "results.json")
+    save_json(rich_run("2026-11-21T00:00:00+00:00", slower=1.5), second / "results.json")
+    runs = load_runs([first, second / "results.json"])
+    assert [label for label, _ in runs] == ["#1 a @abcdef12", "#2 b @abcdef12"]
+    matched = matched_rows(runs, 0)
+    assert set(matched) == {(name, shape) for name in ("fp32", "int8", HOSTILE) for shape in ("b=1", "b=8")}
+    page = render_comparison(runs, 0)
+    for (name, shape), (base, candidate) in matched.items():
+        value = candidate.p50_ms / base.p50_ms
+        assert f'data-v="{value!r}">{value:.3f}<' in page
+    assert "alert(1)</script>" not in page
+    history = plot_data(page, "history")
+    assert history[0]["name"] == "fp32 b=1" and len(history[0]["y"]) == 2
+
+
+def test_report_command(tmp_path, capsys):
+    first, second = tmp_path / "a", tmp_path / "b"
+    save_json(rich_run(), first / "results.json")
+    save_json(rich_run(slower=2.0), second / "results.json")
+    assert main(["report", str(first)]) == 0
+    assert (first / "index.html").is_file() and (first / "summary.md").is_file()
+    out = tmp_path / "cmp.html"
+    assert main(["report", str(first), str(second), "-o", str(out), "--reference", "2"]) == 0
+    assert "Reference: #2 b" in out.read_text()
+    assert main(["report", str(first), str(second), "--reference", "3", "-o", str(out)]) == 2
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "file not found" in capsys.readouterr().err

@@ -1,7 +1,9 @@
-"""The run's index.html: a table of variants and an accuracy-versus-latency chart.
+"""A run's index.html: the page a person decides from.
 
-Works offline: plotly.js is embedded once in the page, no CDN. Every string that comes from a
-scenario or a model is escaped.
+The recommendation and warnings first, then a sortable table of variants, the Pareto fronts,
+latency distributions from the raw samples, batch-size and rate curves, every input shape, the
+per-layer compression tables, the environment and the exact scenario. Works offline: plotly.js
+is embedded once, no CDN. Every string from a scenario or a model is escaped.
 """
 
 from __future__ import annotations
@@ -10,61 +12,84 @@ import json
 from html import escape
 from pathlib import Path
 
+from suite.report import figures, tables
 from suite.results import RunResult, VariantResult, atomic_write_text, measured_shapes
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>suite: {title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.9rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
-th {{ background: #f2f2f2; }} td.text {{ text-align: left; }}
-.quick {{ background: #fff3cd; border: 1px solid #e0c060; padding: 0.6rem; }}
-.failed {{ color: #a00; }} .skipped {{ color: #777; }}
-.selection {{ background: #e8f4ea; border: 1px solid #8bc59a; padding: 0.6rem; }}
-tr.recommended td {{ background: #e8f4ea; font-weight: bold; }}
-</style>
-<script>{plotly_js}</script>
-</head><body>
-<h1>{title}</h1>
-<p>{description}Run created {created} with suite {version}.</p>
-{quick}
-{selection}
-{warnings}
-<h2>Variants</h2>
-{table}
-<h2>Accuracy versus latency</h2>
-{chart}
-<h2>Environment</h2>
-<pre>{environment}</pre>
-<h2>Scenario</h2>
-<pre>{scenario}</pre>
-</body></html>
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1500px; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; white-space: nowrap; }
+th { background: #f2f2f2; cursor: pointer; user-select: none; }
+th[data-order=ascending]::after { content: " ▲"; } th[data-order=descending]::after { content: " ▼"; }
+td.text { text-align: left; white-space: normal; } th { white-space: normal; }
+.quick { background: #fff3cd; border: 1px solid #e0c060; padding: 0.6rem; }
+tr.failed td { color: #a00; } tr.skipped td { color: #777; }
+.selection { background: #e8f4ea; border: 1px solid #8bc59a; padding: 0.6rem; }
+tr.recommended td { background: #e8f4ea; font-weight: bold; }
+details { margin: 0.3rem 0; } summary { cursor: pointer; }
+pre { background: #f7f7f7; padding: 0.6rem; overflow-x: auto; }
 """
 
 QUICK_BANNER = ('<p class="quick"><b>Quick run.</b> These figures come from <code>--quick</code>: '
                 'brief training and few samples, a smoke test of the pipeline. Do not decide from them.</p>')
 
 
-def render_html(run: RunResult) -> str:
+def page(title: str, body: str) -> str:
     import plotly.offline
 
-    scenario = run.scenario
-    return PAGE.format(
-        title=escape(str(scenario.get("name", "run"))),
-        description=escape(scenario.get("description") or "") + (" " if scenario.get("description") else ""),
-        created=escape(run.created), version=escape(run.suite_version),
-        quick=QUICK_BANNER if run.quick else "", warnings=warnings_html(run.variants),
-        selection=selection_html(run.selection),
-        table=variants_table(run.variants, (run.selection or {}).get("recommended")), chart=accuracy_latency_chart(run.variants),
-        environment=escape(json.dumps(run.environment, indent=1)),
-        scenario=escape(json.dumps(scenario, indent=1)),
-        plotly_js=plotly.offline.get_plotlyjs())
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>suite: {escape(title)}</title>'
+            f"<style>{STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>{body}"
+            f"<script>{tables.SORT_SCRIPT}</script></body></html>\n")
 
 
-def write_html(run: RunResult, path: Path) -> None:
-    atomic_write_text(path, render_html(run))
+def render_html(run: RunResult, scenario_text: str | None = None) -> str:
+    """`scenario_text`: the scenario file as written (the run folder keeps a copy); without it
+    the page shows the validated scenario as JSON."""
+    name = str(run.scenario.get("name", "run"))
+    description = run.scenario.get("description") or ""
+    header = (f"<h1>{escape(name)}</h1><p>{escape(description)} Run created {escape(run.created)} with suite "
+              f"{escape(run.suite_version)}.</p>" + (QUICK_BANNER if run.quick else ""))
+    scenario = scenario_text if scenario_text is not None else json.dumps(run.scenario, indent=1)
+    body = (header + selection_html(run.selection) + warnings_html(run.variants) + variant_sections(run)
+            + "<h2>Environment</h2>" + tables.key_value_table(run.environment)
+            + f"<h2>Scenario</h2><pre>{escape(scenario)}</pre>")
+    return page(name, body)
+
+
+def variant_sections(run: RunResult) -> str:
+    shape = tables.headline_shape(run)
+    at = f" at {escape(shape)}" if shape else ""
+    sections = [f"<h2>Variants{at}</h2><p>Click a column head to sort.</p>" + tables.variants_table(run, shape),
+                f"<h2>Pareto fronts{at}</h2>" + pareto_html(run.variants, shape),
+                "<h2>Latency distributions</h2><p>A box per variant from its raw samples.</p>"
+                + "".join(figures.distribution_figure(run.variants, s, f"distribution-{i}")
+                          for i, s in enumerate(measured_shapes(run.variants)))]
+    curves = [(title, figure) for title, figure in (
+        ("Throughput and latency versus batch size", figures.batch_figure(run.variants, "batch-sizes")),
+        ("Server mode: p99 latency versus arrival rate", figures.rate_figure(run.variants, "rates"))) if figure]
+    sections += [f"<h2>{title}</h2>{figure}" for title, figure in curves]
+    sections += ["<h2>Every input shape</h2>" + tables.shapes_table(run.variants),
+                 "<h2>Compression, layer by layer</h2>" + tables.compression_tables(run.variants)]
+    return "".join(sections)
+
+
+def pareto_html(variants: tuple[VariantResult, ...], shape: str | None) -> str:
+    """Accuracy against latency and size, and against energy when it was measured."""
+    def p50(v: VariantResult) -> float | None:
+        row = tables.row_at(v, shape)
+        return row and row.p50_ms
+
+    costs = [(p50, "median latency, ms", "pareto-latency"),
+             (lambda v: v.size_bytes and v.size_bytes / 1024, "size, KiB", "pareto-size")]
+    if any(tables.energy_per_inference(v, shape) is not None for v in variants):
+        costs.append((lambda v: tables.energy_per_inference(v, shape), "energy, J per inference", "pareto-energy"))
+    unplotted = [v.name for v in variants if v.accuracy is None]
+    note = (f"<p>Not plotted (no accuracy): {escape(', '.join(unplotted))}.</p>" if unplotted else "")
+    return note + "".join(figures.pareto_figure(variants, cost, title, div_id) for cost, title, div_id in costs)
+
+
+def write_html(run: RunResult, path: Path, scenario_text: str | None = None) -> None:
+    atomic_write_text(path, render_html(run, scenario_text))
 
 
 def selection_html(selection: dict | None) -> str:
@@ -76,56 +101,12 @@ def selection_html(selection: dict | None) -> str:
 
 
 def warnings_html(variants: tuple[VariantResult, ...]) -> str:
-    items = [f'<li class="{v.status}">{escape(v.name)}: {v.status}: {escape(v.error or "")}</li>'
-             for v in variants if v.status != "ok"]
-    items += [f"<li>{escape(v.name)}: {escape(w)}</li>" for v in variants for w in v.warnings]
-    return f"<h2>Warnings</h2><ul>{''.join(items)}</ul>" if items else ""
-
-
-def variants_table(variants: tuple[VariantResult, ...], recommended: str | None = None) -> str:
-    shapes = measured_shapes(variants)
-    head = ["variant", "status", "model", "backend", "compress", "accuracy", "agreement"]
-    head += [f"p50 ms ({s})" for s in shapes] + [f"samples/s ({s})" for s in shapes]
-    head += ["size (KiB)", "params", "peak RSS (MiB)"]
-    rows = [table_row(v, shapes, v.name == recommended) for v in variants]
-    return ("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
-
-
-def table_row(v: VariantResult, shapes: list[str], recommended: bool = False) -> str:
-    p50 = {row.shape: f"{row.p50_ms:.4g} [{row.ci95_p50_ms[0]:.4g}, {row.ci95_p50_ms[1]:.4g}]"
-           for row in v.latency}
-    rate = {row.shape: f"{row.samples_per_s:,.0f}" for row in v.throughput}
-    texts = [v.name, v.status, v.model, v.backend, ", ".join(step.get("method", "?") for step in v.compress) or "none"]
-    numbers = [_fmt(v.accuracy, ".4f") or (v.accuracy_reason or ""), _fmt(v.agreement, ".4f")]
-    numbers += [p50.get(s, "") for s in shapes] + [rate.get(s, "") for s in shapes]
-    numbers += [_fmt(v.size_bytes and v.size_bytes / 1024, ",.1f"), _fmt(v.params, ","),
-                _fmt(v.peak_rss_bytes and v.peak_rss_bytes / 2**20, ",.0f")]
-    cells = [f'<td class="text">{escape(t)}</td>' for t in texts] + [f"<td>{escape(n)}</td>" for n in numbers]
-    return f'<tr class="{v.status}{" recommended" if recommended else ""}">' + "".join(cells) + "</tr>"
-
-
-def accuracy_latency_chart(variants: tuple[VariantResult, ...]) -> str:
-    """Accuracy against median latency at the first input shape each variant was measured at."""
-    import plotly.graph_objects as go
-
-    points = [(v.name, v.latency[0], v.accuracy) for v in variants if v.latency and v.accuracy is not None]
-    if not points:
-        return "<p>No variant has both an accuracy and a latency to plot.</p>"
-    figure = go.Figure(go.Scatter(
-        x=[row.p50_ms for _, row, _ in points], y=[acc for _, _, acc in points],
-        error_x={"type": "data", "symmetric": False,
-                 "array": [row.ci95_p50_ms[1] - row.p50_ms for _, row, _ in points],
-                 "arrayminus": [row.p50_ms - row.ci95_p50_ms[0] for _, row, _ in points]},
-        mode="markers+text", text=[name for name, _, _ in points], textposition="top center",
-        customdata=[row.shape for _, row, _ in points],
-        hovertemplate="%{text}<br>p50 %{x:.4g} ms (%{customdata})<br>accuracy %{y:.4f}<extra></extra>"))
-    lowest = min(acc for _, _, acc in points)
-    figure.update_yaxes(range=[max(0.0, lowest - 0.05), 1.005])
-    figure.update_layout(xaxis_title="median latency, ms (95% CI)", yaxis_title="test accuracy",
-                         height=450, margin={"t": 30})
-    return figure.to_html(full_html=False, include_plotlyjs=False, div_id="accuracy-latency")
-
-
-def _fmt(value: float | int | None, spec: str) -> str:
-    return "" if value is None else format(value, spec)
+    """Failed and skipped variants with the reason, then each variant's warnings, folded."""
+    failed = [f'<li class="{v.status}">{escape(v.name)}: {v.status}: {escape(v.error or "")}</li>'
+              for v in variants if v.status != "ok"]
+    folded = [f"<details><summary>{escape(v.name)}: {len(v.warnings)} warning{'s' * (len(v.warnings) > 1)}"
+              f"</summary><ul>{''.join(f'<li>{escape(w)}</li>' for w in v.warnings)}</ul></details>"
+              for v in variants if v.warnings]
+    if not failed and not folded:
+        return ""
+    return "<h2>Warnings</h2>" + (f"<ul>{''.join(failed)}</ul>" if failed else "") + "".join(folded)

@@ -1,0 +1,146 @@
+"""The report's plotly figures, each built from results only and returned as a <div>.
+
+Names from scenarios go into the figures as data; plotly writes them into the page as JSON with
+`<`, `>` and `/` escaped, and draws them as text (tested in a browser, tests/test_report_browser.py).
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Callable
+
+import numpy as np
+
+from suite.results import LatencyResult, VariantResult
+
+MAX_BOX_POINTS = 2000  # samples drawn per box; more are replaced by that many evenly spaced quantiles
+FADED = 0.3
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """For (cost, accuracy) points, lower cost and higher accuracy better: which are on the front
+    (no other point at least as good on both and better on one)."""
+    def dominated(i: int) -> bool:
+        x, y = points[i]
+        return any(ox <= x and oy >= y and (ox < x or oy > y) for j, (ox, oy) in enumerate(points) if j != i)
+
+    return [not dominated(i) for i in range(len(points))]
+
+
+def pareto_figure(variants: tuple[VariantResult, ...], cost: Callable[[VariantResult], float | None],
+                  axis_title: str, div_id: str) -> str:
+    """Accuracy against a cost (latency, size, energy): the front drawn, dominated variants faded."""
+    import plotly.graph_objects as go
+
+    points = [(v.name, cost(v), v.accuracy) for v in variants if v.accuracy is not None and cost(v) is not None]
+    if not points:
+        return f"<p>No variant has both an accuracy and a {escape(axis_title)} to plot.</p>"
+    on_front = pareto_front([(x, y) for _, x, y in points])
+    front = sorted((x, y, name) for (name, x, y), keep in zip(points, on_front) if keep)
+    dominated = [point for point, keep in zip(points, on_front) if not keep]
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[x for x, _, _ in front], y=[y for _, y, _ in front], mode="lines",
+                                line_shape="hv", hoverinfo="skip", showlegend=False,
+                                line={"color": "#2a7a3b", "dash": "dot"}))
+    hover = "%{text}<br>%{x:.4g}<br>accuracy %{y:.4f}<extra>%{fullData.name}</extra>"
+    figure.add_trace(go.Scatter(x=[x for x, _, _ in front], y=[y for _, y, _ in front], text=[n for _, _, n in front],
+                                mode="markers+text", textposition="top center", name="on the Pareto front",
+                                marker={"size": 11, "color": "#2a7a3b"}, hovertemplate=hover))
+    figure.add_trace(go.Scatter(x=[x for _, x, _ in dominated], y=[y for _, _, y in dominated],
+                                text=[n for n, _, _ in dominated], mode="markers", name="dominated",
+                                marker={"size": 10, "color": "#1f5fa8", "opacity": FADED}, hovertemplate=hover))
+    low, high = np.log10(min(x for _, x, _ in points)), np.log10(max(x for _, x, _ in points))
+    pad = 0.1 * max(high - low, 1.0)  # room for the labels at both ends
+    figure.update_xaxes(title=axis_title, type="log", range=[low - pad, high + pad])
+    figure.update_yaxes(title="test accuracy")
+    return to_div(figure, div_id, height=450)
+
+
+def distribution_figure(variants: tuple[VariantResult, ...], shape: str, div_id: str) -> str:
+    """One box per variant from its raw latency samples at one input shape."""
+    import plotly.graph_objects as go
+
+    rows = [(v.name, row) for v in reversed(variants) for row in v.latency if row.shape == shape]  # first on top
+    figure = go.Figure([go.Box(x=box_points(row), name=name, boxpoints="outliers", orientation="h",
+                               hovertemplate="%{x:.4g} ms<extra>" + f"{len(row.samples_ms)} samples</extra>")
+                        for name, row in rows])
+    figure.update_xaxes(title=f"latency, ms ({shape}; log scale)", type="log")
+    figure.update_layout(showlegend=False)
+    return to_div(figure, div_id, height=max(260, 60 + 34 * len(rows)))
+
+
+def box_points(row: LatencyResult) -> list[float]:
+    """The raw samples, or MAX_BOX_POINTS evenly spaced quantiles of them: the same box and a
+    page that stays small however long the run measured."""
+    samples = np.asarray(row.samples_ms)
+    if len(samples) <= MAX_BOX_POINTS:
+        return samples.tolist()
+    return np.quantile(samples, np.linspace(0, 1, MAX_BOX_POINTS)).tolist()
+
+
+def batch_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
+    """Throughput and median latency against batch size, a line per variant (and sequence length);
+    None when no variant was timed at two batch sizes or more."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    lines = batch_lines(variants)
+    if not lines:
+        return None
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("throughput, samples/s", "median latency, ms"))
+    for i, (label, points) in enumerate(lines.items()):
+        batch, rate, p50 = zip(*points)
+        style = {"name": label, "legendgroup": label, "mode": "lines+markers", "line": {"color": color(i)}}
+        figure.add_trace(go.Scatter(x=batch, y=rate, **style), row=1, col=1)
+        figure.add_trace(go.Scatter(x=batch, y=p50, showlegend=False, **style), row=1, col=2)
+    figure.update_xaxes(title="batch size", type="log")
+    figure.update_yaxes(type="log")
+    return to_div(figure, div_id, height=450)
+
+
+def batch_lines(variants: tuple[VariantResult, ...]) -> dict[str, list[tuple[int, float, float]]]:
+    """{variant label: [(batch size, samples/s, p50 ms)]} for each variant and sequence length
+    timed at two batch sizes or more."""
+    lines: dict[str, list[tuple[int, float, float]]] = {}
+    for v in variants:
+        rate = {t.shape: t.samples_per_s for t in v.throughput}
+        for row in v.latency:
+            label = v.name if row.seq_len is None else f"{v.name} s={row.seq_len}"
+            lines.setdefault(label, []).append((row.batch_size, rate.get(row.shape, float("nan")), row.p50_ms))
+    return {label: sorted(points) for label, points in lines.items() if len(points) > 1}
+
+
+def rate_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
+    """Server mode: p99 latency (queueing included) against the arrival rate of each trial, and
+    the bound; None when no variant ran in server mode."""
+    import plotly.graph_objects as go
+
+    served = [v for v in variants if (v.load or {}).get("mode") == "server"]
+    if not served:
+        return None
+    figure = go.Figure()
+    for i, v in enumerate(served):
+        trials = sorted(v.load["trials"], key=lambda t: t["rate_qps"])
+        figure.add_trace(go.Scatter(
+            x=[t["rate_qps"] for t in trials], y=[t["p99_ms"] for t in trials], name=v.name, mode="lines+markers",
+            line={"color": color(i)}, customdata=[["met" if t["met"] else "missed", t["queries"]] for t in trials],
+            hovertemplate="%{x:,.1f} queries/s<br>p99 %{y:.4g} ms<br>%{customdata[0]} the bound "
+                          "(%{customdata[1]} queries)<extra></extra>"))
+        figure.add_hline(y=v.load["latency_bound_ms"], line={"dash": "dash", "color": color(i)})
+    figure.update_xaxes(title="arrival rate, queries/s")
+    figure.update_yaxes(title="p99 latency from arrival, ms (log scale)", type="log")
+    return to_div(figure, div_id, height=450)
+
+
+def color(i: int) -> str:
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.D3
+    return palette[i % len(palette)]
+
+
+def to_div(figure: Any, div_id: str, height: int) -> str:
+    figure.update_layout(height=height, margin={"t": 40, "l": 60, "r": 20, "b": 50})
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                          config={"displaylogo": False, "responsive": True})
+

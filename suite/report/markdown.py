@@ -1,0 +1,53 @@
+"""summary.md: the key figures and the recommendation as Markdown, for a pull-request comment or
+$GITHUB_STEP_SUMMARY."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from suite.report.tables import energy_per_inference, headline_shape, ms, row_at, steps_text
+from suite.results import RunResult, VariantResult, atomic_write_text
+
+HEAD = ["variant", "status", "backend", "compression", "accuracy", "agreement", "p50 ms", "p99 ms", "samples/s",
+        "size KiB"]
+
+
+def render_summary(run: RunResult) -> str:
+    from suite.select import describe
+
+    shape = headline_shape(run)
+    lines = [f"## {text(str(run.scenario.get('name', 'run')))}: {len(run.variants)} variants"
+             + (f", figures at {shape}" if shape else ""), ""]
+    if run.quick:
+        lines += ["> Quick run (`--quick`): smoke-test figures, not a benchmark.", ""]
+    lines += [text(line) for line in describe(run.selection)] + [""] if run.selection else []
+    energy = any(energy_per_inference(v, shape) is not None for v in run.variants)
+    head = HEAD + ["J/inference"] * energy
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(summary_cells(v, shape, energy)) + " |" for v in run.variants]
+    problems = [f"- {text(v.name)}: {v.status}: {text(v.error or '')}" for v in run.variants if v.status != "ok"]
+    return "\n".join(lines + ([""] + problems if problems else [])) + "\n"
+
+
+def summary_cells(v: VariantResult, shape: str | None, energy: bool) -> list[str]:
+    row = row_at(v, shape)
+    rate = next((t.samples_per_s for t in v.throughput if t.shape == shape), None)
+    accuracy = fmt(v.accuracy, ".4f") or text(v.accuracy_reason or "")
+    cells = [text(v.name), v.status, text(v.backend), text(steps_text(v)), accuracy, fmt(v.agreement, ".4f"),
+             ms(row and row.p50_ms)[0], ms(row and row.p99_ms)[0], fmt(rate, ",.0f"),
+             fmt(v.size_bytes and v.size_bytes / 1024, ",.1f")]
+    return cells + [fmt(energy_per_inference(v, shape), ".3g")] * energy
+
+
+def text(value: str) -> str:
+    """Shown as written: no HTML, no table cell break, one line."""
+    return escape(value).replace("|", "\\|").replace("\n", " ")
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def write_summary(run: RunResult, path: Path) -> None:
+    atomic_write_text(path, render_summary(run))

@@ -1,0 +1,181 @@
+"""The report's HTML tables, sortable by a click on a column head (a few lines of inline script).
+
+Every cell is escaped here; a number cell carries its value in `data-v` so that sorting is by
+value, not by the formatted text, and an empty cell sorts last either way.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Any, Iterable
+
+from suite.results import LatencyResult, RunResult, VariantResult, measured_shapes
+
+Cell = tuple[str, float | None] | str  # (text, sort value) for a number; plain text otherwise
+
+SORT_SCRIPT = """
+function sortKey(row, col) {
+  const cell = row.cells[col];
+  if (cell.dataset.v === undefined) return cell.textContent;
+  return cell.dataset.v === "" ? null : Number(cell.dataset.v);
+}
+function compareKeys(a, b, ascending) {
+  if (a === null || b === null) return a === b ? 0 : (a === null ? 1 : -1);
+  const order = typeof a === "number" ? a - b : String(a).localeCompare(String(b));
+  return ascending ? order : -order;
+}
+document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener("click", () => {
+  const table = th.closest("table"), body = table.tBodies[0], col = th.cellIndex;
+  const ascending = th.dataset.order !== "ascending";
+  table.querySelectorAll("th").forEach(other => delete other.dataset.order);
+  th.dataset.order = ascending ? "ascending" : "descending";
+  Array.from(body.rows).sort((a, b) => compareKeys(sortKey(a, col), sortKey(b, col), ascending))
+    .forEach(row => body.appendChild(row));
+}));
+"""
+
+
+def sortable_table(head: list[str], rows: Iterable[list[Cell]], row_classes: Iterable[str] = ()) -> str:
+    classes = list(row_classes)
+    body = "".join(f'<tr class="{escape(classes[i]) if i < len(classes) else ""}">'
+                   + "".join(cell_html(c) for c in row) + "</tr>" for i, row in enumerate(rows))
+    return ('<table class="sortable"><thead><tr>' + "".join(f'<th title="sort">{escape(h)}</th>' for h in head)
+            + f"</tr></thead><tbody>{body}</tbody></table>")
+
+
+def without_empty_columns(head: list[str], rows: list[list[Cell]]) -> tuple[list[str], list[list[Cell]]]:
+    """Drop the columns no row has a value in (energy where no counter could be read, ...)."""
+    keep = [i for i in range(len(head)) if any(row[i] not in ("", ("", None)) for row in rows)]
+    return [head[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def cell_html(cell: Cell) -> str:
+    if isinstance(cell, str):
+        return f'<td class="text">{escape(cell)}</td>'
+    text, value = cell
+    return f'<td data-v="{"" if value is None else repr(float(value))}">{escape(text)}</td>'
+
+
+def number(value: float | int | None, spec: str) -> Cell:
+    return ("", None) if value is None else (format(value, spec), value)
+
+
+def ms(value: float | None) -> Cell:
+    """A time to 4 significant digits without an exponent: 0.1234, 12.34, 12,340."""
+    return ("", None) if value is None else (significant(value), value)
+
+
+def significant(value: float, digits: int = 4) -> str:
+    if value == 0 or not math.isfinite(value):
+        return format(value, "g")
+    return f"{value:,.{max(0, digits - 1 - math.floor(math.log10(abs(value))))}f}"
+
+
+def headline_shape(run: RunResult) -> str | None:
+    """The input shape the summary table and Pareto charts use: the one the scenario's `select`
+    judges at, else the shape most variants were timed at (the smallest on a tie)."""
+    from suite.results import shape_label
+
+    if run.selection:
+        return shape_label(run.selection["batch_size"], run.selection["seq_len"])
+    shapes = measured_shapes(run.variants)
+    counts = {s: sum(any(r.shape == s for r in v.latency) for v in run.variants) for s in shapes}
+    return max(shapes, key=lambda s: counts[s], default=None)
+
+
+def row_at(v: VariantResult, shape: str | None) -> LatencyResult | None:
+    return next((row for row in v.latency if row.shape == shape), None)
+
+
+def energy_per_inference(v: VariantResult, shape: str | None) -> float | None:
+    from suite.results import shape_label
+
+    rows = (v.energy or {}).get("rows", ())
+    return next((r["joules_per_inference"] for r in rows if shape_label(r["batch_size"], r["seq_len"]) == shape), None)
+
+
+VARIANT_HEAD = ["variant", "status", "model", "backend", "compression", "accuracy", "agreement", "p50 ms",
+                "p50 95% CI ms", "p99 ms", "p99 bound ms", "samples/s", "size KiB", "peak RSS MiB", "J/inference"]
+
+
+def variants_table(run: RunResult, shape: str | None) -> str:
+    recommended = (run.selection or {}).get("recommended")
+    classes = [f"{v.status}{' recommended' if v.name == recommended else ''}" for v in run.variants]
+    head, rows = without_empty_columns(VARIANT_HEAD, [variant_cells(v, shape) for v in run.variants])
+    return sortable_table(head, rows, classes)
+
+
+def variant_cells(v: VariantResult, shape: str | None) -> list[Cell]:
+    row = row_at(v, shape)
+    rate = next((t.samples_per_s for t in v.throughput if t.shape == shape), None)
+    ci = "" if row is None else ci_text(row.ci95_p50_ms)
+    accuracy = number(v.accuracy, ".4f") if v.accuracy is not None else (v.accuracy_reason or "", None)
+    return [v.name, v.status, v.model, v.backend, steps_text(v), accuracy, number(v.agreement, ".4f"),
+            ms(row and row.p50_ms), (ci, row and row.ci95_p50_ms[0]), ms(row and row.p99_ms),
+            ms(row and row.p99_bound_ms), number(rate, ",.0f"),
+            number(v.size_bytes and v.size_bytes / 1024, ",.1f"),
+            number(v.peak_rss_bytes and v.peak_rss_bytes / 2**20, ",.0f"),
+            number(energy_per_inference(v, shape), ".3g")]
+
+
+def ci_text(interval: tuple[float, float]) -> str:
+    return f"{significant(interval[0])} – {significant(interval[1])}"
+
+
+def steps_text(v: VariantResult) -> str:
+    return ", ".join(step.get("method", "?") for step in v.compress) or "none"
+
+
+SHAPE_HEAD = ["variant", "backend", "shape", "p50 ms", "p50 95% CI ms", "p90 ms", "p99 ms", "p99 bound ms", "mean ms",
+              "CV", "samples", "calls per sample", "samples/s", "timer"]
+
+
+def shapes_table(variants: tuple[VariantResult, ...]) -> str:
+    """Every input shape of every variant, one row each."""
+    rows = []
+    for v in variants:
+        rate = {t.shape: t.samples_per_s for t in v.throughput}
+        rows += [[v.name, v.backend, row.shape, ms(row.p50_ms),
+                  (ci_text(row.ci95_p50_ms), row.ci95_p50_ms[0]),
+                  ms(row.p90_ms), ms(row.p99_ms), ms(row.p99_bound_ms),
+                  ms(row.mean_ms), number(row.cv, ".1%"), number(row.n, "d"), number(row.loops, "d"),
+                  number(rate.get(row.shape), ",.0f"), row.timer] for row in v.latency]
+    return sortable_table(*without_empty_columns(SHAPE_HEAD, rows))
+
+
+LAYER_HEAD = ["layer", "type", "precision", "weights", "sparsity"]
+
+
+def compression_tables(variants: tuple[VariantResult, ...]) -> str:
+    """For each compressed variant, each step's before/after and the per-layer table after it."""
+    parts = []
+    for v in (v for v in variants if v.compress_records):
+        steps = "".join(step_html(record) for record in v.compress_records)
+        parts.append(f"<details><summary>{escape(v.name)}: {escape(steps_text(v))}</summary>{steps}</details>")
+    return "".join(parts) or "<p>No variant was compressed.</p>"
+
+
+def step_html(record: dict) -> str:
+    before, after = record.get("before") or {}, record.get("after") or {}
+    summary = " → ".join(f"{s.get('size_bytes', 0) / 1024:,.1f} KiB, {s.get('weights', 0):,} weights, "
+                         f"sparsity {s.get('sparsity', 0):.1%}" for s in (before, after) if s)
+    rows = [[str(layer.get("layer", "")), str(layer.get("type", "")), str(layer.get("precision", "")),
+             number(layer.get("weights"), ","), number(layer.get("sparsity"), ".1%")]
+            for layer in record.get("layers", ())]
+    table = sortable_table(LAYER_HEAD, rows) if rows else "<p>No per-layer table for this step.</p>"
+    return f"<h4>{escape(str(record.get('method', '?')))}: {escape(summary)}</h4>{table}"
+
+
+def key_value_table(data: dict[str, Any]) -> str:
+    rows = "".join(f'<tr><td class="text">{escape(str(k))}</td><td class="text">{escape(flat(v))}</td></tr>'
+                   for k, v in data.items())
+    return f"<table>{rows}</table>"
+
+
+def flat(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={flat(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return " ".join(flat(v) for v in value)
+    return "" if value is None else str(value)
