@@ -21,7 +21,8 @@ def render_summary(run: RunResult) -> str:
              + (f", figures at {shape}" if shape else ""), ""]
     if run.quick:
         lines += ["> Quick run (`--quick`): smoke-test figures, not a benchmark.", ""]
-    lines += [text(line) for line in describe(run.selection)] + [""] if run.selection else []
+    for line in describe(run.selection) if run.selection else ():
+        lines += [text(line), ""]  # a paragraph each
     energy = any(energy_per_inference(v, shape) is not None for v in run.variants)
     head = HEAD + ["J/inference"] * energy
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
