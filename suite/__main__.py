@@ -1,4 +1,4 @@
-"""Command line: `python -m suite run|validate|report|list ...` (also installed as `suite`).
+"""Command line: `python -m suite run|validate|report|compare|gate|baseline|list ...` (also installed as `suite`).
 
 Exit status: 0 success; 1 a variant crashed (a bug or a backend failure, traceback shown);
 2 bad input (a one-line `error: ...`, or a variant failed on bad input such as a checkpoint
@@ -12,10 +12,12 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from suite.errors import RunInterrupted, SuiteError
 
 EXIT_OK, EXIT_CRASH, EXIT_USER = 0, 1, 2
+EXIT_REGRESSION = 1  # suite gate: a significant slowdown above the threshold
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the run the others are compared to, by its place in the list (default: 1)")
     report.set_defaults(handler=cmd_report)
 
+    add_compare_commands(commands)
+
     listing = commands.add_parser("list", help="models, compression methods, backends and datasets")
     listing.set_defaults(handler=cmd_list)
     return parser
@@ -127,6 +131,118 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             status = EXIT_USER
     return status
+
+
+def add_compare_commands(commands: Any) -> None:
+    compare = commands.add_parser("compare", help="per variant and input shape: candidate against base latency")
+    compare.add_argument("base", type=Path, metavar="BASE", help="run folder or results.json")
+    compare.add_argument("candidate", type=Path, metavar="CANDIDATE", help="run folder or results.json")
+    add_gate_options(compare)
+    compare.set_defaults(handler=cmd_compare)
+
+    gate = commands.add_parser("gate", help="exit 1 on a significant latency regression above a threshold")
+    gate.add_argument("--baseline", default=None, metavar="RUN_OR_NAME",
+                      help="a run folder, results.json or a baseline saved with `suite baseline save`")
+    gate.add_argument("--paired", nargs=2, type=Path, default=None, metavar=("BASE_SCENARIO", "CANDIDATE_SCENARIO"),
+                      help="run both scenarios here, interleaved in rounds, and test the paired differences "
+                           "(the stronger option on a shared or noisy machine)")
+    gate.add_argument("candidate", nargs="?", type=Path, metavar="CANDIDATE", help="run folder or results.json")
+    gate.add_argument("--max-slowdown", default="10%", help="fail above this slowdown (default: 10%%)")
+    gate.add_argument("--rounds", type=int, default=15, help="--paired: rounds of A B (default: 15)")
+    gate.add_argument("--quick", action="store_true", help="--paired: brief training (as `suite run --quick`)")
+    add_gate_options(gate)
+    gate.set_defaults(handler=cmd_gate)
+
+    baseline = commands.add_parser("baseline", help="keep a run's results as a named baseline")
+    actions = baseline.add_subparsers(dest="action", required=True)
+    save = actions.add_parser("save", help="copy RUN's results.json to baselines/NAME/")
+    save.add_argument("run", type=Path, metavar="RUN")
+    save.add_argument("--name", required=True)
+    save.add_argument("--dir", type=Path, default=Path("baselines"), help="where baselines live (default: baselines)")
+    save.set_defaults(handler=cmd_baseline_save)
+
+
+def add_gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--percentile", type=int, choices=(50, 99), default=50, help="compare p50 (default) or p99")
+    parser.add_argument("--allow-env-mismatch", action="store_true",
+                        help="compare runs whose CPU, GPU, core count, torch or backend versions differ")
+    parser.add_argument("--out", type=Path, default=Path("reports") / "compare",
+                        help="where the JSON and Markdown go (default: reports/compare)")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from suite.compare import check_same_machine, compare_runs
+    from suite.results import load_json
+
+    base, candidate = load_json(args.base), load_json(args.candidate)
+    differences = check_same_machine(base, candidate, args.allow_env_mismatch)
+    rows = compare_runs(base, candidate, args.percentile)
+    report_rows(rows, args, "compare", f"p{args.percentile}: {args.candidate} against {args.base}", differences)
+    return EXIT_OK
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from suite.gate import parse_slowdown, regressions
+
+    max_slowdown = parse_slowdown(args.max_slowdown)
+    if (args.paired is None) == (args.baseline is None) or (args.paired is None) == (args.candidate is None):
+        raise SuiteError("gate: give --baseline BASE CANDIDATE, or --paired BASE_SCENARIO CANDIDATE_SCENARIO")
+    rows, differences, title = paired_gate(args) if args.paired else stored_gate(args)
+    failed = regressions(rows, max_slowdown)
+    report_rows(rows, args, "gate", title, differences)
+    for row in failed:
+        print(f"regression: {row.variant} {row.shape}: {row.comparison.ratio:.3f}x the baseline "
+              f"(more than {1 + max_slowdown:.3f}x, p = {row.comparison.p_slower:.2g})")
+    print(f"gate: {'FAILED' if failed else 'passed'}: {len(failed)} of {len(rows)} comparisons slower by more "
+          f"than {max_slowdown:.0%} with significance")
+    return EXIT_REGRESSION if failed else EXIT_OK
+
+
+def stored_gate(args: argparse.Namespace) -> tuple[list, list[str], str]:
+    from suite.compare import check_same_machine, compare_runs
+    from suite.gate import baseline_path
+    from suite.results import load_json
+
+    base_path = baseline_path(args.baseline)
+    base, candidate = load_json(base_path), load_json(args.candidate)
+    differences = check_same_machine(base, candidate, args.allow_env_mismatch)
+    return (compare_runs(base, candidate, args.percentile), differences,
+            f"gate, p{args.percentile}: {args.candidate} against stored baseline {base_path}")
+
+
+def paired_gate(args: argparse.Namespace) -> tuple[list, list[str], str]:
+    from suite import scenario as scenarios
+    from suite.gate import PairedPlan, paired_rows
+    from suite.progress import Bars
+    from suite.runner import RunOptions
+
+    if args.percentile != 50:
+        raise SuiteError("gate --paired compares medians (p50); --percentile 99 is for stored baselines")
+    if args.rounds < 7:  # with 6, Wilcoxon's smallest one-sided p is 1/64: never below 0.01
+        raise SuiteError(f"--rounds: {args.rounds} is too few for a one-sided test at p < 0.01 (7 at least)")
+    base, candidate = (scenarios.load(path) for path in args.paired)
+    with Bars() as bars:
+        rows = paired_rows(base, candidate, RunOptions(quick=args.quick, in_process=True), PairedPlan(args.rounds), bars)
+    return rows, [], f"gate, paired: {args.paired[1]} against {args.paired[0]}"
+
+
+def report_rows(rows: list, args: argparse.Namespace, stem: str, title: str, differences: list[str]) -> None:
+    from suite.compare import write_outputs
+    from suite.progress import console
+    from suite.report.terminal import comparison_table
+
+    for difference in differences:
+        print(f"warning: environments differ: {difference}", file=sys.stderr)
+    console().print(comparison_table(rows, title))
+    for path in write_outputs(rows, args.out, stem, {"title": title, "env_differences": differences}, title):
+        print(f"{stem}: {path}")
+
+
+def cmd_baseline_save(args: argparse.Namespace) -> int:
+    from suite.gate import save_baseline
+
+    print(f"baseline: {save_baseline(args.run, args.name, args.dir)}")
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from suite.compress import CompressContext, compress
 from suite.errors import RunInterrupted, SuiteError, first_line
 from suite.isolation import run_isolated, why_it_failed
 from suite.measure import footprint, quality
-from suite.measuring import Context, measure_model
+from suite.measuring import Context, input_shapes, measure_model, shape_of
 from suite.progress import Bars
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, UnknownName, did_you_mean
 from suite.run_folder import RunFolder, options_dict
@@ -168,10 +168,11 @@ def new_run_dir(out_dir: Path, scenario_name: str) -> Path:
 
 class Workbench:
     """Runs variants one by one: datasets and trained models are shared between the variants of one
-    process, test-set outputs (for agreement) go through the run folder."""
+    process, test-set outputs (for agreement) go through the run folder (None when the caller only
+    wants variants `ready`, as the paired gate does)."""
 
     def __init__(self, scenario: Scenario, options: RunOptions, bars: Bars, default_threads: int,
-                 folder: RunFolder, duplicates: dict[str, str] | None = None):
+                 folder: RunFolder | None, duplicates: dict[str, str] | None = None):
         self.scenario, self.options, self.bars, self.folder = scenario, options, bars, folder
         self.duplicates = duplicates or {}
         self.default_threads = default_threads
@@ -252,7 +253,17 @@ class Workbench:
         self.bars.log(f"{base.name}: failed: {message}")
         return replace(base, status="failed", error=message, error_type=type(exc).__name__)
 
-    def _measure(self, variant: Variant, model_ref: PluginRef, backend: Any, base: VariantResult) -> VariantResult:
+    def ready(self, variant: Variant) -> Ready:
+        """The variant built, compressed and prepared on its backend, to be timed by the caller
+        (the paired gate); nothing is measured or saved."""
+        backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
+        measure, data, model, _, _ = self._built(variant, self.scenario.model_of(variant), backend)
+        run_model = backend.prepare(model, data.test.x[:1], data.train.x)
+        return Ready(run_model, backend, data, measure.threads or self.default_threads,
+                     input_shapes(measure, data, self.scenario.source))
+
+    def _built(self, variant: Variant, model_ref: PluginRef, backend: Any) -> tuple[Any, Any, Any, dict, tuple]:
+        """(measure settings, dataset, model after compression, weights record, compression records)."""
         import torch
 
         measure = self.scenario.measure_of(variant)
@@ -260,11 +271,18 @@ class Workbench:
         data = self.dataset(variant, model_ref)
         model, weights = self.trained_model(model_ref, data)
         model, records = self.compressed(variant, model_ref, model, data, backend)
+        return measure, data, model, weights, records
+
+    def _measure(self, variant: Variant, model_ref: PluginRef, backend: Any, base: VariantResult) -> VariantResult:
+        import torch
+
+        measure, data, model, weights, records = self._built(variant, model_ref, backend)
         device = backend.describe().get("device", "cpu")
         footprint.reset_gpu_peak(device)
         size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
         run_model = backend.prepare(model, data.test.x[:1], data.train.x)
-        outputs = quality.outputs(run_model, backend.place, backend.to_host, data.test.x, measure.eval_batch_size)
+        outputs = quality.outputs(run_model, backend.place, backend.to_host, data.test.x,
+                                  measure.eval_batch_size or max(measure.batch_sizes))
         self.folder.save_outputs(variant.name, outputs)
         reference, fidelity, notes = self.agreement(variant, model_ref, outputs)
         timed = measure_model(run_model, backend, data, measure, Context(
@@ -357,6 +375,28 @@ class Workbench:
                                    f"{expected.shape} from {reference!r}"]
         fidelity = quality.agreement(outputs, expected)
         return reference, fidelity, fidelity_warnings(fidelity, reference, self.scenario.fidelity)
+
+@dataclass(frozen=True)
+class Ready:
+    """A prepared variant: what the paired gate times in alternating rounds."""
+
+    run_model: Any
+    backend: Any
+    data: Any
+    threads: int
+    shapes: list[tuple[int, int | None]]  # (batch size, sequence length) its scenario times it at
+
+    def call(self, batch_size: int, seq_len: int | None) -> Any:
+        return shape_of(self.run_model, self.backend, self.data, batch_size, seq_len).call
+
+    def sync(self) -> None:
+        self.backend.synchronize()
+
+    def use_threads(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+
 
 def base_result(scenario: Scenario, variant: Variant) -> VariantResult:
     """What a variant's result says before anything is measured: which variant it is."""

@@ -153,7 +153,11 @@ class Measure(Params):
     # Shortest timed sample; calls faster than this are looped. None: derived from the timer.
     min_sample_ms: PositiveFloat | None = None
     threads: PositiveInt | None = None
-    eval_batch_size: PositiveInt = 256
+    # Batch size of the accuracy pass over the test set. None: the largest timed batch size, so
+    # that a backend building one graph per input shape (torch.compile with dynamic: false, a
+    # TensorRT profile) builds none for the accuracy pass alone. The last batch is filled up to
+    # full size (its extra outputs dropped) for the same reason.
+    eval_batch_size: PositiveInt | None = None
     # Load mode, after MLPerf LoadGen: single_stream (latency percentiles per shape), offline (also
     # the best throughput over batch sizes), server (also the highest Poisson arrival rate whose
     # p99 latency, queueing included, stays within latency_bound_ms; found in rate_steps trials).

@@ -104,3 +104,20 @@ def test_summaries_carry_the_bounds():
     s = summarize(np.arange(1.0, 663.0))
     assert (s.p90_bound_ms is not None, s.p99_bound_ms) == (True, 661.0)
     assert summarize(np.arange(1.0, 101.0)).p99_bound_ms is None
+
+
+def test_accuracy_pass_shows_the_model_one_batch_shape():
+    from suite.measure import quality
+
+    seen = []
+
+    def run(batch):
+        seen.append(len(batch))
+        return batch * 2.0
+
+    inputs = np.arange(10, dtype=np.float32).reshape(10, 1)
+    out = quality.outputs(run, lambda x: x, lambda x: x, inputs, 4)
+    assert seen == [4, 4, 4]  # the last two inputs go in with the two before them
+    assert out[:, 0].tolist() == [2.0 * i for i in range(10)]
+    seen.clear()
+    assert quality.outputs(run, lambda x: x, lambda x: x, inputs[:3], 4).shape == (3, 1) and seen == [3]

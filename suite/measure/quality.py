@@ -9,9 +9,17 @@ import numpy as np
 
 def outputs(run: Callable[[Any], Any], place: Callable[[Any], Any], to_host: Callable[[Any], Any],
             inputs: Any, batch_size: int) -> np.ndarray:
-    """The model's outputs (logits) for every input, in order, computed in batches, in host memory."""
-    batches = [to_host(run(place(inputs[start:start + batch_size]))) for start in range(0, len(inputs), batch_size)]
-    return np.concatenate([np.asarray(b, dtype=np.float32) for b in batches])
+    """The model's outputs (logits) for every input, in order, computed in batches of one size, in
+    host memory. A short last batch is filled up with the inputs just before it and their
+    outputs dropped: the model sees a single input shape."""
+    batches = []
+    for start in range(0, len(inputs), batch_size):
+        batch = inputs[start:start + batch_size]
+        short = len(batch)
+        if short < batch_size and len(inputs) >= batch_size:
+            batch = inputs[start - (batch_size - short):start + short]  # the inputs before it fill it up
+        batches.append(np.asarray(to_host(run(place(batch))), dtype=np.float32)[-short:])
+    return np.concatenate(batches)
 
 
 def accuracy(logits: np.ndarray, labels: Any) -> float:

@@ -38,3 +38,16 @@ def variant_rows(v: VariantResult) -> list[list[str]]:
     rows = [[row.shape, f"{row.p50_ms:.4g}", f"{row.ci95_p50_ms[0]:.4g} – {row.ci95_p50_ms[1]:.4g}", rate.get(row.shape, "")]
             for row in v.latency]
     return rows or [["", "", "", ""]]
+
+
+def comparison_table(rows: list, title: str) -> Table:
+    """`suite compare` / `suite gate`: one row per variant and input shape."""
+    table = Table(title=Text(title))
+    for column in ["variant", "shape", "base ms", "candidate ms", "ratio", "95% interval", "p", "verdict"]:
+        table.add_column(column, justify="left" if column in ("variant", "shape", "verdict") else "right")
+    for row in rows:
+        c = row.comparison
+        p = c.p_slower if c.ratio >= 1 else c.p_faster
+        table.add_row(Text(row.variant), row.shape, f"{row.base_ms:.4g}", f"{row.candidate_ms:.4g}", f"{c.ratio:.3f}",
+                      f"{c.ci_low:.3f} – {c.ci_high:.3f}", f"{p:.2g}", c.verdict())
+    return table

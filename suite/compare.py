@@ -1,0 +1,92 @@
+"""`suite compare` and the stored-baseline `suite gate`: two runs' variants matched by name and
+input shape, each pair's latency ratio with its interval, significance and verdict; and the
+fingerprint fields that must agree before two runs' latencies mean anything side by side."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from suite.errors import SuiteError
+from suite.measure.significance import ALPHA, Comparison, compare_independent
+from suite.results import RunResult, atomic_write_text
+
+# What must be equal for two runs' latencies to be compared: the hardware and the software that
+# runs the model. (Clocks, governor, platform string and git commit may differ: that is the point.)
+MUST_MATCH = ("cpu", "cores", "gpu", "torch")
+
+
+@dataclass(frozen=True)
+class Row:
+    variant: str
+    shape: str
+    base_ms: float
+    candidate_ms: float
+    comparison: Comparison
+
+    def to_dict(self, alpha: float = ALPHA) -> dict:
+        return {"variant": self.variant, "shape": self.shape, "base_ms": self.base_ms,
+                "candidate_ms": self.candidate_ms, **asdict(self.comparison), "verdict": self.comparison.verdict(alpha)}
+
+
+def compare_runs(base: RunResult, candidate: RunResult, percentile: int = 50) -> list[Row]:
+    """Every (variant, input shape) measured in both runs, compared on raw samples."""
+    rows = []
+    theirs = {(v.name, r.shape): r for v in candidate.variants for r in v.latency}
+    for v in base.variants:
+        for mine in v.latency:
+            other = theirs.get((v.name, mine.shape))
+            if other is not None:
+                rows.append(Row(v.name, mine.shape, percentile_of(mine, percentile), percentile_of(other, percentile),
+                                compare_independent(mine.samples_ms, other.samples_ms, percentile)))
+    return rows
+
+
+def percentile_of(row, percentile: int) -> float:
+    return getattr(row, f"p{percentile}_ms")
+
+
+def env_differences(base: RunResult, candidate: RunResult) -> list[str]:
+    """What differs that matters: hardware, torch, and the version of each matched variant's backend."""
+    found = [f"{key}: {base.environment.get(key)!r} vs {candidate.environment.get(key)!r}" for key in MUST_MATCH
+             if base.environment.get(key) != candidate.environment.get(key)]
+    theirs = {v.name: v for v in candidate.variants}
+    for v in base.variants:
+        other = theirs.get(v.name)
+        if other is None or v.status != "ok" or other.status != "ok":
+            continue
+        mine, their = v.backend_info.get("version"), other.backend_info.get("version")
+        if (v.backend, mine) != (other.backend, their):
+            found.append(f"{v.name}: backend {v.backend} {mine} vs {other.backend} {their}")
+    return found
+
+
+def check_same_machine(base: RunResult, candidate: RunResult, allow_mismatch: bool) -> list[str]:
+    """The differences (for a warning) when allowed; a SuiteError naming them when not."""
+    differences = env_differences(base, candidate)
+    if differences and not allow_mismatch:
+        raise SuiteError("the two runs' environments differ in what matters for latency ("
+                         + "; ".join(differences) + "): compare runs from one machine and software "
+                         "stack, or pass --allow-env-mismatch")
+    return differences
+
+
+def markdown(rows: list[Row], title: str, alpha: float = ALPHA) -> str:
+    lines = [f"## {title}", "", "| variant | shape | base ms | candidate ms | ratio | 95% interval | p | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        c = row.comparison
+        p = c.p_slower if c.ratio >= 1 else c.p_faster
+        lines.append(f"| {row.variant} | {row.shape} | {row.base_ms:.4g} | {row.candidate_ms:.4g} | {c.ratio:.3f} | "
+                     f"{c.ci_low:.3f} – {c.ci_high:.3f} | {p:.2g} | {c.verdict(alpha)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(rows: list[Row], out: Path, stem: str, extra: dict, title: str, alpha: float = ALPHA) -> list[Path]:
+    """STEM.json (every figure) and STEM.md (the table) in `out`."""
+    data = {**extra, "alpha": alpha, "rows": [row.to_dict(alpha) for row in rows]}
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    atomic_write_text(json_path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    atomic_write_text(md_path, markdown(rows, title, alpha))
+    return [json_path, md_path]

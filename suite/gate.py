@@ -1,0 +1,124 @@
+"""`suite gate`: fail CI on a real latency regression, not on noise.
+
+The rule: exit 1 when a (variant, input shape) is significantly slower (p < alpha) AND its
+estimated ratio is above 1 + max_slowdown. Two ways to get the samples:
+
+- stored: a baseline run (saved earlier, perhaps on another day) against the candidate run;
+  each set of samples on its own (Mann-Whitney U, bootstrap interval of the ratio). The machine
+  may have drifted in between; on shared CI runners that is the weaker option.
+- paired: both scenarios prepared in one process and timed in alternating rounds (A B, B A, ...),
+  so drift between rounds cancels (Wilcoxon signed-rank on the rounds' log ratios).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from suite.compare import Row
+from suite.errors import SuiteError
+from suite.measure.significance import ALPHA
+
+BASELINES = Path("baselines")
+
+
+def parse_slowdown(text: str) -> float:
+    """'10%' or '0.10' -> 0.10."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", text)
+    if not match:
+        raise SuiteError(f"--max-slowdown: {text!r} is not a percentage such as 10% (or a fraction such as 0.1)")
+    value = float(match.group(1)) / (100 if match.group(2) else 1)
+    if not 0 < value < 10:
+        raise SuiteError(f"--max-slowdown: {text!r} must be above 0 (10% = 0.1)")
+    return value
+
+
+def regressions(rows: list[Row], max_slowdown: float, alpha: float = ALPHA) -> list[Row]:
+    return [row for row in rows if row.comparison.verdict(alpha) == "slower" and row.comparison.ratio > 1 + max_slowdown]
+
+
+def baseline_path(name_or_path: str) -> Path:
+    """A run folder or results.json, or the name of a baseline saved with `suite baseline save`."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    saved = BASELINES / name_or_path
+    if (saved / "results.json").is_file():
+        return saved
+    raise SuiteError(f"--baseline: {name_or_path}: no such run folder, results file or saved baseline "
+                     f"(looked in {BASELINES}/)")
+
+
+def save_baseline(run: Path, name: str, root: Path = BASELINES) -> Path:
+    """Copy a run's results.json to ROOT/NAME/results.json (what `--baseline NAME` reads)."""
+    from suite.results import atomic_write_text, load_json, save_json
+
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise SuiteError(f"baseline save: --name {name!r}: use letters, digits, '.', '-' and '_'")
+    result = load_json(run)
+    target = root / name
+    save_json(result, target / "results.json")
+    atomic_write_text(target / "SOURCE", f"{run}\ncreated {result.created}\ncommit "
+                                         f"{result.environment.get('git_commit')}\n")
+    return target
+
+
+@dataclass(frozen=True)
+class PairedPlan:
+    rounds: int = 15  # Wilcoxon's one-sided p can go down to 2^-rounds
+    block_samples: int = 20  # samples per side per round
+    warmup_calls: int = 2  # before each block: the other model has just had the caches
+
+
+def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars: Any) -> list[Row]:
+    """Every variant both scenarios have (by name), at every input shape both time it at,
+    timed in alternating rounds in this process."""
+    from suite.runner import Workbench
+
+    import torch
+
+    names = [v.name for v in base.variants if v.name in {c.name for c in candidate.variants}]
+    if not names:
+        raise SuiteError(f"{candidate.source}: no variant name in common with {base.source}")
+    benches = [Workbench(s, options, bars, torch.get_num_threads(), folder=None) for s in (base, candidate)]
+    rows = []
+    for name in names:
+        sides = [bench.ready(next(v for v in bench.scenario.variants if v.name == name)) for bench in benches]
+        for batch_size, seq_len in shared_shapes(sides[0].shapes, sides[1].shapes):
+            with bars.task(f"paired: {name} b={batch_size}", total=plan.rounds) as task:
+                rounds = time_rounds([side.call(batch_size, seq_len) for side in sides], sides, plan, task)
+            rows.append(paired_row(name, batch_size, seq_len, rounds))
+    return rows
+
+
+def shared_shapes(first: list, second: list) -> list:
+    return [shape for shape in first if shape in second]
+
+
+def time_rounds(calls: list, sides: list, plan: PairedPlan, task: Any) -> tuple[list, list]:
+    """Per round, a block of samples of each side, the order alternating between rounds."""
+    from suite.measure import timing
+
+    block = timing.TimingPlan(warmup_s=0.0, warmup_calls=plan.warmup_calls, min_samples=plan.block_samples,
+                              max_samples=plan.block_samples, min_time_s=0.0, max_time_s=60.0)
+    samples: tuple[list, list] = ([], [])
+    for r in range(plan.rounds):
+        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+            sides[i].use_threads()
+            measured = timing.measure(calls[i], sides[i].sync, block)
+            samples[i].append([s * 1e3 for s in measured.samples_s])
+        task.update(r + 1)
+    return samples
+
+
+def paired_row(name: str, batch_size: int, seq_len: int | None, rounds: tuple[list, list]) -> Row:
+    import numpy as np
+
+    from suite.measure.significance import compare_paired
+    from suite.results import shape_label
+
+    base, candidate = rounds
+    return Row(name, shape_label(batch_size, seq_len), float(np.median(np.concatenate(base))),
+               float(np.median(np.concatenate(candidate))), compare_paired(base, candidate))

@@ -1,0 +1,170 @@
+"""suite compare / gate / baseline: the statistics on samples with known answers, the rule,
+the refusal to compare different machines, and the exit codes."""
+
+import json
+import numpy as np
+import pytest
+
+from suite.__main__ import main
+from suite.compare import Row, compare_runs, env_differences
+from suite.errors import SuiteError
+from suite.gate import parse_slowdown, regressions
+from suite.measure.significance import Comparison, compare_independent, compare_paired
+from suite.results import RunResult, VariantResult, save_json
+from tests.report_runs import latency
+
+ENV = {"cpu": "AMD EPYC", "cores": 2, "gpu": None, "torch": "2.13.0+cpu", "git_commit": "abc"}
+
+
+def lognormal(n: int, median: float, seed: int, sigma: float = 0.05) -> np.ndarray:
+    return median * np.random.default_rng(seed).lognormal(0, sigma, n)
+
+
+def test_mann_whitney_exact_p_on_separated_samples():
+    c = compare_independent([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    assert c.p_slower == pytest.approx(1 / 252)  # one ordering of C(10, 5) puts all five above
+    assert c.ratio == 8 / 3 and c.verdict() == "slower"
+    assert compare_independent([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]).verdict() == "faster"
+
+
+def test_independent_ratio_and_interval_cover_a_known_slowdown():
+    c = compare_independent(lognormal(500, 2.0, 1), lognormal(500, 2.6, 2))
+    assert c.ratio == pytest.approx(1.3, rel=0.02) and c.ci_low < 1.3 < c.ci_high and c.ci_high - c.ci_low < 0.05
+    assert c.verdict() == "slower" and c.p_slower < 1e-10
+
+
+def test_same_distribution_is_no_change():
+    verdicts = [compare_independent(lognormal(300, 2.0, s), lognormal(300, 2.0, 100 + s)).verdict() for s in range(40)]
+    assert verdicts.count("no significant change") >= 38  # alpha 0.01 each way
+
+
+def test_p99_is_compared_when_asked():
+    base = np.concatenate([np.full(900, 1.0), np.full(100, 2.0)])
+    c = compare_independent(base, np.concatenate([np.full(900, 1.0), np.full(100, 3.0)]), percentile=99)
+    assert c.ratio == pytest.approx(1.5) and c.percentile == 99
+
+
+def test_paired_rounds_cancel_drift_that_hides_a_slowdown_from_independent_samples():
+    drift = np.random.default_rng(0).uniform(1.0, 2.0, 15)  # the machine's speed moves 2x between rounds
+    base = [lognormal(20, 2.0 * d, 10 + r) for r, d in enumerate(drift)]
+    slow = [lognormal(20, 2.4 * d, 50 + r) for r, d in enumerate(drift)]
+    paired = compare_paired(base, slow)
+    assert paired.ratio == pytest.approx(1.2, rel=0.03) and paired.ci_low <= paired.ratio <= paired.ci_high
+    assert paired.p_slower == pytest.approx(2 ** -15) and paired.verdict() == "slower"
+    independent = compare_independent(np.concatenate(base), np.concatenate(slow))
+    assert independent.ci_high - independent.ci_low > 5 * (paired.ci_high - paired.ci_low)
+
+
+def test_paired_needs_matching_rounds():
+    with pytest.raises(ValueError):
+        compare_paired([[1.0, 2.0]], [[1.0, 2.0]])
+
+
+def row(ratio: float, p: float) -> Row:
+    return Row("v", "b=1", 1.0, ratio, Comparison(ratio, ratio - 0.01, ratio + 0.01, p, 1 - p, 100, 100, "independent"))
+
+
+def test_gate_fails_only_on_significant_slowdown_above_threshold():
+    rows = [row(1.30, 1e-6), row(1.05, 1e-6), row(1.30, 0.2), row(0.7, 1.0)]
+    assert regressions(rows, 0.10) == [rows[0]]
+    assert regressions(rows, 0.40) == []
+
+
+@pytest.mark.parametrize("text, value", [("10%", 0.10), ("2.5%", 0.025), ("0.1", 0.1)])
+def test_slowdown_threshold_parses(text, value):
+    assert parse_slowdown(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["ten", "-5%", "0%", "12"])
+def test_bad_slowdown_threshold(text):
+    with pytest.raises(SuiteError, match="--max-slowdown"):
+        parse_slowdown(text)
+
+
+def run_of(median: float, seed: int, env: dict = ENV, backend_version: str = "2.13.0") -> RunResult:
+    variant = VariantResult(name="mlp", model="mlp", backend="eager", backend_info={"version": backend_version},
+                            latency=(latency(1, lognormal(400, median, seed)),))
+    return RunResult(suite_version="0.1.0", created="2026-11-23T00:00:00+00:00", scenario={"name": "s"},
+                     environment=env, variants=(variant,))
+
+
+def test_runs_from_different_machines_are_refused_with_what_differs():
+    assert env_differences(run_of(1, 0), run_of(1, 1, {**ENV, "git_commit": "def"})) == []
+    other = env_differences(run_of(1, 0), run_of(1, 1, {**ENV, "cpu": "Intel Xeon", "cores": 8}, "2.14.0"))
+    assert other == ["cpu: 'AMD EPYC' vs 'Intel Xeon'", "cores: 2 vs 8", "mlp: backend eager 2.13.0 vs eager 2.14.0"]
+
+
+def test_compare_matches_variants_and_shapes():
+    rows = compare_runs(run_of(1.0, 0), run_of(1.5, 1))
+    assert [(r.variant, r.shape) for r in rows] == [("mlp", "b=1")]
+    assert rows[0].comparison.ratio == pytest.approx(1.5, rel=0.02)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    paths = {}
+    for name, median, seed, env in (("base", 1.0, 0, ENV), ("same", 1.0, 1, ENV), ("slow", 1.3, 2, ENV),
+                                    ("bit_slower", 1.03, 3, ENV), ("other", 1.0, 4, {**ENV, "cpu": "Intel Xeon"})):
+        save_json(run_of(median, seed, env), tmp_path / name / "results.json")
+        paths[name] = str(tmp_path / name)
+    return paths
+
+
+def test_gate_exit_codes(runs, tmp_path, capsys):
+    out = ["--out", str(tmp_path / "out")]
+    assert main(["gate", "--baseline", runs["base"], runs["same"], *out]) == 0
+    assert main(["gate", "--baseline", runs["base"], runs["bit_slower"], *out]) == 0  # 3 %: below the threshold
+    assert main(["gate", "--baseline", runs["base"], runs["slow"], *out]) == 1
+    assert "regression: mlp b=1: 1.3" in capsys.readouterr().out
+    gate = json.loads((tmp_path / "out" / "gate.json").read_text())
+    assert gate["rows"][0]["verdict"] == "slower" and gate["rows"][0]["ratio"] == pytest.approx(1.3, rel=0.02)
+    assert main(["gate", "--baseline", runs["base"], runs["slow"], "--max-slowdown", "50%", *out]) == 0
+
+
+def test_gate_refuses_another_machine_unless_told(runs, tmp_path, capsys):
+    out = ["--out", str(tmp_path / "out")]
+    assert main(["gate", "--baseline", runs["base"], runs["other"], *out]) == 2
+    assert "cpu: 'AMD EPYC' vs 'Intel Xeon'" in capsys.readouterr().err
+    assert main(["gate", "--baseline", runs["base"], runs["other"], "--allow-env-mismatch", *out]) == 0
+    assert "warning: environments differ: cpu" in capsys.readouterr().err
+
+
+def test_gate_bad_input(runs, tmp_path, capsys):
+    assert main(["gate", "--baseline", runs["base"], runs["slow"], "--max-slowdown", "lots"]) == 2
+    assert main(["gate", "--baseline", str(tmp_path / "nowhere"), runs["slow"]]) == 2
+    assert main(["gate", runs["slow"]]) == 2
+    err = capsys.readouterr().err
+    assert "--max-slowdown: 'lots'" in err and "no such run folder" in err and "give --baseline" in err
+
+
+def test_compare_writes_json_and_markdown(runs, tmp_path):
+    assert main(["compare", runs["base"], runs["slow"], "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "compare.md").read_text()
+    assert "| mlp | b=1 |" in md and "| slower |" in md
+
+
+def test_saved_baseline_is_found_by_name(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["baseline", "save", runs["base"], "--name", "main"]) == 0
+    assert (tmp_path / "baselines" / "main" / "results.json").is_file()
+    assert main(["gate", "--baseline", "main", runs["slow"]]) == 1
+    assert main(["baseline", "save", runs["base"], "--name", "../up"]) == 2
+
+
+BUSY = """
+name: busy
+measure: {{batch_sizes: [1]}}
+variants:
+  - name: busy
+    model: {{name: busy, blocks: 20, slowdown: {slowdown}}}
+"""
+
+
+def test_paired_gate_runs_both_scenarios_interleaved(write_scenario, tmp_path):
+    base = write_scenario(BUSY.format(slowdown=0.0), "a.yaml")
+    doubled = write_scenario(BUSY.format(slowdown=2.0), "b.yaml")  # three times the blocks
+    out = ["--out", str(tmp_path / "out"), "--rounds", "9"]
+    assert main(["gate", "--paired", str(base), str(doubled), *out]) == 1
+    gate = json.loads((tmp_path / "out" / "gate.json").read_text())
+    assert gate["rows"][0]["design"] == "paired" and gate["rows"][0]["ratio"] > 1.5
+    assert main(["gate", "--paired", str(base), str(doubled), "--rounds", "6"]) == 2
