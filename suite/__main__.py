@@ -2,7 +2,7 @@
 
 Exit status: 0 success; 1 a variant crashed (a bug or a backend failure, traceback shown);
 2 bad input (a one-line `error: ...`, or a variant failed on bad input such as a checkpoint
-that does not fit its model).
+that does not fit its model). `suite gate`: 1 a significant slowdown above the threshold.
 """
 
 from __future__ import annotations

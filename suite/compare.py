@@ -73,12 +73,14 @@ def check_same_machine(base: RunResult, candidate: RunResult, allow_mismatch: bo
 
 
 def markdown(rows: list[Row], title: str, alpha: float = ALPHA) -> str:
-    lines = [f"## {title}", "", "| variant | shape | base ms | candidate ms | ratio | 95% interval | p | verdict |",
+    from suite.report.markdown import text
+
+    lines = [f"## {text(title)}", "", "| variant | shape | base ms | candidate ms | ratio | 95% interval | p | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         c = row.comparison
         p = c.p_slower if c.ratio >= 1 else c.p_faster
-        lines.append(f"| {row.variant} | {row.shape} | {row.base_ms:.4g} | {row.candidate_ms:.4g} | {c.ratio:.3f} | "
+        lines.append(f"| {text(row.variant)} | {row.shape} | {row.base_ms:.4g} | {row.candidate_ms:.4g} | {c.ratio:.3f} | "
                      f"{c.ci_low:.3f} – {c.ci_high:.3f} | {p:.2g} | {c.verdict(alpha)} |")
     return "\n".join(lines) + "\n"
 

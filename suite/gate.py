@@ -13,6 +13,7 @@ estimated ratio is above 1 + max_slowdown. Two ways to get the samples:
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,10 @@ class PairedPlan:
 def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars: Any) -> list[Row]:
     """Every variant both scenarios have (by name), at every input shape both time it at,
     timed in alternating rounds in this process."""
-    from suite.runner import Workbench
-
     import torch
+
+    from suite.results import shape_label
+    from suite.runner import Workbench
 
     names = [v.name for v in base.variants if v.name in {c.name for c in candidate.variants}]
     if not names:
@@ -87,7 +89,7 @@ def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars:
     for name in names:
         sides = [bench.ready(next(v for v in bench.scenario.variants if v.name == name)) for bench in benches]
         for batch_size, seq_len in shared_shapes(sides[0].shapes, sides[1].shapes):
-            with bars.task(f"paired: {name} b={batch_size}", total=plan.rounds) as task:
+            with bars.task(f"paired: {name} {shape_label(batch_size, seq_len)}", total=plan.rounds) as task:
                 rounds = time_rounds([side.call(batch_size, seq_len) for side in sides], sides, plan, task)
             rows.append(paired_row(name, batch_size, seq_len, rounds))
     return rows
@@ -98,19 +100,34 @@ def shared_shapes(first: list, second: list) -> list:
 
 
 def time_rounds(calls: list, sides: list, plan: PairedPlan, task: Any) -> tuple[list, list]:
-    """Per round, a block of samples of each side, the order alternating between rounds."""
+    """Per round, `block_samples` samples of each side taken alternately (A B, B A, A B, ...), so
+    that a change of the machine's speed, which here comes in steps of tens of milliseconds,
+    falls on both sides alike; each side's calls per sample calibrated once, as `suite run` does."""
     from suite.measure import timing
 
-    block = timing.TimingPlan(warmup_s=0.0, warmup_calls=plan.warmup_calls, min_samples=plan.block_samples,
-                              max_samples=plan.block_samples, min_time_s=0.0, max_time_s=60.0)
+    loops = [calibrate(call, side) for call, side in zip(calls, sides)]
     samples: tuple[list, list] = ([], [])
     for r in range(plan.rounds):
-        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+        for i in (0, 1):
             sides[i].use_threads()
-            measured = timing.measure(calls[i], sides[i].sync, block)
-            samples[i].append([s * 1e3 for s in measured.samples_s])
+            timing.warm_up(calls[i], sides[i].sync, 0.0, time.perf_counter, plan.warmup_calls)
+        rows: tuple[list, list] = ([], [])
+        for k in range(plan.block_samples):
+            for i in ((0, 1) if (r + k) % 2 == 0 else (1, 0)):
+                sides[i].use_threads()
+                rows[i].append(1e3 * timing.one_sample(calls[i], sides[i].sync, loops[i], time.perf_counter))
+        samples[0].append(rows[0])
+        samples[1].append(rows[1])
         task.update(r + 1)
     return samples
+
+
+def calibrate(call: Any, side: Any) -> int:
+    from suite.measure import timing
+
+    side.use_threads()
+    _, last = timing.warm_up(call, side.sync, 0.2, time.perf_counter)
+    return timing.calibrate(call, side.sync, timing.shortest_sample(), time.perf_counter, first=last)
 
 
 def paired_row(name: str, batch_size: int, seq_len: int | None, rounds: tuple[list, list]) -> Row:

@@ -2,6 +2,7 @@
 the refusal to compare different machines, and the exit codes."""
 
 import json
+import time
 import numpy as np
 import pytest
 
@@ -168,3 +169,37 @@ def test_paired_gate_runs_both_scenarios_interleaved(write_scenario, tmp_path):
     gate = json.loads((tmp_path / "out" / "gate.json").read_text())
     assert gate["rows"][0]["design"] == "paired" and gate["rows"][0]["ratio"] > 1.5
     assert main(["gate", "--paired", str(base), str(doubled), "--rounds", "6"]) == 2
+
+
+class FakeSide:
+    def __init__(self, log: list, name: str):
+        self.log, self.name = log, name
+
+    def call(self):
+        time.sleep(0.001)  # long enough to be timed one call per sample
+        self.log.append(self.name)
+
+    def sync(self):
+        pass
+
+    def use_threads(self):
+        pass
+
+
+def test_paired_rounds_alternate_call_by_call():
+    from suite.gate import PairedPlan, time_rounds
+
+    log: list[str] = []
+    sides = [FakeSide(log, "A"), FakeSide(log, "B")]
+
+    class Task:
+        def update(self, n):
+            log.append(f"round {n}")
+
+    base, candidate = time_rounds([s.call for s in sides], sides, PairedPlan(rounds=2, block_samples=4, warmup_calls=1),
+                                  Task())
+    assert len(base) == len(candidate) == 2 and all(len(r) == 4 for r in base + candidate)
+    first_round = log[log.index("round 1") - 8:log.index("round 1")]
+    assert first_round == ["A", "B", "B", "A", "A", "B", "B", "A"]
+    second_round = log[log.index("round 2") - 8:log.index("round 2")]
+    assert second_round == ["B", "A", "A", "B", "B", "A", "A", "B"]

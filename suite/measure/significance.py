@@ -47,7 +47,7 @@ class Comparison:
 def compare_independent(base: Sequence[float], candidate: Sequence[float], percentile: int = 50,
                         seed: int = 0) -> Comparison:
     """Ratio of the candidate's percentile to the base's, with a bootstrap interval; Mann-Whitney U."""
-    from scipy.stats import bootstrap, mannwhitneyu
+    from scipy.stats import mannwhitneyu
 
     a, b = np.asarray(base, dtype=float), np.asarray(candidate, dtype=float)
 
