@@ -231,6 +231,8 @@ def report_rows(rows: list, args: argparse.Namespace, stem: str, title: str, dif
     from suite.progress import console
     from suite.report.terminal import comparison_table
 
+    if not rows:  # a gate that compared nothing must not pass
+        raise SuiteError(f"{title}: no variant at an input shape measured on both sides")
     for difference in differences:
         print(f"warning: environments differ: {difference}", file=sys.stderr)
     console().print(comparison_table(rows, title))

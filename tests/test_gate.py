@@ -2,6 +2,7 @@
 the refusal to compare different machines, and the exit codes."""
 
 import json
+from dataclasses import replace
 import time
 import numpy as np
 import pytest
@@ -136,6 +137,11 @@ def test_gate_bad_input(runs, tmp_path, capsys):
     assert main(["gate", runs["slow"]]) == 2
     err = capsys.readouterr().err
     assert "--max-slowdown: 'lots'" in err and "no such run folder" in err and "give --baseline" in err
+    renamed = run_of(1.0, 5)
+    renamed = replace(renamed, variants=(replace(renamed.variants[0], name="other"),))
+    save_json(renamed, tmp_path / "renamed" / "results.json")
+    assert main(["gate", "--baseline", runs["base"], str(tmp_path / "renamed"), "--out", str(tmp_path / "o")]) == 2
+    assert "no variant at an input shape measured on both sides" in capsys.readouterr().err
 
 
 def test_compare_writes_json_and_markdown(runs, tmp_path):
