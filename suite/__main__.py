@@ -249,7 +249,7 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from suite.report import write_run_reports
-    from suite.report.compare import write_comparison
+    from suite.report.comparison import write_comparison
     from suite.results import load_json
 
     if len(args.runs) == 1:

@@ -50,14 +50,15 @@ def run_isolated(folder: Any, name: str, limits: Any, bars: Any) -> tuple[Varian
     receiver, sender = multiprocessing.Pipe(duplex=False)
     child = fork_context().Process(target=child_main, args=(str(folder.path), name, str(log), sender),
                                    name=f"suite variant {name}")
-    child.start()
-    sender.close()  # the child has its own end: EOF comes when it exits
     relay = threading.Thread(target=relay_events, args=(receiver, bars), daemon=True)
-    relay.start()
-    try:
+    try:  # from the start: a Ctrl-C while the fork server makes the child must kill it too, or
+        # multiprocessing's exit handler would wait for it to finish
+        child.start()
+        sender.close()  # the child has its own end: EOF comes when it exits
+        relay.start()
         killed = supervise(child, limits)
     finally:
-        if child.exitcode is None:  # interrupted (Ctrl-C): the child goes too
+        if child.pid is not None and child.exitcode is None:  # interrupted (Ctrl-C): the child goes too
             kill(child)
     relay.join(timeout=5)
     said = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""

@@ -91,14 +91,15 @@ def test_a_run_killed_half_way_is_resumed_without_measuring_twice(tmp_path, cach
 
 
 def test_ctrl_c_leaves_a_run_that_says_how_to_resume(tmp_path, cache_dir):
-    # 2 s a call: "slow" needs several calls, so it is still under way when the signal comes
-    # (with 0.5 s, a loaded machine once noticed "first" only after "slow" had finished).
+    # 2 s a call: "slow" needs minutes, so it is surely under way when the signal comes (with
+    # 0.5 s a call, a loaded machine once noticed "first" only after "slow" had finished).
     path = scenario(tmp_path, variant("first") + variant("slow", "sleep", 2.0))
     out = tmp_path / "reports"
     command = [sys.executable, "-m", "suite", "run", str(path), "--quick", "--out", str(out), "--cache-dir", str(cache_dir)]
     parent = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = wait_for(lambda: next(out.glob("*/*/variants/first-*.json"), None))
-    time.sleep(1.0)
+    wait_for(lambda: next(out.glob("*/*/logs/slow-*.log"), None))  # its process is running
+    time.sleep(0.5)
     parent.send_signal(signal.SIGINT)
     _, err = parent.communicate(timeout=60)
     run_dir = first.parent.parent

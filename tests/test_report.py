@@ -9,7 +9,7 @@ import pytest
 
 from suite.__main__ import main
 from suite.report import markdown, render_html, render_summary
-from suite.report.compare import load_runs, matched_rows, ratio, render_comparison
+from suite.report.comparison import load_runs, matched_rows, ratio, render_comparison
 from suite.report.figures import MAX_BOX_POINTS, box_points, pareto_front
 from suite.report.tables import headline_shape, significant
 from suite.report.terminal import summary_table

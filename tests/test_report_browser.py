@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from suite.report import write_html
-from suite.report.compare import write_comparison
+from suite.report.comparison import write_comparison
 from suite.results import save_json
 from tests.report_runs import HOSTILE, rich_run
 
