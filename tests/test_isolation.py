@@ -96,7 +96,10 @@ def test_ctrl_c_leaves_a_run_that_says_how_to_resume(tmp_path, cache_dir):
     path = scenario(tmp_path, variant("first") + variant("slow", "sleep", 2.0))
     out = tmp_path / "reports"
     command = [sys.executable, "-m", "suite", "run", str(path), "--quick", "--out", str(out), "--cache-dir", str(cache_dir)]
-    parent = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: SIGINT handled. A shell ignores it in background jobs and children
+    # inherit that (seen: this test run under `bash .ci/run &` got SigIgn with SIGINT set).
+    parent = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = wait_for(lambda: next(out.glob("*/*/variants/first-*.json"), None))
     wait_for(lambda: next(out.glob("*/*/logs/slow-*.log"), None))  # its process is running
     time.sleep(0.5)
