@@ -25,6 +25,12 @@ class Row:
     candidate_ms: float
     comparison: Comparison
 
+    def cells(self, alpha: float = ALPHA) -> list[str]:
+        """The table row shown by `suite compare` / `suite gate` and written to their Markdown."""
+        c = self.comparison
+        return [self.variant, self.shape, f"{self.base_ms:.4g}", f"{self.candidate_ms:.4g}", f"{c.ratio:.3f}",
+                f"{c.ci_low:.3f} – {c.ci_high:.3f}", f"{c.p_value:.2g}", c.verdict(alpha)]
+
     def to_dict(self, alpha: float = ALPHA) -> dict:
         return {"variant": self.variant, "shape": self.shape, "base_ms": self.base_ms,
                 "candidate_ms": self.candidate_ms, **asdict(self.comparison), "verdict": self.comparison.verdict(alpha)}
@@ -78,10 +84,8 @@ def markdown(rows: list[Row], title: str, alpha: float = ALPHA) -> str:
     lines = [f"## {text(title)}", "", "| variant | shape | base ms | candidate ms | ratio | 95% interval | p | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        c = row.comparison
-        p = c.p_slower if c.ratio >= 1 else c.p_faster
-        lines.append(f"| {text(row.variant)} | {row.shape} | {row.base_ms:.4g} | {row.candidate_ms:.4g} | {c.ratio:.3f} | "
-                     f"{c.ci_low:.3f} – {c.ci_high:.3f} | {p:.2g} | {c.verdict(alpha)} |")
+        variant, *rest = row.cells(alpha)
+        lines.append("| " + " | ".join([text(variant), *rest]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,11 @@ class Comparison:
     design: str  # "independent" | "paired"
     percentile: int = 50
 
+    @property
+    def p_value(self) -> float:
+        """The one-sided p-value on the side the estimate falls."""
+        return self.p_slower if self.ratio >= 1 else self.p_faster
+
     def verdict(self, alpha: float = ALPHA) -> str:
         if self.p_slower < alpha and self.ratio > 1:
             return "slower"

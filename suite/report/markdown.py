@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from suite.report.tables import energy_per_inference, headline_shape, ms, row_at, steps_text
+from suite.report.tables import energy_per_inference, headline_shape, ms, number, rate_at, row_at, steps_text
 from suite.results import RunResult, VariantResult, atomic_write_text
 
 HEAD = ["variant", "status", "backend", "compression", "accuracy", "agreement", "p50 ms", "p99 ms", "samples/s",
@@ -33,10 +33,9 @@ def render_summary(run: RunResult) -> str:
 
 def summary_cells(v: VariantResult, shape: str | None, energy: bool) -> list[str]:
     row = row_at(v, shape)
-    rate = next((t.samples_per_s for t in v.throughput if t.shape == shape), None)
     accuracy = fmt(v.accuracy, ".4f") or text(v.accuracy_reason or "")
     cells = [text(v.name), v.status, text(v.backend), text(steps_text(v)), accuracy, fmt(v.agreement, ".4f"),
-             ms(row and row.p50_ms)[0], ms(row and row.p99_ms)[0], fmt(rate, ",.0f"),
+             ms(row and row.p50_ms)[0], ms(row and row.p99_ms)[0], fmt(rate_at(v, shape), ",.0f"),
              fmt(v.size_bytes and v.size_bytes / 1024, ",.1f")]
     return cells + [fmt(energy_per_inference(v, shape), ".3g")] * energy
 
@@ -47,7 +46,8 @@ def text(value: str) -> str:
 
 
 def fmt(value: float | None, spec: str) -> str:
-    return "" if value is None else format(value, spec)
+    """A table cell's text: the number formatted, or empty."""
+    return number(value, spec)[0]
 
 
 def write_summary(run: RunResult, path: Path) -> None:

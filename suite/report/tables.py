@@ -88,6 +88,10 @@ def row_at(v: VariantResult, shape: str | None) -> LatencyResult | None:
     return next((row for row in v.latency if row.shape == shape), None)
 
 
+def rate_at(v: VariantResult, shape: str | None) -> float | None:
+    return next((t.samples_per_s for t in v.throughput if t.shape == shape), None)
+
+
 def energy_per_inference(v: VariantResult, shape: str | None) -> float | None:
     from suite.results import shape_label
 
@@ -108,7 +112,7 @@ def variants_table(run: RunResult, shape: str | None) -> str:
 
 def variant_cells(v: VariantResult, shape: str | None) -> list[Cell]:
     row = row_at(v, shape)
-    rate = next((t.samples_per_s for t in v.throughput if t.shape == shape), None)
+    rate = rate_at(v, shape)
     ci = "" if row is None else ci_text(row.ci95_p50_ms)
     accuracy = number(v.accuracy, ".4f") if v.accuracy is not None else (v.accuracy_reason or "", None)
     return [v.name, v.status, v.model, v.backend, steps_text(v), accuracy, number(v.agreement, ".4f"),
