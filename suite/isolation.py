@@ -21,8 +21,9 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Any, Iterator
 
 from suite.progress import OpensTasks
 from suite.results import VariantResult
@@ -36,11 +37,36 @@ PRELOAD_IF_INSTALLED = ("transformers", "torchao")
 
 
 @cache
-def fork_context() -> Any:
+def fork_context(log: str) -> Any:
+    """The fork server, started once per process with its output going to `log` (the first run
+    folder's logs/fork-server.log): what the preloaded libraries print when imported (torchao's
+    "Failed to load ... .so" lines, torch's deprecation warnings) stays out of the user's terminal."""
+    from multiprocessing import forkserver
+
     context = multiprocessing.get_context("forkserver")
     optional = [name for name in PRELOAD_IF_INSTALLED if importlib.util.find_spec(name)]
     context.set_forkserver_preload([*PRELOAD, *optional])
+    with redirected_output(log):
+        forkserver.ensure_running()  # the server keeps the file as its stdout and stderr
     return context
+
+
+@contextmanager
+def redirected_output(path: str) -> Iterator[None]:
+    """This process's file descriptors 1 and 2 point at `path` for the length of the block (a
+    process started inside it inherits them)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(path, "ab") as out:
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def run_isolated(folder: Any, name: str, limits: Any, bars: Any) -> tuple[VariantResult | None, dict]:
@@ -48,8 +74,9 @@ def run_isolated(folder: Any, name: str, limits: Any, bars: Any) -> tuple[Varian
     and how the process ended: {"returncode", "killed" (why, if we killed it), "stderr_tail"}."""
     log = folder.log_file(name)
     receiver, sender = multiprocessing.Pipe(duplex=False)
-    child = fork_context().Process(target=child_main, args=(str(folder.path), name, str(log), sender),
-                                   name=f"suite variant {name}")
+    server_log = log.parent / "fork-server.log"  # variants' logs are named NAME-HASH.log: no clash
+    child = fork_context(str(server_log)).Process(target=child_main, args=(str(folder.path), name, str(log), sender),
+                                                  name=f"suite variant {name}")
     relay = threading.Thread(target=relay_events, args=(receiver, bars), daemon=True)
     try:  # from the start: a Ctrl-C while the fork server makes the child must kill it too, or
         # multiprocessing's exit handler would wait for it to finish

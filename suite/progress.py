@@ -1,7 +1,11 @@
-"""Progress bars on stderr (rich), so stdout keeps only the summary and the report's path."""
+"""Progress: bars on stderr (rich) when both streams are terminals; otherwise (CI, `| tee`, a file)
+plain lines on stdout: one when each variant starts and ends, and one per long task at most every
+PLAIN_INTERVAL_S (a training run's epochs, a long measurement). Warnings and errors stay on stderr."""
 
 from __future__ import annotations
 
+import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -33,27 +37,41 @@ class OpensTasks:
             task.close()
 
 
+PLAIN_INTERVAL_S = 15.0
+
+
 class Bars(OpensTasks):
-    def __init__(self, console_: Console | None = None):
+    def __init__(self, console_: Console | None = None, plain: bool | None = None):
         self.console = console_ or console(stderr=True)
+        self.plain = not (self.console.is_terminal and sys.stdout.isatty()) if plain is None else plain
+        self._out = console()
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
             console=self.console, transient=True)
 
     def __enter__(self) -> Bars:
-        self._progress.start()
+        if not self.plain:
+            self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        if not self.plain:
+            self._progress.stop()
 
     def log(self, message: str) -> None:
-        """A line printed above the bars, kept after they are gone."""
+        """A line on stderr (above the bars, kept after they are gone)."""
         self._progress.console.print(message, highlight=False, markup=False)
+
+    def progress(self, message: str) -> None:
+        """A plain progress line on stdout, only where no bars are shown (a log keeps it)."""
+        if self.plain:
+            self._out.print(message, highlight=False, markup=False, soft_wrap=True)
 
     def open_task(self, description: str, total: int | None) -> Task:
         """A bar until its close(); `task` is the usual way, this is for bars opened elsewhere."""
+        if self.plain:
+            return PlainTask(self, description, total)
         return Task(self._progress, self._progress.add_task(escape(description), total=total, note=""))  # not markup
 
 
@@ -67,3 +85,22 @@ class Task:
 
     def close(self) -> None:
         self._progress.remove_task(self._id)
+
+
+class PlainTask:
+    """A task without a bar: a line of its state when PLAIN_INTERVAL_S have passed since the last."""
+
+    def __init__(self, bars: Bars, description: str, total: int | None):
+        self.bars, self.description, self.total = bars, description, total
+        self._start = self._last = time.monotonic()
+
+    def update(self, completed: int, note: str = "", total: int | None = None) -> None:
+        self.total = total if total is not None else self.total
+        now = time.monotonic()
+        if now - self._last >= PLAIN_INTERVAL_S:
+            self._last = now
+            count = f"{completed}/{self.total}" if self.total is not None else str(completed)
+            self.bars.progress(f"{self.description}: {count} {note} ({now - self._start:.0f} s)".replace("  ", " "))
+
+    def close(self) -> None:
+        pass
