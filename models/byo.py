@@ -8,7 +8,9 @@ the scenario (your own data, or `random` inputs of the right shape for latency a
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import inspect
+from contextlib import contextmanager, nullcontext
+from typing import Any, Iterator
 
 from pydantic import field_validator
 
@@ -46,13 +48,59 @@ def load_torchscript(params: FileParams, data):
         raise SuiteError(f"{params.path}: not a TorchScript file ({first_line(exc)})") from None
 
 
-def load_exported(params: FileParams, data):
+class ExportedParams(FileParams):
+    # torch.export.load unpickles the weights and constants a file marks as pickled (with
+    # torch.load(weights_only=False) and pickle.loads), which runs any code a crafted file
+    # carries. Unless this is true, those loads are limited to tensors and plain values.
+    trust_code: bool = False
+
+
+class ArbitraryPickle(Exception):
+    """A pickled Python object met while loading with trust_code off."""
+
+
+def load_exported(params: ExportedParams, data):
     import torch
 
     try:
-        return torch.export.load(str(params.path)).module()
+        with nullcontext() if params.trust_code else tensors_only_unpickling():
+            return torch.export.load(str(params.path)).module()
+    except ArbitraryPickle as exc:
+        raise SuiteError(f"{params.path}: refused: it holds pickled Python objects ({exc}), and loading them "
+                         "runs whatever code they carry; set trust_code: true on the model if you made this file") from None
     except Exception as exc:  # torch.export.load raises many types for a foreign file
         raise SuiteError(f"{params.path}: not a torch.export program ({type(exc).__name__}: {first_line(exc)})") from None
+
+
+@contextmanager
+def tensors_only_unpickling() -> Iterator[None]:
+    """For the length of the block, torch.load takes only tensors and plain values (weights_only),
+    and the other unpicklers torch.export.load may call refuse outright."""
+    import pickle
+
+    import torch
+
+    real_load = torch.load
+
+    def weights_only(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real_load(*args, **{**kwargs, "weights_only": True})
+        except pickle.UnpicklingError:
+            raise ArbitraryPickle("a weight or constant that is not a plain tensor") from None
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ArbitraryPickle("a pickled constant")  # torch.load above is the only unpickler allowed
+
+    patches = [(torch, "load", weights_only), (pickle, "loads", refuse), (pickle, "load", refuse),
+               (torch._C, "_pickle_load_obj", refuse)]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    try:
+        for owner, name, replacement in patches:
+            setattr(owner, name, replacement)
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
 
 
 def call_factory(params: FactoryParams, data):
@@ -60,10 +108,18 @@ def call_factory(params: FactoryParams, data):
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise SuiteError(f"factory {params.factory!r}: cannot import it ({exc})") from None
+        raise SuiteError(f"model.factory: {params.factory!r}: cannot import it ({first_line(exc)})") from None
+    if not callable(factory):
+        raise SuiteError(f"model.factory: {params.factory!r} is a {type(factory).__name__}, not a function or class")
+    try:
+        inspect.signature(factory).bind(**params.kwargs)
+    except TypeError as exc:  # a keyword it does not take, or one it needs that is missing
+        raise SuiteError(f"model.kwargs: {params.factory!r} does not take them: {first_line(exc)}") from None
+    except ValueError:  # no signature to read (a builtin): the call itself will tell
+        pass
     model = factory(**params.kwargs)
     if not hasattr(model, "state_dict") or not callable(model):
-        raise SuiteError(f"factory {params.factory!r} returned {type(model).__name__}, not a torch.nn.Module")
+        raise SuiteError(f"model.factory: {params.factory!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
@@ -86,7 +142,7 @@ TORCHSCRIPT = ModelSpec(description="your TorchScript file (torch.jit.save), wei
                         Params=FileParams, build=load_torchscript, dataset=None, train=None,
                         provides_weights=True)
 EXPORTED = ModelSpec(description="your torch.export program (.pt2, torch.export.save), weights included",
-                     Params=FileParams, build=load_exported, dataset=None, train=None, provides_weights=True)
+                     Params=ExportedParams, build=load_exported, dataset=None, train=None, provides_weights=True)
 HF_FOLDER = ModelSpec(description="your local Hugging Face sequence-classification folder (save_pretrained)",
                       Params=FolderParams, build=load_hf_folder, dataset=None, train=None, provides_weights=True)
 FACTORY = ModelSpec(description="your Python factory 'module:function' returning an nn.Module, with its kwargs",

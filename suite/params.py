@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationInfo, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationInfo, field_validator, model_validator
 
+from suite.errors import quote
 from suite.registry import did_you_mean
+
+# The largest whole number any setting takes: a C int, which every library these settings reach
+# (numpy seeds, thread counts, tensor sizes) can hold. Fields that a machine cannot hold as
+# large say less (Measure.batch_sizes).
+MAX_INT = 2**31 - 1
 
 
 class NestedError(ValueError):
@@ -21,7 +29,8 @@ class NestedError(ValueError):
 class Params(BaseModel):
     """Frozen and strict: an unknown key is an error naming the closest valid keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    # allow_inf_nan: .inf and .nan are refused at validation, not found out when results are written.
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -32,6 +41,59 @@ class Params(BaseModel):
                     hint = did_you_mean(str(key), list(cls.model_fields))
                     raise NestedError((), f"unknown key {str(key)!r}{hint}")
         return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's true is not the number 1, nor "5" the number 5, nor 1 the boolean true: each
+        number, boolean and list of them must be written as one, and whole numbers fit MAX_INT."""
+        check_scalar(value, cls.model_fields[info.field_name].annotation)
+        return value
+
+
+def scalar_kinds(annotation: Any) -> set[type]:
+    """The scalar types an annotation admits (int, float, bool, str), through Optional, Union,
+    Annotated and Literal; `object` for anything else (a model, a path, a mapping, Any)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(scalar_kinds(arg) for arg in typing.get_args(annotation)))
+    if origin is Annotated:
+        return scalar_kinds(typing.get_args(annotation)[0])
+    if origin is Literal:
+        return {type(arg) for arg in typing.get_args(annotation)}
+    if annotation is type(None):
+        return set()
+    return {annotation} if annotation in (int, float, bool, str) else {object}
+
+
+def check_scalar(value: Any, annotation: Any) -> None:
+    """ValueError unless `value` is of a kind the annotation takes, exactly (bool is no int here)."""
+    origin = typing.get_origin(annotation)
+    if origin in (tuple, list) and isinstance(value, list):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        for item in value:
+            check_scalar(item, args[0] if args else Any)
+        return
+    if origin in (typing.Union, types.UnionType) and isinstance(value, list):
+        for arg in typing.get_args(annotation):
+            if typing.get_origin(arg) in (tuple, list):
+                return check_scalar(value, arg)
+    kinds = scalar_kinds(annotation)
+    if object in kinds or value is None or not isinstance(value, (int, float, bool, str)):
+        return  # not a scalar, or a field that takes more than scalars: pydantic decides
+    if isinstance(value, bool) and bool not in kinds:
+        raise ValueError(f"expected {describe(kinds)}, not the boolean {str(value).lower()}")
+    if isinstance(value, str) and str not in kinds and kinds:
+        raise ValueError(f"expected {describe(kinds)}, got the string {quote(value)}")
+    if not isinstance(value, bool) and isinstance(value, (int, float)) and kinds == {bool}:
+        raise ValueError(f"expected true or false, got {quote(value)}")
+    if type(value) is int and abs(value) > MAX_INT and (int in kinds or float in kinds):
+        raise ValueError(f"{quote(value, 40)} is out of range (at most {MAX_INT:,})")
+
+
+def describe(kinds: set[type]) -> str:
+    names = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+    return " or ".join(names[k] for k in (int, float, bool, str) if k in kinds and not (k is int and float in kinds))
 
 
 def existing_path(value: Any, info: ValidationInfo | None, kind: str = "file") -> Path:

@@ -25,10 +25,11 @@ from pydantic import (
     model_validator,
 )
 
-from suite.errors import ScenarioError
+from suite import safe_yaml
+from suite.errors import ScenarioError, first_line, quote
 from suite.params import NestedError, Params, existing_path
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, Registry, UnknownName, did_you_mean
-from suite.sweep import expand_variants
+from suite.sweep import DEFAULT_MAX_VARIANTS, LIMIT_MAX_VARIANTS, expand_variants
 
 
 @dataclass(frozen=True)
@@ -129,41 +130,48 @@ BackendRef = _ref_type(BACKENDS)
 StepRef = _ref_type(METHODS, key="method")
 
 
+# What one input batch may hold, so that a typo (10**30) is refused here rather than found out
+# by an allocation: 65,536 samples, 65,536 tokens a sequence, 1,024 threads.
+BatchSize = Annotated[int, Field(gt=0, le=1 << 16)]
+SeqLen = Annotated[int, Field(gt=0, le=1 << 16)]
+MAX_SAMPLES = 10_000_000  # raw samples of one shape kept in memory and in results.json
+
+
 class Train(Params):
     """Overrides of the model's own training recipe; unset fields keep the recipe's value."""
 
-    epochs: PositiveInt | None = None
-    batch_size: PositiveInt | None = None
+    epochs: int | None = Field(None, gt=0, le=100_000)
+    batch_size: BatchSize | None = None
     lr: PositiveFloat | None = None
     weight_decay: NonNegativeFloat | None = None
     patience: PositiveInt | None = None
 
 
 class Measure(Params):
-    batch_sizes: tuple[PositiveInt, ...] = Field((1,), min_length=1)
+    batch_sizes: tuple[BatchSize, ...] = Field((1,), min_length=1)
     # Token inputs only: measure latency with the test inputs padded or cut to each length
     # (every batch size at every length). None: at the dataset's own length.
-    seq_lens: tuple[PositiveInt, ...] | None = Field(None, min_length=1)
+    seq_lens: tuple[SeqLen, ...] | None = Field(None, min_length=1)
     warmup_s: NonNegativeFloat = 0.5
-    warmup_calls: PositiveInt = 3  # at least this many warm-up calls, however long warmup_s is
-    min_samples: PositiveInt = 100
-    max_samples: PositiveInt = 5000
+    warmup_calls: int = Field(3, gt=0, le=1_000_000)  # at least this many warm-up calls, however long warmup_s is
+    min_samples: int = Field(100, gt=0, le=MAX_SAMPLES)
+    max_samples: int = Field(5000, gt=0, le=MAX_SAMPLES)
     min_time_s: NonNegativeFloat = 2.0
     max_time_s: PositiveFloat = 30.0
     # Shortest timed sample; calls faster than this are looped. None: derived from the timer.
     min_sample_ms: PositiveFloat | None = None
-    threads: PositiveInt | None = None
+    threads: int | None = Field(None, gt=0, le=1024)
     # Batch size of the accuracy pass over the test set. None: the largest timed batch size, so
     # that a backend building one graph per input shape (torch.compile with dynamic: false, a
     # TensorRT profile) builds none for the accuracy pass alone. The last batch is filled up to
     # full size (its extra outputs dropped) for the same reason.
-    eval_batch_size: PositiveInt | None = None
+    eval_batch_size: BatchSize | None = None
     # Load mode, after MLPerf LoadGen: single_stream (latency percentiles per shape), offline (also
     # the best throughput over batch sizes), server (also the highest Poisson arrival rate whose
     # p99 latency, queueing included, stays within latency_bound_ms; found in rate_steps trials).
     mode: Literal["single_stream", "offline", "server"] = "single_stream"
     latency_bound_ms: PositiveFloat | None = None
-    rate_steps: PositiveInt = 6
+    rate_steps: int = Field(6, gt=0, le=100)
     # Energy, where a hardware counter can be read: an idle baseline, then each shape run back to
     # back for this long (at least 10 update periods of the counter).
     idle_baseline_s: NonNegativeFloat = 1.0
@@ -192,8 +200,8 @@ class Select(Params):
 
     max_accuracy_drop: float = Field(ge=0.0, le=1.0)
     by: Literal["p50_ms", "p90_ms", "p99_ms", "mean_ms"] = "p50_ms"
-    batch_size: PositiveInt = 1
-    seq_len: PositiveInt | None = None  # with measure.seq_lens: the length to compare at
+    batch_size: BatchSize = 1
+    seq_len: SeqLen | None = None  # with measure.seq_lens: the length to compare at
 
 
 class Variant(Params):
@@ -252,11 +260,26 @@ class Isolation(Params):
     timeout_s: PositiveFloat = 3600.0
     max_memory_mb: PositiveFloat | None = None  # resident memory of the variant's process
 
+    @model_validator(mode="after")
+    def _above_the_floor(self) -> Isolation:
+        if self.max_memory_mb is not None and self.max_memory_mb < MEMORY_FLOOR_MB:
+            raise NestedError(("max_memory_mb",), f"{self.max_memory_mb:g} is below the floor: a variant's process "
+                              f"holds about {PROCESS_RSS_MB} MiB (torch and the libraries it preloads, measured) "
+                              f"before it loads anything; set at least {MEMORY_FLOOR_MB}")
+        return self
+
+
+# Resident memory of a variant's process when it starts (forked from the fork server, which has
+# imported torch, numpy, scipy, scikit-learn, transformers and torchao): 326 MiB measured with
+# every extra installed (`isolation.max_memory_mb: 50` reported "used 326 MiB").
+PROCESS_RSS_MB = 330
+MEMORY_FLOOR_MB = 350
+
 
 class Scenario(Params):
     name: str = Field(min_length=1)
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     model: ModelRef | None = None
     dataset: DatasetRef | None = None
     train: Train = Train()
@@ -266,6 +289,7 @@ class Scenario(Params):
     fidelity: Fidelity = Fidelity()
     isolation: Isolation = Isolation()
     variants: tuple[Variant, ...] = Field(min_length=1)
+    max_variants: int = Field(DEFAULT_MAX_VARIANTS, ge=1, le=LIMIT_MAX_VARIANTS)  # with sweeps expanded
     _source: str = PrivateAttr("<scenario>")
 
     @property
@@ -321,7 +345,10 @@ def load(path: str | Path, origin: str | Path | None = None) -> Scenario:
     data.setdefault("name", origin.stem)
     indices: list[int] = []
     if isinstance(data.get("variants"), list):
-        data["variants"], indices = expand_variants(data["variants"])
+        try:
+            data["variants"], indices = expand_variants(data["variants"], variant_cap(data))
+        except NestedError as exc:
+            raise ScenarioError(file, format_loc(exc.loc), exc.message) from None
     try:
         scenario = Scenario.model_validate(data, context={"base_dir": origin.parent})
     except ValidationError as exc:
@@ -333,15 +360,33 @@ def load(path: str | Path, origin: str | Path | None = None) -> Scenario:
     return scenario
 
 
+def variant_cap(data: dict) -> int:
+    """The scenario's `max_variants`, checked before the sweeps it bounds are counted."""
+    cap = data.get("max_variants", DEFAULT_MAX_VARIANTS)
+    if type(cap) is not int or not 1 <= cap <= LIMIT_MAX_VARIANTS:
+        raise NestedError(("max_variants",), f"expected a whole number from 1 to {LIMIT_MAX_VARIANTS:,} "
+                                             f"(got {quote(cap)})")
+    return cap
+
+
 def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ScenarioError(str(path), "", "file not found" if not path.exists() else "not a file")
+    if path.stat().st_size > safe_yaml.MAX_FILE_BYTES:
+        raise ScenarioError(str(path), "", f"larger than {safe_yaml.MAX_FILE_BYTES // 1024} KiB: not a scenario file")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return safe_yaml.load(path.read_text(encoding="utf-8"))
+    except safe_yaml.YamlLimit as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        raise ScenarioError(str(path), format_loc(exc.path), where + exc.message) from None
+    except yaml.reader.ReaderError as exc:
+        code = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise ScenarioError(str(path), "", f"invalid YAML: character {exc.position + 1}: unacceptable "
+                                           f"character {code}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise ScenarioError(str(path), "", f"invalid YAML: {where}{problem}") from None
     except UnicodeDecodeError as exc:
         raise ScenarioError(str(path), "", f"not UTF-8 text ({exc.reason})") from None

@@ -2,6 +2,9 @@
 
 `compress: [{method: magnitude, sparsity: [0.5, 0.7]}]` in variant `pruned` becomes variants
 `pruned[sparsity=0.5]` and `pruned[sparsity=0.7]`; several swept keys give every combination.
+The number of variants a scenario makes is counted before anything is expanded and capped (the
+scenario's `max_variants`, DEFAULT_MAX_VARIANTS unless it says more), so a few swept lists cannot
+make a validation that never ends.
 """
 
 from __future__ import annotations
@@ -10,13 +13,25 @@ import copy
 import itertools
 import types
 import typing
+import math
 from typing import Any
 
+from suite.params import NestedError
 from suite.registry import METHODS
 
+DEFAULT_MAX_VARIANTS = 1000
+LIMIT_MAX_VARIANTS = 100_000  # what `max_variants` may raise the cap to
 
-def expand_variants(variants: list) -> tuple[list, list[int]]:
-    """The variants with sweeps expanded, and for each the index of the variant it came from."""
+
+def expand_variants(variants: list, max_variants: int = DEFAULT_MAX_VARIANTS) -> tuple[list, list[int]]:
+    """The variants with sweeps expanded, and for each the index of the variant it came from;
+    NestedError (at `max_variants`, or at the variant that passes it) over the cap."""
+    counts = [count(v) if isinstance(v, dict) else 1 for v in variants]
+    if sum(counts) > max_variants:
+        worst = max(range(len(counts)), key=counts.__getitem__)
+        raise NestedError(("variants", worst), f"its sweeps make {counts[worst]:,} variants; the scenario would have "
+                          f"{sum(counts):,}, over max_variants {max_variants:,} (set max_variants to allow more, "
+                          f"up to {LIMIT_MAX_VARIANTS:,})")
     expanded, origin = [], []
     for index, variant in enumerate(variants):
         copies = expand(variant) if isinstance(variant, dict) else [variant]
@@ -25,9 +40,22 @@ def expand_variants(variants: list) -> tuple[list, list[int]]:
     return expanded, origin
 
 
-def expand(variant: dict) -> list[dict]:
+def count(variant: dict) -> int:
+    """How many variants `variant` expands to, without expanding it."""
+    return math.prod(len(values) for _, _, values in axes_of(variant))
+
+
+def axes_of(variant: dict) -> list[tuple[int, str, list]]:
+    """(step index, key, values) of every swept key; none where the variant has no name to suffix
+    (its validation then says the name is missing)."""
     steps = variant.get("compress") if isinstance(variant.get("compress"), list) else []
-    axes = [(i, key, values) for i, step in enumerate(steps) for key, values in swept_keys(step)]
+    if not isinstance(variant.get("name"), str):
+        return []
+    return [(i, key, values) for i, step in enumerate(steps) for key, values in swept_keys(step)]
+
+
+def expand(variant: dict) -> list[dict]:
+    steps, axes = variant.get("compress"), axes_of(variant)
     if not axes:
         return [variant]
     copies = []
