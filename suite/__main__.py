@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from suite.errors import RunInterrupted, SuiteError
+from suite.errors import RunInterrupted, SuiteError, one_line
 
 EXIT_OK, EXIT_CRASH, EXIT_USER = 0, 1, 2
 EXIT_REGRESSION = 1  # suite gate: a significant slowdown above the threshold
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except SuiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER
     except BrokenPipeError:  # the reader went away (`suite list | head`): nothing more to say
         sys.stdout = open(os.devnull, "w")
@@ -128,7 +128,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             loaded = scenarios.load(path)
             print(f"ok: {path} ({len(loaded.variants)} variants)")
         except SuiteError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(str(exc))}", file=sys.stderr)
             status = EXIT_USER
     return status
 

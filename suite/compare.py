@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, quote
 from suite.measure.significance import ALPHA, Comparison, compare_independent
-from suite.results import RunResult, atomic_write_text
+from suite.results import RunResult, VariantResult, atomic_write_text, finite
 
 # What must be equal for two runs' latencies to be compared: the hardware and the software that
 # runs the model. (Clocks, governor, platform string and git commit may differ: that is the point.)
@@ -37,7 +38,10 @@ class Row:
 
 
 def compare_runs(base: RunResult, candidate: RunResult, percentile: int = 50) -> list[Row]:
-    """Every (variant, input shape) measured in both runs, compared on raw samples."""
+    """Every (variant, input shape) measured in both runs, compared on raw samples; SuiteError
+    when a variant of the same name is another thing on the other side (model, its parameters,
+    dataset, compression, backend): that would compare two different models."""
+    check_same_variants(base, candidate)
     rows = []
     theirs = {(v.name, r.shape): r for v in candidate.variants for r in v.latency}
     for v in base.variants:
@@ -47,6 +51,39 @@ def compare_runs(base: RunResult, candidate: RunResult, percentile: int = 50) ->
                 rows.append(Row(v.name, mine.shape, percentile_of(mine, percentile), percentile_of(other, percentile),
                                 compare_independent(mine.samples_ms, other.samples_ms, percentile)))
     return rows
+
+
+def identity(run: RunResult, v: VariantResult) -> dict:
+    """What a variant is, from its run's scenario: model and parameters, dataset, compression steps
+    with theirs, backend with its settings (where --backend moved it: the backend's name alone)."""
+    spec = next((s for s in run.scenario.get("variants", ()) if isinstance(s, dict) and s.get("name") == v.name), {})
+    backend = spec.get("backend") if isinstance(spec.get("backend"), dict) else {}
+    return {"model": spec.get("model") or run.scenario.get("model") or {"name": v.model},
+            "dataset": spec.get("dataset") or run.scenario.get("dataset") or "the model's default",
+            "compression": [dict(step) for step in v.compress],
+            "backend": backend if backend.get("name") == v.backend else {"name": v.backend}}
+
+
+def differences(mine: Any, theirs: Any, where: str) -> list[str]:
+    """Where two identities differ. A key on one side only is a setting added (or dropped) with its
+    default since the other run, not a difference; of a file, only its name counts (clones differ)."""
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return [d for k in mine.keys() & theirs.keys() for d in differences(mine[k], theirs[k], f"{where}.{k}")]
+    if isinstance(mine, list) and isinstance(theirs, list) and len(mine) == len(theirs):
+        return [d for i, (a, b) in enumerate(zip(mine, theirs)) for d in differences(a, b, f"{where}[{i}]")]
+    if where.rsplit(".", 1)[-1] in ("path", "checkpoint") and isinstance(mine, str) and isinstance(theirs, str):
+        mine, theirs = Path(mine).name, Path(theirs).name
+    return [] if mine == theirs else [f"{where}: {quote(mine, 60)} vs {quote(theirs, 60)}"]
+
+
+def check_same_variants(base: RunResult, candidate: RunResult) -> None:
+    theirs = {v.name: v for v in candidate.variants}
+    for v in base.variants:
+        if v.name in theirs and v.latency and theirs[v.name].latency:
+            found = differences(identity(base, v), identity(candidate, theirs[v.name]), v.name)
+            if found:
+                raise SuiteError(f"variant {v.name!r} is not the same thing in the two runs ({'; '.join(found[:3])}): "
+                                 "compare runs of one scenario, or give the variants different names")
 
 
 def percentile_of(row, percentile: int) -> float:
@@ -93,6 +130,6 @@ def write_outputs(rows: list[Row], out: Path, stem: str, extra: dict, title: str
     """STEM.json (every figure) and STEM.md (the table) in `out`."""
     data = {**extra, "alpha": alpha, "rows": [row.to_dict(alpha) for row in rows]}
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    atomic_write_text(json_path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    atomic_write_text(json_path, json.dumps(finite(data)[0], indent=1, allow_nan=False) + "\n")
     atomic_write_text(md_path, markdown(rows, title, alpha))
     return [json_path, md_path]

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, first_line, quote
 from suite.measure.stats import LatencyStats
 
 SCHEMA_VERSION = 1
@@ -112,7 +114,32 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        data["variants"] = [variant_dict(v) for v in self.variants]
+        data, _ = finite(data)
         return {"schema_version": data.pop("schema_version"), **data}
+
+
+def variant_dict(result: VariantResult) -> dict[str, Any]:
+    """A variant as JSON-ready data: a NaN or infinite figure (a timer that stalled, a meter that
+    wrapped) becomes null, and a warning in the variant names where, so writing never fails."""
+    data, where = finite(dataclasses.asdict(result))
+    if where:
+        more = f" and {len(where) - 5} more" if len(where) > 5 else ""
+        data["warnings"] = [*data["warnings"], f"non-finite figures written as null: {', '.join(where[:5])}{more}"]
+    return data
+
+
+def finite(value: Any, path: str = "") -> tuple[Any, list[str]]:
+    """`value` with every NaN or infinity replaced by None, and the key paths of those replaced."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, [path or "(value)"]
+    if isinstance(value, dict):
+        pairs = [(k, finite(v, f"{path}.{k}" if path else str(k))) for k, v in value.items()]
+        return {k: v for k, (v, _) in pairs}, [p for _, (_, found) in pairs for p in found]
+    if isinstance(value, (list, tuple)):
+        items = [finite(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [v for v, _ in items], [p for _, found in items for p in found]
+    return value, []
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -148,32 +175,77 @@ def save_json(run: RunResult, path: Path) -> None:
 
 
 def load_json(path: str | Path) -> RunResult:
-    """Read a results.json (or the one inside a run folder)."""
+    """Read a results.json (or the one inside a run folder); anything that is not one, damaged
+    or foreign, is a one-line SuiteError naming the file and, where it can, the field."""
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: not a suite results file (the JSON is a {type(data).__name__}, not an object)")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise SuiteError(f"{path}: schema_version {quote(data.get('schema_version'), 40)} is not {SCHEMA_VERSION}: "
+                         "not a suite results file, or one from another version")
+    return run_from_dict(data, path)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in `path` (NaN and Infinity refused: suite never writes them); SuiteError if unreadable."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not a JSON number")
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
     except FileNotFoundError:
         raise SuiteError(f"{path}: file not found") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise SuiteError(f"{path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise SuiteError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise SuiteError(f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
-    return run_from_dict(data)
+    except (ValueError, RecursionError) as exc:
+        raise SuiteError(f"{path}: not valid JSON ({first_line(exc, 80)})") from None
 
 
-def run_from_dict(data: dict) -> RunResult:
-    variants = tuple(variant_from_dict(v) for v in data["variants"])
-    return RunResult(**{**data, "variants": variants})
+@cache
+def adapter(cls: type) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(cls)
 
 
-def variant_from_dict(data: dict) -> VariantResult:
-    latency = tuple(LatencyResult(**{**row, "samples_ms": tuple(row["samples_ms"]),
-                                     "ci95_p50_ms": tuple(row["ci95_p50_ms"])}) for row in data["latency"])
-    throughput = tuple(ThroughputResult(**row) for row in data["throughput"])
-    tuples = {k: tuple(data[k]) for k in ("compress", "warnings", "compress_records")}
-    return VariantResult(**{**data, **tuples, "latency": latency, "throughput": throughput})
+def checked(cls: type, data: Any, path: Path | str) -> Any:
+    """`data` as a `cls` record, every field's type checked; SuiteError naming the first bad field."""
+    from pydantic import ValidationError
+
+    from suite.scenario import first_error, format_loc
+
+    try:
+        return adapter(cls).validate_python(data)
+    except ValidationError as exc:
+        loc, message = first_error(exc)
+        raise SuiteError(f"{path}: {format_loc(loc) or 'the file'}: {message}") from None
+
+
+def run_from_dict(data: dict, path: Path | str = "results") -> RunResult:
+    run = checked(RunResult, data, path)
+    for i, v in enumerate(run.variants):
+        check_samples(v, f"{path}: variants[{i}]")
+    return run
+
+
+def variant_from_dict(data: dict, path: Path | str = "variant") -> VariantResult:
+    variant = checked(VariantResult, data, path)
+    check_samples(variant, str(path))
+    return variant
+
+
+def check_samples(v: VariantResult, where: str) -> None:
+    """Statistics are derived from the raw samples: each timed shape must have some, all finite."""
+    for j, row in enumerate(v.latency):
+        if not row.samples_ms or not all(math.isfinite(x) and x >= 0 for x in row.samples_ms):
+            raise SuiteError(f"{where}.latency[{j}].samples_ms: expected a non-empty list of finite times (>= 0)")
 
 
 CSV_COLUMNS = ("variant", "model", "backend", "status", "batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms",

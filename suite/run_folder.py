@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from suite.errors import SuiteError
-from suite.results import VariantResult, atomic_write_bytes, atomic_write_text, variant_from_dict
+from suite.errors import SuiteError, first_line
+from suite.results import (VariantResult, atomic_write_bytes, atomic_write_text, checked, read_json, variant_dict,
+                           variant_from_dict)
 
 
 @dataclass(frozen=True)
@@ -56,23 +57,28 @@ class RunFolder:
         return started
 
     def started(self) -> RunStart:
-        try:
-            data = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SuiteError(f"{self.path}: not a run folder (no run.json)") from None
-        except json.JSONDecodeError as exc:
-            raise SuiteError(f"{self.path / 'run.json'}: not valid JSON ({exc.msg})") from None
-        return RunStart(**{**data, "sys_path": tuple(data.get("sys_path", ()))})
+        file = self.path / "run.json"
+        if not self.path.is_dir() or not file.exists():
+            raise SuiteError(f"{self.path}: not a run folder (no run.json)")
+        data = read_json(file)
+        if not isinstance(data, dict):
+            raise SuiteError(f"{file}: not a run folder's run.json (the JSON is a {type(data).__name__})")
+        return checked(RunStart, data, file)
 
     def save_variant(self, result: VariantResult) -> None:
-        atomic_write_text(self._file("variants", result.name, ".json"), json.dumps(asdict(result), indent=1, allow_nan=False) + "\n")
+        atomic_write_text(self._file("variants", result.name, ".json"),
+                          json.dumps(variant_dict(result), indent=1, allow_nan=False) + "\n")
 
     def finished(self, name: str) -> VariantResult | None:
         """The saved result of a variant, or None if it has not finished."""
         file = self._file("variants", name, ".json")
         if not file.exists():
             return None
-        return variant_from_dict(json.loads(file.read_text(encoding="utf-8")))
+        data = read_json(file)
+        if not isinstance(data, dict):
+            raise SuiteError(f"{file}: not a variant's result (the JSON is a {type(data).__name__}); "
+                             "delete it to measure that variant again")
+        return variant_from_dict(data, file)
 
     def save_outputs(self, name: str, outputs: np.ndarray) -> None:
         buffer = io.BytesIO()
@@ -81,7 +87,13 @@ class RunFolder:
 
     def outputs(self, name: str) -> np.ndarray | None:
         file = self._file("outputs", name, ".npy")
-        return np.load(file, allow_pickle=False) if file.exists() else None
+        if not file.exists():
+            return None
+        try:
+            return np.load(file, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise SuiteError(f"{file}: damaged outputs file ({first_line(exc, 80)}); delete it and variant "
+                             f"{name!r}'s result to measure it again") from None
 
     def log_file(self, name: str) -> Path:
         file = self._file("logs", name, ".log")

@@ -21,7 +21,7 @@ from typing import Any
 
 from suite import __version__
 from suite.compress import CompressContext, compress
-from suite.errors import RunInterrupted, SuiteError, first_line
+from suite.errors import RunInterrupted, SuiteError, first_line, one_line
 from suite.isolation import run_isolated, why_it_failed
 from suite.measure import footprint, quality
 from suite.measuring import Context, input_shapes, measure_model, shape_of
@@ -51,9 +51,10 @@ class RunOptions:
     in_process: bool = False  # every variant in this process, whatever the scenario's isolation says
 
     @classmethod
-    def from_dict(cls, data: dict) -> RunOptions:
-        paths = {k: Path(data[k]) if data.get(k) else None for k in ("out_dir", "cache_dir")}
-        return cls(**{**data, **paths, "only": tuple(data.get("only", ()))})
+    def from_dict(cls, data: dict, where: str = "run.json") -> RunOptions:
+        from suite.results import checked
+
+        return checked(cls, data, f"{where}: options")
 
 
 def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder | None = None) -> tuple[RunResult, Path]:
@@ -103,7 +104,7 @@ def resume(run_dir: Path, bars: Bars) -> tuple[RunResult, Path]:
 def started_as(folder: RunFolder) -> tuple[Scenario, RunOptions]:
     """The scenario (its text as saved in the run folder) and options a run was started with."""
     started = folder.started()
-    return load_scenario(folder.path / "scenario.yaml", origin=started.scenario_file), RunOptions.from_dict(started.options)
+    return load_scenario(folder.path / "scenario.yaml", origin=started.scenario_file), RunOptions.from_dict(started.options, str(folder.path / 'run.json'))
 
 
 def use_sys_path(folder: RunFolder) -> None:
@@ -237,7 +238,7 @@ class Workbench:
         try:
             result = self._measure(variant, model_ref, backend, base)
         except SuiteError as exc:
-            result = self._failed(base, exc, str(exc))
+            result = self._failed(base, exc, one_line(str(exc)))
         except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on
             self.bars.log(traceback.format_exc())
             result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")

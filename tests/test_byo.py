@@ -67,7 +67,7 @@ def test_python_factory_with_kwargs(write_scenario, tmp_path, run_quick, monkeyp
 @pytest.mark.parametrize(("model_yaml", "message"), [
     ("{name: torchscript, path: junk.bin}", "junk.bin: not a TorchScript file"),
     ("{name: exported, path: junk.bin}", "junk.bin: not a torch.export program"),
-    ("{name: factory, factory: 'no_such_module_here:make'}", "factory 'no_such_module_here:make': cannot import it"),
+    ("{name: factory, factory: 'no_such_module_here:make'}", "model.factory: 'no_such_module_here:make': cannot import it"),
 ])
 def test_unloadable_models_fail_as_user_errors(write_scenario, tmp_path, run_quick, model_yaml, message):
     (tmp_path / "junk.bin").write_bytes(b"junk")
