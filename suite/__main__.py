@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(summary_table(result))
         for line in describe_selection(result.selection) if result.selection else ():
             out.print(line, markup=False, highlight=False, soft_wrap=True)
-        out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True)
+        out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True, markup=False)
         status = max(status, run_status(result))
     return status
 

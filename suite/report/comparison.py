@@ -112,8 +112,8 @@ def history_figure(runs: list[tuple[str, RunResult]], matched: dict[tuple[str, s
     for n, ((name, shape), found) in enumerate(matched.items()):
         points = [(runs[i][1].created, runs[i][0], found[i]) for i in order if found[i] is not None]
         figure.add_trace(go.Scatter(
-            x=[when for when, _, _ in points], y=[row.p50_ms for _, _, row in points], name=f"{name} {shape}",
-            mode="lines+markers", line={"color": figures.color(n)}, text=[label for _, label, _ in points],
+            x=[when for when, _, _ in points], y=[row.p50_ms for _, _, row in points], name=figures.shown(f"{name} {shape}"),
+            mode="lines+markers", line={"color": figures.color(n)}, text=[figures.shown(label) for _, label, _ in points],
             error_y={"type": "data", "symmetric": False,
                      "array": [row.ci95_p50_ms[1] - row.p50_ms for _, _, row in points],
                      "arrayminus": [row.p50_ms - row.ci95_p50_ms[0] for _, _, row in points]},

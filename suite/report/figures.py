@@ -1,7 +1,9 @@
 """The report's plotly figures, each built from results only and returned as a <div>.
 
 Names from scenarios go into the figures as data; plotly writes them into the page as JSON with
-`<`, `>` and `/` escaped, and draws them as text (tested in a browser, tests/test_report_browser.py).
+`<`, `>` and `/` escaped. Plotly reads its text as a little HTML of its own (`<a href>`, `<b>`,
+`<br>`), so every name goes in through `shown`, with `&`, `<` and `>` as entities, which plotly
+draws as those characters (tested in a browser, tests/test_report_browser.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from suite.results import LatencyResult, VariantResult
 
 MAX_BOX_POINTS = 2000  # samples drawn per box; more are replaced by that many evenly spaced quantiles
 FADED = 0.3
+
+
+def shown(name: str) -> str:
+    """A name as plotly text: drawn as written, never as plotly's markup."""
+    return escape(name, quote=False)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
@@ -32,7 +39,7 @@ def pareto_figure(variants: tuple[VariantResult, ...], cost: Callable[[VariantRe
     """Accuracy against a cost (latency, size, energy): the front drawn, dominated variants faded."""
     import plotly.graph_objects as go
 
-    points = [(v.name, cost(v), v.accuracy) for v in variants if v.accuracy is not None and cost(v) is not None]
+    points = [(shown(v.name), cost(v), v.accuracy) for v in variants if v.accuracy is not None and cost(v) is not None]
     if not points:
         return f"<p>No variant has both an accuracy and a {escape(axis_title)} to plot.</p>"
     on_front = pareto_front([(x, y) for _, x, y in points])
@@ -60,7 +67,7 @@ def distribution_figure(variants: tuple[VariantResult, ...], shape: str, div_id:
     """One box per variant from its raw latency samples at one input shape."""
     import plotly.graph_objects as go
 
-    rows = [(v.name, row) for v in reversed(variants) for row in v.latency if row.shape == shape]  # first on top
+    rows = [(shown(v.name), row) for v in reversed(variants) for row in v.latency if row.shape == shape]  # first on top
     figure = go.Figure([go.Box(x=box_points(row), name=name, boxpoints="outliers", orientation="h",
                                hovertemplate="%{x:.4g} ms<extra>" + f"{len(row.samples_ms)} samples</extra>")
                         for name, row in rows])
@@ -105,7 +112,7 @@ def batch_lines(variants: tuple[VariantResult, ...]) -> dict[str, list[tuple[int
     for v in variants:
         rate = {t.shape: t.samples_per_s for t in v.throughput}
         for row in v.latency:
-            label = v.name if row.seq_len is None else f"{v.name} s={row.seq_len}"
+            label = shown(v.name) if row.seq_len is None else f"{shown(v.name)} s={row.seq_len}"
             lines.setdefault(label, []).append((row.batch_size, rate.get(row.shape, float("nan")), row.p50_ms))
     return {label: sorted(points) for label, points in lines.items() if len(points) > 1}
 
@@ -122,7 +129,7 @@ def rate_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
     for i, v in enumerate(served):
         trials = sorted(v.load["trials"], key=lambda t: t["rate_qps"])
         figure.add_trace(go.Scatter(
-            x=[t["rate_qps"] for t in trials], y=[t["p99_ms"] for t in trials], name=v.name, mode="lines+markers",
+            x=[t["rate_qps"] for t in trials], y=[t["p99_ms"] for t in trials], name=shown(v.name), mode="lines+markers",
             line={"color": color(i)}, customdata=[["met" if t["met"] else "missed", t["queries"]] for t in trials],
             hovertemplate="%{x:,.1f} queries/s<br>p99 %{y:.4g} ms<br>%{customdata[0]} the bound "
                           "(%{customdata[1]} queries)<extra></extra>"))

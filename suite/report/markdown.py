@@ -3,6 +3,7 @@ $GITHUB_STEP_SUMMARY."""
 
 from __future__ import annotations
 
+import re
 from html import escape
 from pathlib import Path
 
@@ -40,9 +41,13 @@ def summary_cells(v: VariantResult, shape: str | None, energy: bool) -> list[str
     return cells + [fmt(energy_per_inference(v, shape), ".3g")] * energy
 
 
+MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!~|:])")
+
+
 def text(value: str) -> str:
-    """Shown as written: no HTML, no table cell break, one line."""
-    return escape(value).replace("|", "\\|").replace("\n", " ")
+    """Shown as written: no HTML, no Markdown (links, images, emphasis, code: each punctuation mark
+    CommonMark could read as markup is backslash-escaped), no table cell break, one line."""
+    return MARKDOWN_PUNCTUATION.sub(r"\\\1", escape(value)).replace("\n", " ").replace("\r", " ")
 
 
 def fmt(value: float | None, spec: str) -> str:

@@ -11,7 +11,7 @@ from suite.results import RunResult, VariantResult
 
 def summary_table(run: RunResult) -> Table:
     title = f"{run.scenario.get('name')}" + ("  (quick run: smoke-test figures)" if run.quick else "")
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for column in ["variant", "status", "backend", "accuracy", "agreement", "shape"]:
         table.add_column(column)
     for column in ["p50 ms", "95% CI ms", "samples/s"]:
