@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from suite import scenario as scenarios
+    from suite.phases import overhead_line
     from suite.progress import Bars, console
     from suite.report.terminal import summary_table
     from suite.runner import RunOptions, resume, run
@@ -101,6 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         with Bars() as bars:
             result, run_dir = resume(args.resume, bars) if scenario is None else run(scenario, options, bars)
         out.print(summary_table(result))
+        if overhead_line(result.variants):
+            out.print(overhead_line(result.variants), markup=False, highlight=False, soft_wrap=True)
         for line in describe_selection(result.selection) if result.selection else ():
             out.print(line, markup=False, highlight=False, soft_wrap=True)
         out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True, markup=False)
@@ -235,6 +238,8 @@ def report_rows(rows: list, args: argparse.Namespace, stem: str, title: str, dif
         raise SuiteError(f"{title}: no variant at an input shape measured on both sides")
     for difference in differences:
         print(f"warning: environments differ: {difference}", file=sys.stderr)
+    for busy in filter(None, (row.busy_warning() for row in rows)):
+        print(f"warning: {busy}", file=sys.stderr)
     console().print(comparison_table(rows, title))
     for path in write_outputs(rows, args.out, stem, {"title": title, "env_differences": differences}, title):
         print(f"{stem}: {path}")

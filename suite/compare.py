@@ -25,6 +25,15 @@ class Row:
     base_ms: float
     candidate_ms: float
     comparison: Comparison
+    # What other processes did while the samples were taken (a busy side's, where one was busy).
+    others: dict | None = None
+
+    def busy_warning(self) -> str | None:
+        from suite.measure import neighbours
+
+        if not neighbours.busy(self.others):
+            return None
+        return neighbours.warning(f"{self.variant} {self.shape}", self.others) + "; decided on those samples"
 
     def cells(self, alpha: float = ALPHA) -> list[str]:
         """The table row shown by `suite compare` / `suite gate` and written to their Markdown."""
@@ -34,7 +43,8 @@ class Row:
 
     def to_dict(self, alpha: float = ALPHA) -> dict:
         return {"variant": self.variant, "shape": self.shape, "base_ms": self.base_ms,
-                "candidate_ms": self.candidate_ms, **asdict(self.comparison), "verdict": self.comparison.verdict(alpha)}
+                "candidate_ms": self.candidate_ms, **asdict(self.comparison), "verdict": self.comparison.verdict(alpha),
+                "others": self.others, "busy_warning": self.busy_warning()}
 
 
 def compare_runs(base: RunResult, candidate: RunResult, percentile: int = 50) -> list[Row]:
@@ -49,7 +59,8 @@ def compare_runs(base: RunResult, candidate: RunResult, percentile: int = 50) ->
             other = theirs.get((v.name, mine.shape))
             if other is not None:
                 rows.append(Row(v.name, mine.shape, percentile_of(mine, percentile), percentile_of(other, percentile),
-                                compare_independent(mine.samples_ms, other.samples_ms, percentile)))
+                                compare_independent(mine.samples_ms, other.samples_ms, percentile),
+                                busier(other.others, mine.others)))
     return rows
 
 
@@ -84,6 +95,13 @@ def check_same_variants(base: RunResult, candidate: RunResult) -> None:
             if found:
                 raise SuiteError(f"variant {v.name!r} is not the same thing in the two runs ({'; '.join(found[:3])}): "
                                  "compare runs of one scenario, or give the variants different names")
+
+
+def busier(*records: dict | None) -> dict | None:
+    """The first record of a busy machine among `records`, else the first there is."""
+    from suite.measure import neighbours
+
+    return next((r for r in records if neighbours.busy(r)), next((r for r in records if r), None))
 
 
 def percentile_of(row, percentile: int) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars:
     timed in alternating rounds in this process."""
     import torch
 
+    from suite.measure import neighbours
     from suite.results import shape_label
     from suite.runner import Workbench
 
@@ -90,8 +91,10 @@ def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars:
         sides = [bench.ready(next(v for v in bench.scenario.variants if v.name == name)) for bench in benches]
         for batch_size, seq_len in shared_shapes(sides[0].shapes, sides[1].shapes):
             with bars.task(f"paired: {name} {shape_label(batch_size, seq_len)}", total=plan.rounds) as task:
+                before = neighbours.snapshot()
                 rounds = time_rounds([side.call(batch_size, seq_len) for side in sides], sides, plan, task)
-            rows.append(paired_row(name, batch_size, seq_len, rounds))
+                others = neighbours.others(before, neighbours.snapshot())
+            rows.append(replace(paired_row(name, batch_size, seq_len, rounds), others=others))
     return rows
 
 

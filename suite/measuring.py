@@ -5,11 +5,12 @@ The runner calls `measure_model` once per variant; this module knows no plugin b
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from suite.errors import SuiteError
-from suite.measure import energy, load, stats, timing
+from suite.measure import energy, load, neighbours, stats, timing
+from suite.phases import Phases
 from suite.results import LatencyResult, ThroughputResult, shape_label
 from suite.scenario import Measure
 
@@ -26,6 +27,7 @@ class Context:
     name: str  # the variant's, for progress bars
     source: str  # the scenario file, for messages
     seed: int
+    phases: Any = field(default_factory=Phases)  # where the time goes: warm-up, sampling, harness, ...
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,13 @@ def measure_model(run_model: Any, backend: Any, data: Any, measure: Measure, ctx
         row, row_notes = time_shape(shape, backend.synchronize, plan, clock, device != "cpu", ctx)
         rows.append(row)
         notes += row_notes
-    harness = timing.harness_cost(backend.synchronize, clock, HARNESS_CALLS)
-    energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure, ctx.quick)
+    with ctx.phases("harness"):
+        harness = timing.harness_cost(backend.synchronize, clock, HARNESS_CALLS)
+    with ctx.phases("energy"):
+        energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure, ctx.quick)
     throughputs = tuple(ThroughputResult(r.batch_size, r.batch_size / (r.p50_ms / 1e3), r.seq_len) for r in rows)
-    loaded = load_result(measure, rows, shapes, backend.synchronize, plan, ctx)
+    with ctx.phases("load mode"):
+        loaded = load_result(measure, rows, shapes, backend.synchronize, plan, ctx)
     return Measured(latency=tuple(rows), throughput=throughputs, notes=tuple(notes + load_warnings(loaded)),
                     harness_overhead_us=harness * 1e6, energy=energy_result, energy_reason=energy_reason,
                     load=loaded)
@@ -84,10 +89,21 @@ def shape_of(run_model: Any, backend: Any, data: Any, batch_size: int, seq_len: 
 def time_shape(shape: Shape, sync: Callable[[], None], plan: timing.TimingPlan, clock: Any, on_device: bool,
                ctx: Context) -> tuple[LatencyResult, list[str]]:
     with ctx.bars.task(f"measuring {ctx.name} {shape.label}", total=plan.min_samples) as task:
+        before = neighbours.snapshot()
         measured = timing.measure(shape.call, sync, plan, clock=clock, on_sample=lambda n: task.update(n))
+        after = neighbours.snapshot()
+    others = neighbours.others(before, after)
+    sampled = sum(measured.samples_s) * measured.loops
+    ctx.phases.add("sampling", sampled)
+    ctx.phases.add("warm-up", max(after.wall_s - before.wall_s - sampled, 0.0))
     row, notes = latency_result(shape.batch_size, shape.seq_len, measured)
+    row = replace(row, others=others)
+    if neighbours.busy(others):
+        notes.append(neighbours.warning(shape.label, others))
+        ctx.bars.log(f"{ctx.name}: warning: {notes[-1]}")
     if on_device:  # the same model again, timed from host inputs to host outputs, copies included
-        with ctx.bars.task(f"measuring {ctx.name} {shape.label} end to end", total=plan.min_samples) as task:
+        with ctx.bars.task(f"measuring {ctx.name} {shape.label} end to end", total=plan.min_samples) as task, \
+                ctx.phases("end to end"):
             copied = timing.measure(shape.host_call, sync, plan, on_sample=lambda n: task.update(n))
         row = replace(row, timer="cuda_events", end_to_end=end_to_end(copied))
     return row, notes

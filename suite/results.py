@@ -4,7 +4,7 @@ Schema history (bump SCHEMA_VERSION on any change that removes or renames a fiel
   1: first version: the contract of the foundation issue. Fields added since, with defaults so
      that older files still load: latency/throughput `seq_len`, run `selection`, variant
      `fidelity`, latency `timer` and `end_to_end`, variant `stderr_tail`, `energy_reason`,
-     `gpu_memory`, `harness_overhead_us`, `load`; latency `p90_bound_ms`, `p99_bound_ms`.
+     `gpu_memory`, `harness_overhead_us`, `load`; latency `p90_bound_ms`, `p99_bound_ms`, `others`; variant `phases`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class LatencyResult(LatencyStats):
     # inputs to host outputs, copies included.
     timer: str = "perf_counter"
     end_to_end: dict | None = None
+    # What other processes did while these samples were taken (suite.measure.neighbours): their
+    # CPU seconds, share of one core, the load average; None in results from before it was kept.
+    others: dict | None = None
 
     @property
     def shape(self) -> str:
@@ -98,6 +101,7 @@ class VariantResult:
     weights: dict = field(default_factory=dict)  # where the weights came from: trained, cache, checkpoint
     compress_records: tuple[dict, ...] = ()
     seconds: float | None = None  # wall time spent on this variant, training included
+    phases: dict | None = None  # where those seconds went: {phase: seconds} (suite.phases)
     stderr_tail: str | None = None  # the last lines its process wrote, when that process died
 
 

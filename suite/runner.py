@@ -25,6 +25,7 @@ from suite.errors import RunInterrupted, SuiteError, first_line, one_line
 from suite.isolation import run_isolated, why_it_failed
 from suite.measure import footprint, quality
 from suite.measuring import Context, input_shapes, measure_model, shape_of
+from suite.phases import Phases, with_start_up
 from suite.progress import Bars
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, UnknownName, did_you_mean
 from suite.run_folder import RunFolder, options_dict
@@ -33,7 +34,7 @@ from suite.scenario import PluginRef, Scenario, Variant, format_conflict
 from suite.scenario import load as load_scenario
 from suite.select import recommend
 from suite.training import TrainConfig, train
-from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain
+from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain, use_cache_root
 
 # --quick: enough to prove the pipeline works end to end, not to benchmark anything
 # (the timing side of it: measuring.QUICK_PLAN).
@@ -181,6 +182,8 @@ class Workbench:
         self.duplicates = duplicates or {}
         self.default_threads = default_threads
         self.cache = CheckpointCache(options.cache_dir or default_cache_dir())
+        use_cache_root(options.cache_dir or default_cache_dir())
+        self.phases = Phases()  # the current variant's
         self._datasets: dict[str, Any] = {}
         self._models: dict[str, tuple[Any, dict]] = {}
 
@@ -213,7 +216,8 @@ class Workbench:
         if ending["returncode"] != 0:  # it saved a result, then died on the way out
             result = replace(result, warnings=result.warnings + (f"process exited with status {ending['returncode']} "
                                                                  "after saving this result",))
-        return replace(result, seconds=seconds)
+        phases = {k: v for k, v in (result.phases or {}).items() if k != "start-up"}
+        return replace(result, seconds=seconds, phases=with_start_up(phases, seconds))
 
     def skip_reason(self, variant: Variant) -> str | None:
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
@@ -235,6 +239,7 @@ class Workbench:
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
         base = base_result(self.scenario, variant)
         start = time.perf_counter()
+        self.phases = Phases()
         try:
             result = self._measure(variant, model_ref, backend, base)
         except SuiteError as exc:
@@ -242,7 +247,8 @@ class Workbench:
         except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on
             self.bars.log(traceback.format_exc())
             result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
-        return replace(result, seconds=round(time.perf_counter() - start, 3))
+        seconds = round(time.perf_counter() - start, 3)
+        return replace(result, seconds=seconds, phases=with_start_up(self.phases.seconds, seconds))
 
     def moved_away(self, variant: Variant) -> str | None:
         """Why a variant that --backend moved is not run: it cannot run there, or repeats another."""
@@ -272,8 +278,10 @@ class Workbench:
 
         measure = self.scenario.measure_of(variant)
         torch.set_num_threads(measure.threads or self.default_threads)
-        data = self.dataset(variant, model_ref)
-        model, weights = self.trained_model(model_ref, data)
+        with self.phases("data"):
+            data = self.dataset(variant, model_ref)
+        with self.phases("weights"):
+            model, weights = self.trained_model(model_ref, data)
         model, records = self.compressed(variant, model_ref, model, data, backend)
         return measure, data, model, weights, records
 
@@ -284,13 +292,16 @@ class Workbench:
         device = backend.describe().get("device", "cpu")
         footprint.reset_gpu_peak(device)
         size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
-        run_model = backend.prepare(model, data.test.x[:1], data.train.x)
-        outputs = quality.outputs(run_model, backend.place, backend.to_host, data.test.x,
-                                  measure.eval_batch_size or max(measure.batch_sizes))
-        self.folder.save_outputs(variant.name, outputs)
-        reference, fidelity, notes = self.agreement(variant, model_ref, outputs)
+        with self.phases("prepare"):
+            run_model = backend.prepare(model, data.test.x[:1], data.train.x)
+        with self.phases("accuracy"):
+            outputs = quality.outputs(run_model, backend.place, backend.to_host, data.test.x,
+                                      measure.eval_batch_size or max(measure.batch_sizes))
+        with self.phases("agreement"):
+            self.folder.save_outputs(variant.name, outputs)
+            reference, fidelity, notes = self.agreement(variant, model_ref, outputs)
         timed = measure_model(run_model, backend, data, measure, Context(
-            self.options.quick, self.bars, variant.name, self.scenario.source, self.scenario.seed))
+            self.options.quick, self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases))
         accuracy, accuracy_reason = accuracy_of(outputs, data, weights)
         return replace(
             base, accuracy=accuracy, accuracy_reason=accuracy_reason, agreement=fidelity.pop("top1", None),
@@ -304,7 +315,7 @@ class Workbench:
         """The model after the variant's compression steps, in order, with a record of each."""
         records = []
         for step in variant.compress:
-            with self.bars.task(f"{variant.name}: {step.name}", total=None) as task:
+            with self.bars.task(f"{variant.name}: {step.name}", total=None) as task, self.phases(f"compress: {step.name}"):
                 model, record = compress(model, step, self.compress_context(model_ref, data, backend, task))
             records.append(record)
             self.bars.log(f"{variant.name}: {describe_step(record)}")

@@ -25,6 +25,21 @@ def default_cache_dir() -> Path:
     return Path(base) / "suite"
 
 
+# The run's cache folder (`--cache-dir`, else default_cache_dir()), set by the runner for the
+# caches that live below the plugins (ONNX exports): None, as in a bare library call, caches nothing.
+_cache_root: Path | None = None
+
+
+def use_cache_root(root: Path | None) -> None:
+    global _cache_root
+    _cache_root = None if root is None else Path(root)
+
+
+def cache_folder(kind: str) -> Path | None:
+    """CACHE_ROOT/KIND, or None when no run has set a cache root."""
+    return None if _cache_root is None else _cache_root / kind
+
+
 def cache_key(parts: dict[str, Any]) -> str:
     text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -36,18 +51,18 @@ def code_fingerprint(model: Any) -> dict[str, str]:
     the training loop's source. A change to any of them trains anew rather than loading stale weights."""
     import suite.training
 
-    fingerprint = {"suite.training": _source_hash(suite.training)}
+    fingerprint = {"suite.training": source_hash(suite.training)}
     for module in model.modules():
         origin = sys.modules.get(type(module).__module__)
         package = type(module).__module__.split(".")[0]
         try:
             fingerprint[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
-            fingerprint[type(module).__module__] = _source_hash(origin)
+            fingerprint[type(module).__module__] = source_hash(origin)
     return fingerprint
 
 
-def _source_hash(module: Any) -> str:
+def source_hash(module: Any) -> str:
     try:
         return hashlib.sha256(Path(inspect.getfile(module)).read_bytes()).hexdigest()[:16]
     except (TypeError, OSError):

@@ -4,7 +4,11 @@ tensorrt). Needs the `onnx` extra: onnx, onnxscript (the dynamo exporter) and on
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -60,14 +64,25 @@ class OnnxModel:
 
 def to_onnx(model: Any, example: Any) -> OnnxModel:
     """Export a torch module with a dynamic batch axis (and sequence axis for token ids), then
-    run ONNX's full checker. An OnnxModel is returned as it is."""
+    run ONNX's full checker; or copy the same export from the cache (weights.cache_folder("onnx"),
+    keyed by export_key). An OnnxModel is returned as it is."""
     if isinstance(model, OnnxModel):
         return model
+    folder = tempfile.TemporaryDirectory(prefix="suite-onnx-")
+    path = Path(folder.name) / "model.onnx"
+    key = export_key(model, example)
+    cached = from_cache(key, path, folder)
+    if cached is not None:
+        return cached
+    exported = export(model, example, path, folder)
+    to_cache(key, exported)
+    return exported
+
+
+def export(model: Any, example: Any, path: Path, folder: Any) -> OnnxModel:
     import torch
 
     tokens = example.dim() == 2 and not example.is_floating_point()
-    folder = tempfile.TemporaryDirectory(prefix="suite-onnx-")
-    path = Path(folder.name) / "model.onnx"
     example = torch.cat([example[:1]] * 4)  # batch 1 would be specialised as a constant
     model.eval()
     start = time.perf_counter()
@@ -85,6 +100,71 @@ def to_onnx(model: Any, example: Any) -> OnnxModel:
 
     onnx.checker.check_model(str(path), full_check=True)
     return OnnxModel(path, exporter, export_s, tokens, notes, folder)
+
+
+def export_key(model: Any, example: Any) -> str | None:
+    """What an export depends on: the module's weights and buffers (bytes), its structure (repr)
+    and code (weights.code_fingerprint), the input's per-sample shape and dtype, this file (the
+    export settings) and the torch, onnx and onnxscript versions. None where the weights cannot be
+    read as bytes: such a model is exported every time."""
+    import torch
+
+    from suite.weights import source_hash, code_fingerprint
+
+    digest = hashlib.sha256()
+    try:
+        for name, tensor in model.state_dict().items():
+            flat = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+    except (RuntimeError, TypeError, AttributeError):  # quantized or opaque tensors
+        return None
+    versions = {name: package_version(name) for name in ("torch", "onnx", "onnxscript")}
+    parts = [repr(model), code_fingerprint(model), tuple(example.shape[1:]), str(example.dtype), versions,
+             source_hash(sys.modules[__name__])]
+    digest.update(json.dumps(parts, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:24]
+
+
+def package_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cache_files(key: str | None) -> tuple[Path, Path] | None:
+    from suite.weights import cache_folder
+
+    folder = cache_folder("onnx")
+    return None if key is None or folder is None else (folder / f"{key}.onnx", folder / f"{key}.json")
+
+
+def from_cache(key: str | None, path: Path, folder: Any) -> OnnxModel | None:
+    """The cached export copied to `path`, or None on a miss (a damaged entry is a miss)."""
+    files = cache_files(key)
+    if files is None or not (files[0].is_file() and files[1].is_file()):
+        return None
+    try:
+        record = json.loads(files[1].read_text(encoding="utf-8"))
+        shutil.copyfile(files[0], path)
+        note = f"export copied from the cache ({files[0].name}; exported in {record['export_s']:.1f} s)"
+        return OnnxModel(path, record["exporter"], 0.0, record["tokens"], (*record["notes"], note), folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def to_cache(key: str | None, exported: OnnxModel) -> None:
+    from suite.results import atomic_write_bytes, atomic_write_text
+
+    files = cache_files(key)
+    if files is None:
+        return
+    atomic_write_bytes(files[0], exported.path.read_bytes())
+    atomic_write_text(files[1], json.dumps({"exporter": exported.exporter, "export_s": exported.export_s,
+                                            "tokens": exported.tokens, "notes": list(exported.notes)}, indent=1))
 
 
 def _fixed_axes(path: Path, tokens: bool) -> list[int]:

