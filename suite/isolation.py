@@ -51,6 +51,13 @@ def fork_context(log: str) -> Any:
     return context
 
 
+def start_fork_server(folder: Any) -> Any:
+    """The fork context, its server started (once per process) with the first run folder's log:
+    it imports PRELOAD in the background while the caller goes on."""
+    server_log = folder.log_file("fork-server").with_name("fork-server.log")  # variants' are NAME-HASH.log
+    return fork_context(str(server_log))
+
+
 @contextmanager
 def redirected_output(path: str) -> Iterator[None]:
     """This process's file descriptors 1 and 2 point at `path` for the length of the block (a
@@ -74,8 +81,7 @@ def run_isolated(folder: Any, name: str, limits: Any, bars: Any) -> tuple[Varian
     and how the process ended: {"returncode", "killed" (why, if we killed it), "stderr_tail"}."""
     log = folder.log_file(name)
     receiver, sender = multiprocessing.Pipe(duplex=False)
-    server_log = log.parent / "fork-server.log"  # variants' logs are named NAME-HASH.log: no clash
-    child = fork_context(str(server_log)).Process(target=child_main, args=(str(folder.path), name, str(log), sender),
+    child = start_fork_server(folder).Process(target=child_main, args=(str(folder.path), name, str(log), sender),
                                                   name=f"suite variant {name}")
     relay = threading.Thread(target=relay_events, args=(receiver, bars), daemon=True)
     try:  # from the start: a Ctrl-C while the fork server makes the child must kill it too, or

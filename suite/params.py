@@ -39,7 +39,7 @@ class Params(BaseModel):
             for key in data:
                 if key not in cls.model_fields:
                     hint = did_you_mean(str(key), list(cls.model_fields))
-                    raise NestedError((), f"unknown key {str(key)!r}{hint}")
+                    raise NestedError((), f"unknown key {quote(str(key), 80)}{hint}")
         return data
 
     @field_validator("*", mode="before")

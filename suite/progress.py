@@ -61,7 +61,7 @@ class Bars(OpensTasks):
 
     def log(self, message: str) -> None:
         """A line on stderr (above the bars, kept after they are gone)."""
-        self._progress.console.print(message, highlight=False, markup=False)
+        self._progress.console.print(message, highlight=False, markup=False, soft_wrap=True)  # one line stays one
 
     def progress(self, message: str) -> None:
         """A plain progress line on stdout, only where no bars are shown (a log keeps it)."""

@@ -124,12 +124,23 @@ class RunResult:
 
 
 def variant_dict(result: VariantResult) -> dict[str, Any]:
-    """A variant as JSON-ready data: a NaN or infinite figure (a timer that stalled, a meter that
-    wrapped) becomes null, and a warning in the variant names where, so writing never fails."""
-    data, where = finite(dataclasses.asdict(result))
+    """A variant as JSON-ready data that always loads back: a NaN or infinite figure (a meter that
+    wrapped, outputs that overflowed) becomes null, and a latency or throughput row with one is
+    left out (its statistics derive from its samples), each with a warning saying where, so
+    writing never fails a run and the run folder stays resumable."""
+    data = dataclasses.asdict(result)
+    notes = []
+    for key in ("latency", "throughput"):
+        bad = [row for row in data[key] if finite(row)[1]]
+        if bad:
+            data[key] = [row for row in data[key] if not finite(row)[1]]
+            shapes = ", ".join(shape_label(row["batch_size"], row.get("seq_len")) for row in bad)
+            notes.append(f"{key} at {shapes} left out: its figures were not finite")
+    data, where = finite(data)
     if where:
         more = f" and {len(where) - 5} more" if len(where) > 5 else ""
-        data["warnings"] = [*data["warnings"], f"non-finite figures written as null: {', '.join(where[:5])}{more}"]
+        notes.append(f"non-finite figures written as null: {', '.join(where[:5])}{more}")
+    data["warnings"] = [*data["warnings"], *notes]
     return data
 
 

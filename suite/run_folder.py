@@ -63,6 +63,9 @@ class RunFolder:
         data = read_json(file)
         if not isinstance(data, dict):
             raise SuiteError(f"{file}: not a run folder's run.json (the JSON is a {type(data).__name__})")
+        for kind in ("variants", "outputs", "logs"):
+            if (self.path / kind).exists() and not (self.path / kind).is_dir():
+                raise SuiteError(f"{self.path / kind}: should be the run folder's {kind} folder, but is a file")
         return checked(RunStart, data, file)
 
     def save_variant(self, result: VariantResult) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from suite import __version__
 from suite.compress import CompressContext, compress
 from suite.errors import RunInterrupted, SuiteError, first_line, one_line
-from suite.isolation import run_isolated, why_it_failed
+from suite.isolation import run_isolated, start_fork_server, why_it_failed
 from suite.measure import footprint, quality
 from suite.measuring import Context, input_shapes, measure_model, shape_of
 from suite.phases import Phases, with_start_up
@@ -62,15 +62,16 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder |
     """Measure every selected variant; write results.json, results.csv, index.html and summary.md.
 
     `folder`: an interrupted run to finish; its finished variants are kept, not measured again."""
-    import torch
-
-    from suite.environment import fingerprint
-    from suite.report import write_run_reports
-
     variants, duplicates = with_backend(select_variants(scenario, options.only), options.backend)
     if folder is None:
         folder = RunFolder(new_run_dir(options.out_dir, scenario.name))
         folder.start(Path(scenario.source), options_dict(options), sys.path)
+    if scenario.isolation.subprocess and not options.in_process:  # its imports overlap with ours below
+        start_fork_server(folder)
+    import torch
+
+    from suite.environment import fingerprint
+    from suite.report import write_run_reports
     result = RunResult(suite_version=__version__, created=folder.started().created,
                        scenario=scenario.model_dump(mode="json"), environment=fingerprint(),
                        variants=(), quick=options.quick)
@@ -97,6 +98,8 @@ def resume(run_dir: Path, bars: Bars) -> tuple[RunResult, Path]:
     """Finish an interrupted run in its own folder, with the options it was started with."""
     folder = RunFolder(run_dir)
     scenario, options = started_as(folder)
+    for variant in scenario.variants:  # a damaged saved result is refused before anything runs
+        folder.finished(variant.name)
     if options.in_process:
         use_sys_path(folder)
     return run(scenario, options, bars, folder)

@@ -58,7 +58,7 @@ def first_error(exc: ValidationError) -> tuple[tuple, str]:
     message = message[0].lower() + message[1:]
     message = re.sub(r"\btuple\b", "list", message)  # YAML has lists; the tuples are ours
     if err["type"] != "value_error" and isinstance(err.get("input"), (int, float, str, bool)):
-        message += f" (got {err['input']!r})"
+        message += f" (got {quote(err['input'])})"
     return loc, message
 
 

@@ -103,7 +103,7 @@ SCENARIO_ERRORS = {
     "infinite learning rate": ("model: mlp\ntrain: {lr: .inf}\nvariants: [{name: a}]\n", "train.lr: input should be a finite"),
     "nan accuracy budget": ("model: mlp\nselect: {max_accuracy_drop: .nan}\nvariants: [{name: a}]\n", "select.max_accuracy_drop"),
     "huge batch size": ("model: mlp\nmeasure: {batch_sizes: [1000000000000000000000000000000]}\nvariants: [{name: a}]\n",
-                        "measure.batch_sizes[0]: 1000000000000000000000000000000 is out of range"),
+                        "measure.batch_sizes: 1000000000000000000000000000000 is out of range"),
     "batch size over the cap": ("model: mlp\nmeasure: {batch_sizes: [100000]}\nvariants: [{name: a}]\n",
                                 "measure.batch_sizes[0]: input should be less than or equal to 65536"),
     "huge seed": ("model: mlp\nseed: 1000000000000000000000000000000\nvariants: [{name: a}]\n", "seed: "),
@@ -126,7 +126,7 @@ SCENARIO_ERRORS = {
     "NUL character": ("name: x\x00y\nmodel: mlp\nvariants: [{name: a}]\n", "unacceptable character #x0000"),
     "memory limit below the floor": ("model: mlp\nisolation: {max_memory_mb: 50}\nvariants: [{name: a}]\n",
                                      "isolation.max_memory_mb: 50 is below the floor"),
-    "huge unknown key": ("model: mlp\n" + "k" * 5000 + ": 1\nvariants: [{name: a}]\n", "unknown key"),
+    "huge unknown key": ("model: mlp\n" + "k" * 1000 + ": 1\nvariants: [{name: a}]\n", "unknown key"),
     "huge value": ("model: " + "m" * 100_000 + "\nvariants: [{name: a}]\n", "unknown model"),
 }
 
@@ -181,17 +181,19 @@ def test_non_finite_figures_are_written_as_null_with_a_warning(tmp_path):
     from tests.report_runs import latency
 
     row = replace(latency(1, [1.0, 2.0, 3.0]), p99_ms=float("inf"), cv=float("nan"))
-    variant = VariantResult(name="a", model="mlp", backend="eager", latency=(row,), accuracy=float("nan"))
+    variant = VariantResult(name="a", model="mlp", backend="eager", latency=(row, latency(8, [1.0, 2.0, 3.0])),
+                            accuracy=float("nan"), fidelity={"cosine_min": float("nan"), "max_abs_error": 2.0})
     run = RunResult(suite_version="0", created="2026-01-01T00:00:00+00:00", scenario={}, environment={},
                     variants=(variant,))
     save_json(run, tmp_path / "results.json")
     RunFolder(tmp_path).save_variant(variant)
     data = json.loads((tmp_path / "results.json").read_text())
     saved = data["variants"][0]
-    assert saved["accuracy"] is None and saved["latency"][0]["p99_ms"] is None and saved["latency"][0]["cv"] is None
-    assert any("non-finite figures written as null: accuracy, latency[0].p99_ms, latency[0].cv" in w
-               for w in saved["warnings"])
-    assert RunFolder(tmp_path).finished("a").accuracy is None
+    assert saved["accuracy"] is None and saved["fidelity"] == {"cosine_min": None, "max_abs_error": 2.0}
+    assert [row["batch_size"] for row in saved["latency"]] == [8]  # b=1's statistics were not finite
+    assert "latency at b=1 left out: its figures were not finite" in saved["warnings"]
+    assert "non-finite figures written as null: accuracy, fidelity.cosine_min" in saved["warnings"]
+    assert RunFolder(tmp_path).finished("a").accuracy is None  # what was written loads back: resumable
     assert load_json(tmp_path).variants[0].latency[0].samples_ms == (1.0, 2.0, 3.0)
 
 
@@ -342,7 +344,7 @@ def test_a_variant_of_another_scenario_is_not_compared(good_run, tmp_path, capsy
     other = tmp_path / "other.json"
     other.write_text(json.dumps(data))
     code = main(["gate", "--baseline", str(good_run), str(other), "--out", str(tmp_path / "cmp")])
-    one_error_line(capsys, code, "variant 'fp32' is not the same thing in the two runs (fp32.model.hidden: [8] vs [64])")
+    one_error_line(capsys, code, "variant 'fp32' is not the same thing in the two runs (fp32.model.hidden[0]: 8 vs 64)")
     data["variants"][1]["compress"][0]["layers"] = ["Linear"]
     data["scenario"]["model"]["hidden"] = [8]
     other.write_text(json.dumps(data))
@@ -370,6 +372,8 @@ def test_damaged_run_folders_are_one_line_errors_on_resume(good_run, tmp_path, c
         "options of the wrong type": lambda f: (f / "run.json").write_text(json.dumps(
             {**json.loads((f / "run.json").read_text()), "options": {"quick": "very"}})),
         "no scenario.yaml": lambda f: (f / "scenario.yaml").unlink(),
+        "logs a file": lambda f: (shutil.rmtree(f / "logs", ignore_errors=True), (f / "logs").write_text("x")),
+        "variants a file": lambda f: (shutil.rmtree(f / "variants", ignore_errors=True), (f / "variants").write_text("x")),
         "scenario.yaml not YAML": lambda f: (f / "scenario.yaml").write_text("a: [\n"),
         "a variant's file a list": lambda f: (f / "variants" / variant_file.name).write_text("[]"),
         "a variant's file damaged": lambda f: (f / "variants" / variant_file.name).write_text('{"name": "int8", "latency": 3}'),
@@ -415,10 +419,11 @@ def test_names_are_escaped_in_figures_and_markdown():
 def test_busy_machine_is_detected_and_said(write_scenario, run_quick, tmp_path):
     spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 60\nwhile time.time() < end: pass"])
     try:
-        text = ("model: {name: mlp, hidden: [8]}\ndataset: {name: random, shape: [1, 8, 8]}\n"
+        text = ("model: {name: busy, blocks: 20}\n"
                 "measure: {min_time_s: 1.5, max_time_s: 3, warmup_s: 0.1, threads: 1}\nvariants: [{name: a}]\n")
         out = tmp_path / "reports"
-        code = main(["run", str(write_scenario(text)), "--in-process", "--out", str(out), "--cache-dir", str(tmp_path / "c")])
+        # its own process, as by default: the spinner is this test's child, not the variant's
+        code = main(["run", str(write_scenario(text)), "--out", str(out), "--cache-dir", str(tmp_path / "c")])
     finally:
         spinner.kill()
     assert code == 0

@@ -14,7 +14,9 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from suite.weights import source_hash
 
 INPUT, OUTPUT = "input", "output"
 MAX_BATCH = 4096
@@ -37,6 +39,26 @@ class OnnxModel:
         """A sibling file for a transformed copy (the caller writes it), with a note of how it was made."""
         path = self.path.with_name(name)
         return replace(self, path=path, notes=self.notes + (note,)), path
+
+    def derive(self, name: str, note: str, settings: dict, make: Callable[[Path], None]) -> OnnxModel:
+        """A transformed copy (`make(path)` writes it, as `derived` says), or the same transform of
+        the same file from the cache (keyed by this file's bytes, `name`, `settings` and the
+        onnxruntime version): quantization and its calibration are not redone on every run."""
+        result, path = self.derived(name, note)
+        files = cache_files(derived_key(self.path, name, settings))
+        if files is not None and files[0].is_file():
+            try:
+                shutil.copyfile(files[0], path)
+                return replace(result, notes=result.notes + (f"{name} copied from the cache ({files[0].name})",))
+            except OSError:  # a damaged entry is a miss
+                pass
+        make(path)
+        if files is not None:
+            from suite.results import atomic_write_bytes, atomic_write_text
+
+            atomic_write_bytes(files[0], path.read_bytes())
+            atomic_write_text(files[1], json.dumps({"made": name, "settings": settings}, indent=1, default=str))
+        return result
 
     def load(self) -> Any:
         import onnx
@@ -109,7 +131,7 @@ def export_key(model: Any, example: Any) -> str | None:
     read as bytes: such a model is exported every time."""
     import torch
 
-    from suite.weights import source_hash, code_fingerprint
+    from suite.weights import code_fingerprint
 
     digest = hashlib.sha256()
     try:
@@ -123,6 +145,16 @@ def export_key(model: Any, example: Any) -> str | None:
     parts = [repr(model), code_fingerprint(model), tuple(example.shape[1:]), str(example.dtype), versions,
              source_hash(sys.modules[__name__])]
     digest.update(json.dumps(parts, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:24]
+
+
+def derived_key(source: Path, name: str, settings: dict) -> str:
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    digest.update(json.dumps([name, settings, package_version("onnxruntime"), source_hash(sys.modules[__name__])],
+                             sort_keys=True, default=str).encode())
     return digest.hexdigest()[:24]
 
 

@@ -6,6 +6,7 @@ reads QDQ models as int8). The record lists which ops hold int8 weights and whic
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from contextlib import contextmanager
 from typing import Any, Iterator, Literal
@@ -38,9 +39,13 @@ def apply_dynamic(module: Any, params: OrtDynamicParams, context: CompressContex
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source, notes = _prepared(module, context, params.preprocess)
-    result, path = source.derived("int8_dynamic.onnx", "onnxruntime quantize_dynamic (weights int8)")
-    with quiet_root_logger():
-        quantize_dynamic(str(source.path), str(path), weight_type=QuantType.QInt8, per_channel=params.per_channel)
+
+    def make(path: Any) -> None:
+        with quiet_root_logger():
+            quantize_dynamic(str(source.path), str(path), weight_type=QuantType.QInt8, per_channel=params.per_channel)
+
+    result = source.derive("int8_dynamic.onnx", "onnxruntime quantize_dynamic (weights int8)",
+                           params.model_dump(mode="json"), make)
     return result, {"notes": notes + [f"onnxruntime.quantization.quantize_dynamic, per_channel={params.per_channel}"]}
 
 
@@ -49,14 +54,19 @@ def apply_static(module: Any, params: OrtStaticParams, context: CompressContext)
 
     source, notes = _prepared(module, context, params.preprocess)
     batches = [b.numpy() for b in calibration_batches(context.data, params)[:context.max_batches]]  # --quick: fewer
-    result, path = source.derived("int8_static.onnx", "onnxruntime quantize_static (QDQ)")
     activations = QuantType.QUInt8 if params.activation_type == "uint8" else QuantType.QInt8
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[params.calibration_method]
-    with quiet_root_logger():  # per-channel warns through the root logger for every 1-D weight it skips
-        quantize_static(str(source.path), str(path), BatchReader(batches), quant_format=QuantFormat.QDQ,
-                        activation_type=activations, weight_type=QuantType.QInt8, per_channel=params.per_channel,
-                        calibrate_method=method)
+
+    def make(path: Any) -> None:
+        with quiet_root_logger():  # per-channel warns through the root logger for every 1-D weight it skips
+            quantize_static(str(source.path), str(path), BatchReader(batches), quant_format=QuantFormat.QDQ,
+                            activation_type=activations, weight_type=QuantType.QInt8, per_channel=params.per_channel,
+                            calibrate_method=method)
+
+    calibration = hashlib.sha256(b"".join(b.tobytes() for b in batches)).hexdigest()
+    result = source.derive("int8_static.onnx", "onnxruntime quantize_static (QDQ)",
+                           {**params.model_dump(mode="json"), "calibration": calibration}, make)
     return result, {"notes": notes + [f"calibrated ({params.calibration_method}) on {len(batches)} training batches "
                                       f"of up to {params.calibration_batch_size}"]}
 
@@ -66,14 +76,15 @@ def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[
     from suite.backends.onnx_model import to_onnx
 
     exported = to_onnx(module, context.data.train.x[:1])
-    notes = [f"exported to ONNX with torch's {exported.exporter} exporter in {exported.export_s:.1f} s", *exported.notes]
+    took = f" in {exported.export_s:.1f} s" if exported.export_s else ""  # 0: copied from the cache (its note says)
+    notes = [f"exported to ONNX with torch's {exported.exporter} exporter{took}", *exported.notes]
     if not preprocess:
         return exported, notes
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    result, path = exported.derived("preprocessed.onnx", "onnxruntime quant_pre_process")
     # Symbolic shape inference fails on the dynamo exporter's graphs; ONNX's own inference is kept.
-    quant_pre_process(str(exported.path), str(path), skip_symbolic_shape=True)
+    result = exported.derive("preprocessed.onnx", "onnxruntime quant_pre_process", {"skip_symbolic_shape": True},
+                             lambda path: quant_pre_process(str(exported.path), str(path), skip_symbolic_shape=True))
     return result, notes + ["onnxruntime quant_pre_process (skip_symbolic_shape)"]
 
 

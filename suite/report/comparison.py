@@ -61,10 +61,17 @@ def matched_rows(runs: list[tuple[str, RunResult]], reference: int) -> dict[tupl
 def render_comparison(runs: list[tuple[str, RunResult]], reference: int = 0) -> str:
     if not 0 <= reference < len(runs):
         raise SuiteError(f"report: --reference {reference + 1} is not one of the {len(runs)} runs given")
+    from suite.compare import check_same_variants
+
+    for label, run in runs:  # a name shared by two different things is not one variant's history
+        try:
+            check_same_variants(runs[reference][1], run)
+        except SuiteError as exc:
+            raise SuiteError(f"report: run {label} against the reference: {exc}") from None
     matched = matched_rows(runs, reference)
     ref_label = runs[reference][0]
     body = (f"<h1>{len(runs)} runs compared</h1><p>Reference: {escape(ref_label)}. Variants are matched by "
-            "name and input shape; a ratio above 1 is slower than the reference. The interval is the widest "
+            "name and input shape (and checked to be the same model, data, compression and backend); a ratio above 1 is slower than the reference. The interval is the widest "
             "the two medians' 95% intervals allow: faster or slower when it excludes 1, else same.</p>"
             + "<h2>Runs</h2>" + runs_table(runs)
             + f"<h2>Median latency, ratio to {escape(ref_label)}</h2>" + ratio_table(runs, reference, matched)
