@@ -411,7 +411,7 @@ def test_names_are_escaped_in_figures_and_markdown():
     assert names and all("<a" not in n and "&lt;a href" in n for n in names if "click" in n)
     summary = render_summary(run)
     assert "](https" not in summary and "![" not in summary and "<a " not in summary and "*bold*" not in summary
-    assert r"\[link\]\(https\://example\.com\)" in summary
+    assert r"\[link\]\(https://example.com\)" in summary
 
 
 # --- 9, 10, 11. the memory floor, a busy machine, where the time goes ----------------------------

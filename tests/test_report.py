@@ -10,7 +10,7 @@ import pytest
 from suite.__main__ import main
 from suite.report import markdown, render_html, render_summary
 from suite.report.comparison import load_runs, matched_rows, ratio, render_comparison
-from suite.report.figures import MAX_BOX_POINTS, box_points, pareto_front
+from suite.report.figures import MAX_BOX_POINTS, box_points, pareto_front, shown
 from suite.report.tables import headline_shape, significant
 from suite.report.terminal import summary_table
 from suite.results import save_json
@@ -50,7 +50,7 @@ def test_pareto_front_of_known_points():
 def test_pareto_chart_draws_the_front_and_fades_the_rest():
     traces = plot_data(render_html(rich_run()), "pareto-latency")
     line, front, dominated = traces
-    assert front["text"] == ["int8", HOSTILE] and dominated["text"] == ["fp32"]
+    assert front["text"] == ["int8", shown(HOSTILE)] and dominated["text"] == ["fp32"]  # plotly draws &lt; as <
     run = rich_run()
     p50 = {v.name: v.latency[0].p50_ms for v in run.variants if v.latency}
     assert front["x"] == [p50["int8"], p50[HOSTILE]] and front["y"] == [0.94, 0.97]
@@ -69,7 +69,7 @@ def test_energy_and_size_fronts_use_their_own_costs():
 def test_distributions_are_the_raw_samples():
     run = rich_run()
     boxes = plot_data(render_html(run), "distribution-0")
-    assert [b["name"] for b in boxes] == [HOSTILE, "int8", "fp32"]  # drawn bottom-up: first variant on top
+    assert [b["name"] for b in boxes] == [shown(HOSTILE), "int8", "fp32"]  # drawn bottom-up: first variant on top
     assert boxes[-1]["x"] == list(run.variants[0].latency[0].samples_ms)
 
 

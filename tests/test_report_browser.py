@@ -98,3 +98,23 @@ def test_comparison_page_in_chromium(browser, tmp_path):
     assert list(drawn) == ["history"] and drawn["history"] >= 6
     ratios = column_of(page, 1, "#2 b @abcdef12 ratio")
     assert len(ratios) == 6 and all(1.1 < float(r) < 1.5 for r in ratios)
+
+
+def test_names_in_charts_are_text_not_plotly_markup(browser, tmp_path):
+    """Plotly reads `<a href>`, `<b>` and `<br>` in its text as markup: a variant named with a link
+    must be drawn as those characters, with no link in the chart."""
+    from dataclasses import replace
+
+    from tests.report_runs import variant
+
+    linked = '<a href="https://example.com/x">click</a>'
+    run = rich_run()
+    run = replace(run, variants=run.variants + (variant(linked, 1.5, 0.95, 200),))
+    path = tmp_path / "index.html"
+    write_html(run, path)
+    page, problems = open_page(browser, path)
+    assert problems == []
+    links = page.eval_on_selector_all("div.plotly-graph-div svg a", "links => links.map(a => a.outerHTML)")
+    assert links == []
+    shown = page.eval_on_selector_all("div.plotly-graph-div svg text", "ts => ts.map(t => t.textContent)")
+    assert any(linked in text for text in shown), shown[:20]

@@ -41,12 +41,15 @@ def summary_cells(v: VariantResult, shape: str | None, energy: bool) -> list[str
     return cells + [fmt(energy_per_inference(v, shape), ".3g")] * energy
 
 
-MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!~|:])")
+# What CommonMark (and GitHub's tables and strikethrough) can read as markup inside a line: links,
+# images, emphasis, code, raw HTML, cell breaks. Marks that matter only at a line's start (#, -, +,
+# 1.) are left: a name never starts a line here.
+MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()!~|])")
 
 
 def text(value: str) -> str:
-    """Shown as written: no HTML, no Markdown (links, images, emphasis, code: each punctuation mark
-    CommonMark could read as markup is backslash-escaped), no table cell break, one line."""
+    """Shown as written: no HTML (escaped as entities), no Markdown (each mark above backslash-
+    escaped), no table cell break, one line. A bare URL stays a URL (GitHub may link it as written)."""
     return MARKDOWN_PUNCTUATION.sub(r"\\\1", escape(value)).replace("\n", " ").replace("\r", " ")
 
 
