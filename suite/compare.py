@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError, quote
+from suite.measure import neighbours
 from suite.measure.significance import ALPHA, Comparison, compare_independent
 from suite.results import RunResult, VariantResult, atomic_write_text, finite
 
@@ -29,8 +30,6 @@ class Row:
     others: dict | None = None
 
     def busy_warning(self) -> str | None:
-        from suite.measure import neighbours
-
         if not neighbours.busy(self.others):
             return None
         return neighbours.warning(f"{self.variant} {self.shape}", self.others) + "; decided on those samples"
@@ -99,8 +98,6 @@ def check_same_variants(base: RunResult, candidate: RunResult) -> None:
 
 def busier(*records: dict | None) -> dict | None:
     """The first record of a busy machine among `records`, else the first there is."""
-    from suite.measure import neighbours
-
     return next((r for r in records if neighbours.busy(r)), next((r for r in records if r), None))
 
 

@@ -108,7 +108,8 @@ def resume(run_dir: Path, bars: Bars) -> tuple[RunResult, Path]:
 def started_as(folder: RunFolder) -> tuple[Scenario, RunOptions]:
     """The scenario (its text as saved in the run folder) and options a run was started with."""
     started = folder.started()
-    return load_scenario(folder.path / "scenario.yaml", origin=started.scenario_file), RunOptions.from_dict(started.options, str(folder.path / 'run.json'))
+    options = RunOptions.from_dict(started.options, str(folder.path / "run.json"))
+    return load_scenario(folder.path / "scenario.yaml", origin=started.scenario_file), options
 
 
 def use_sys_path(folder: RunFolder) -> None:
@@ -184,8 +185,9 @@ class Workbench:
         self.scenario, self.options, self.bars, self.folder = scenario, options, bars, folder
         self.duplicates = duplicates or {}
         self.default_threads = default_threads
-        self.cache = CheckpointCache(options.cache_dir or default_cache_dir())
-        use_cache_root(options.cache_dir or default_cache_dir())
+        cache_root = options.cache_dir or default_cache_dir()
+        self.cache = CheckpointCache(cache_root)
+        use_cache_root(cache_root)  # for the caches below the plugins (ONNX exports)
         self.phases = Phases()  # the current variant's
         self._datasets: dict[str, Any] = {}
         self._models: dict[str, tuple[Any, dict]] = {}
