@@ -94,6 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if bool(args.scenarios) == bool(args.resume):
         raise SuiteError("run: name scenario files or --resume RUN_DIR (one of the two, not both)")
     loaded = [scenarios.load(path) for path in args.scenarios]  # all checked before any runs
+    for option, folder in (("--out", args.out), ("--cache-dir", args.cache_dir)):
+        usable_folder(option, folder)
     options = RunOptions(out_dir=args.out, quick=args.quick, only=tuple(args.only), cache_dir=args.cache_dir,
                          backend=args.backend, in_process=args.in_process)
     signal.signal(signal.SIGTERM, interrupt)  # `kill` leaves a resumable run, as Ctrl-C does
@@ -109,6 +111,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True, markup=False)
         status = max(status, run_status(result))
     return status
+
+
+def usable_folder(option: str, folder: Path | None) -> None:
+    """Make `folder` (a missing one and its parents) or say in one line why it cannot be used."""
+    if folder is None:
+        return
+    if folder.exists() and not folder.is_dir():
+        raise SuiteError(f"{option} {folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SuiteError(f"{option} {folder}: cannot use it as a folder ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SuiteError(f"{option} {folder}: the folder is not writable")
 
 
 def interrupt(signum, frame) -> None:
@@ -236,6 +252,7 @@ def report_rows(rows: list, args: argparse.Namespace, stem: str, title: str, dif
 
     if not rows:  # a gate that compared nothing must not pass
         raise SuiteError(f"{title}: no variant at an input shape measured on both sides")
+    usable_folder("--out", args.out)
     for difference in differences:
         print(f"warning: environments differ: {difference}", file=sys.stderr)
     for busy in filter(None, (row.busy_warning() for row in rows)):
@@ -248,6 +265,7 @@ def report_rows(rows: list, args: argparse.Namespace, stem: str, title: str, dif
 def cmd_baseline_save(args: argparse.Namespace) -> int:
     from suite.gate import save_baseline
 
+    usable_folder("--dir", args.dir)
     print(f"baseline: {save_baseline(args.run, args.name, args.dir)}")
     return EXIT_OK
 
@@ -257,6 +275,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from suite.report.comparison import write_comparison
     from suite.results import load_json
 
+    if args.output is not None:
+        usable_folder("-o", args.output.parent)
     if len(args.runs) == 1:
         folder = args.runs[0] if args.runs[0].is_dir() else args.runs[0].parent
         written = write_run_reports(load_json(args.runs[0]), folder, args.output)

@@ -484,3 +484,23 @@ def test_onnx_exports_are_cached_by_what_they_depend_on(tmp_path):
     assert second.path.read_bytes() == first.path.read_bytes() and second.path != first.path
     assert changed.export_s > 0  # other weights: another export
     assert len(list(tmp_path.glob("onnx/*.onnx"))) == 2
+
+
+# --- output and cache folders that cannot be used --------------------------------------------------
+
+def test_unusable_output_folders_are_one_line_errors(good_run, write_scenario, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    scenario = str(write_scenario("model: {name: mlp, hidden: [8]}\nvariants: [{name: a}]\n"))
+    cases = [
+        (["run", scenario, "--quick", "--out", str(a_file)], "--out"),
+        (["run", scenario, "--quick", "--out", str(a_file / "sub")], "--out"),
+        (["run", scenario, "--quick", "--out", str(tmp_path / "o"), "--cache-dir", str(a_file)], "--cache-dir"),
+        (["compare", str(good_run), str(good_run), "--out", str(a_file)], "--out"),
+        (["gate", "--baseline", str(good_run), str(good_run), "--out", str(a_file / "x")], "--out"),
+        (["report", str(good_run), "-o", str(a_file / "x.html")], "-o"),
+        (["baseline", "save", str(good_run), "--name", "b", "--dir", str(a_file)], "--dir"),
+    ]
+    for args, option in cases:
+        one_error_line(capsys, main(args), f"error: {option} {a_file}")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())  # nothing ran
