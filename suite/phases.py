@@ -27,13 +27,14 @@ class Phases:
             self.add(name, time.perf_counter() - start)
 
     def add(self, name: str, seconds: float) -> None:
-        self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 3)
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
 
 def with_start_up(phases: dict[str, float] | None, wall_s: float) -> dict[str, float]:
-    """`phases` with what the wall time has beyond them, as start-up, first."""
+    """`phases` with what the wall time has beyond them, as start-up, first (to 0.1 ms)."""
     phases = phases or {}
-    return {"start-up": round(max(wall_s - sum(phases.values()), 0.0), 3), **phases}
+    return {name: round(seconds, 4) for name, seconds in
+            {"start-up": max(wall_s - sum(phases.values()), 0.0), **phases}.items()}
 
 
 def overhead_line(variants: tuple) -> str | None:

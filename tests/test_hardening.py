@@ -420,7 +420,8 @@ def test_busy_machine_is_detected_and_said(write_scenario, run_quick, tmp_path):
     spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 60\nwhile time.time() < end: pass"])
     try:
         text = ("model: {name: busy, blocks: 20}\n"
-                "measure: {min_time_s: 1.5, max_time_s: 3, warmup_s: 0.1, threads: 1}\nvariants: [{name: a}]\n")
+                "measure: {min_time_s: 1.5, max_time_s: 3, max_samples: 10000000, warmup_s: 0.1, threads: 1}\n"
+                "variants: [{name: a}]\n")
         out = tmp_path / "reports"
         # its own process, as by default: the spinner is this test's child, not the variant's
         code = main(["run", str(write_scenario(text)), "--out", str(out), "--cache-dir", str(tmp_path / "c")])
