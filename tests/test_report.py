@@ -179,3 +179,18 @@ def test_report_command(tmp_path, capsys):
     assert main(["report", str(first), str(second), "--reference", "3", "-o", str(out)]) == 2
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_phases_table_adds_the_steps_up():
+    from dataclasses import replace
+
+    from suite.report.tables import phases_table
+
+    run = rich_run()
+    timed = replace(run.variants[0], seconds=10.0, phases={"start-up": 1.0, "compress: channel": 1.5,
+                                                             "compress: finetune": 2.5, "sampling": 5.0})
+    table = phases_table((timed, run.variants[1]))
+    assert table.count("<tr") == 2  # the header and the one variant that has phases
+    assert '<td data-v="4.0">4.00</td>' in table and '<td data-v="0.5">50%</td>' in table  # compress summed
+    assert "No variant recorded" in phases_table(run.variants)
+    assert "Where the time went" in render_html(replace(run, variants=(timed,)))

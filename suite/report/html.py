@@ -69,6 +69,10 @@ def variant_sections(run: RunResult) -> str:
         ("Server mode: p99 latency versus arrival rate", figures.rate_figure(run.variants, "rates"))) if figure]
     sections += [f"<h2>{title}</h2>{figure}" for title, figure in curves]
     sections += ["<h2>Every input shape</h2>" + tables.shapes_table(run.variants),
+                 "<h2>Where the time went</h2><p>Each variant's wall time, seconds, by phase: start-up (its "
+                 "process), data, weights, compression, prepare (the backend's build, ONNX export included), "
+                 "accuracy (the pass over the test set, first graph builds included), warm-up, sampling (the "
+                 "timed samples), harness, energy, load mode.</p>" + tables.phases_table(run.variants),
                  "<h2>Compression, layer by layer</h2>" + tables.compression_tables(run.variants)]
     return "".join(sections)
 

@@ -148,6 +148,25 @@ def shapes_table(variants: tuple[VariantResult, ...]) -> str:
     return sortable_table(*without_empty_columns(SHAPE_HEAD, rows))
 
 
+def phases_table(variants: tuple[VariantResult, ...]) -> str:
+    """Each variant's wall time by phase (suite.phases), seconds, with the sampling's share: the
+    time the scenario asked to be timed, against what it took to get there."""
+    timed = [v for v in variants if v.phases]
+    if not timed:
+        return "<p>No variant recorded its phases (results from before they were kept).</p>"
+    names = list(dict.fromkeys(("compress" if k.startswith("compress:") else k) for v in timed for k in v.phases))
+    rows = []
+    for v in timed:
+        seconds: dict[str, float] = {}
+        for name, value in v.phases.items():
+            key = "compress" if name.startswith("compress:") else name
+            seconds[key] = seconds.get(key, 0.0) + value
+        share = seconds.get("sampling", 0.0) / v.seconds if v.seconds else None
+        rows.append([v.name, number(v.seconds, ",.1f"), number(share, ".0%"),
+                     *(number(seconds.get(name), ",.2f") for name in names)])
+    return sortable_table(*without_empty_columns(["variant", "seconds", "sampling share", *names], rows))
+
+
 LAYER_HEAD = ["layer", "type", "precision", "weights", "sparsity"]
 
 
