@@ -130,13 +130,15 @@ def wait_for(find, timeout_s: float = 120.0):
 
 def test_child_processes_do_not_outlive_a_killed_run():
     # die_with_parent: a child of a process that is killed gets SIGKILL from the kernel
+    # The parent is killed only once the child says it has asked for that signal: on a loaded
+    # machine its imports took longer than a fixed wait, and a child killed before asking lives on.
     code = ("import subprocess, sys, time\n"
             "child = subprocess.Popen([sys.executable, '-c', 'from suite.isolation import die_with_parent; "
-            "die_with_parent(); import time; time.sleep(60)'])\n"
+            "die_with_parent(); print(\"armed\", flush=True); import time; time.sleep(60)'], stdout=subprocess.PIPE)\n"
+            "child.stdout.readline()\n"
             "print(child.pid, flush=True); time.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     pid = int(parent.stdout.readline())
-    time.sleep(0.5)
     parent.kill()
     parent.wait()
     wait_for(lambda: not alive(pid), timeout_s=10)
