@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from suite.phases import grouped
+
 
 def one_run(scenario: Path, cache_dir: Path, out: Path) -> dict:
     start = time.perf_counter()
@@ -30,11 +32,7 @@ def one_run(scenario: Path, cache_dir: Path, out: Path) -> dict:
     [results] = sorted(out.glob("*/*/results.json"))[-1:]
     variants = json.loads(results.read_text())["variants"]
     sampling = sum(sum(row["samples_ms"]) * row["loops"] / 1e3 for v in variants for row in v["latency"])
-    phases: dict[str, float] = {}
-    for v in variants:
-        for name, seconds in (v.get("phases") or {}).items():
-            key = "compress" if name.startswith("compress:") else name
-            phases[key] = phases.get(key, 0.0) + seconds
+    phases = grouped(*(v.get("phases") for v in variants))
     in_variants = sum(v.get("seconds") or 0.0 for v in variants)
     return {"wall_s": wall, "sampling_s": sampling, "outside_variants_s": wall - in_variants, "phases": phases,
             "variants": len(variants)}

@@ -55,8 +55,9 @@ def fork_context(log: str) -> Any:
 def start_fork_server(folder: Any) -> Any:
     """The fork context, its server started (once per process) with the first run folder's log:
     it imports PRELOAD in the background while the caller goes on."""
-    server_log = folder.log_file("fork-server").with_name("fork-server.log")  # variants' are NAME-HASH.log
-    return fork_context(str(server_log))
+    logs = folder.path / "logs"  # variants' logs there are NAME-HASH.log: no clash
+    logs.mkdir(parents=True, exist_ok=True)
+    return fork_context(str(logs / "fork-server.log"))
 
 
 @contextmanager

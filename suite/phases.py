@@ -37,14 +37,20 @@ def with_start_up(phases: dict[str, float] | None, wall_s: float) -> dict[str, f
             {"start-up": max(wall_s - sum(phases.values()), 0.0), **phases}.items()}
 
 
+def grouped(*phases: dict[str, float] | None) -> dict[str, float]:
+    """Phases added up, the compression steps ("compress: NAME") as one "compress"."""
+    totals: dict[str, float] = {}
+    for one in phases:
+        for name, seconds in (one or {}).items():
+            key = "compress" if name.startswith("compress:") else name
+            totals[key] = totals.get(key, 0.0) + seconds
+    return totals
+
+
 def overhead_line(variants: tuple) -> str | None:
     """'time: 264.1 s in variants; sampling 110.2 s (42 %), warm-up ...': the run's phases added up,
     largest first; None when no variant recorded any."""
-    totals: dict[str, float] = {}
-    for v in variants:
-        for name, seconds in (v.phases or {}).items():
-            key = "compress" if name.startswith("compress:") else name
-            totals[key] = totals.get(key, 0.0) + seconds
+    totals = grouped(*(v.phases for v in variants))
     wall = sum(v.seconds or 0.0 for v in variants)
     if not totals or wall <= 0:
         return None

@@ -133,7 +133,7 @@ def variant_dict(result: VariantResult) -> dict[str, Any]:
     for key in ("latency", "throughput"):
         bad = [row for row in data[key] if finite(row)[1]]
         if bad:
-            data[key] = [row for row in data[key] if not finite(row)[1]]
+            data[key] = [row for row in data[key] if row not in bad]
             shapes = ", ".join(shape_label(row["batch_size"], row.get("seq_len")) for row in bad)
             notes.append(f"{key} at {shapes} left out: its figures were not finite")
     data, where = finite(data)

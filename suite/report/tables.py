@@ -10,6 +10,7 @@ import math
 from html import escape
 from typing import Any, Iterable
 
+from suite.phases import grouped
 from suite.results import LatencyResult, RunResult, VariantResult, measured_shapes
 
 Cell = tuple[str, float | None] | str  # (text, sort value) for a number; plain text otherwise
@@ -154,13 +155,10 @@ def phases_table(variants: tuple[VariantResult, ...]) -> str:
     timed = [v for v in variants if v.phases]
     if not timed:
         return "<p>No variant recorded its phases (results from before they were kept).</p>"
-    names = list(dict.fromkeys(("compress" if k.startswith("compress:") else k) for v in timed for k in v.phases))
+    names = list(grouped(*(v.phases for v in timed)))
     rows = []
     for v in timed:
-        seconds: dict[str, float] = {}
-        for name, value in v.phases.items():
-            key = "compress" if name.startswith("compress:") else name
-            seconds[key] = seconds.get(key, 0.0) + value
+        seconds = grouped(v.phases)
         share = seconds.get("sampling", 0.0) / v.seconds if v.seconds else None
         rows.append([v.name, number(v.seconds, ",.1f"), number(share, ".0%"),
                      *(number(seconds.get(name), ",.2f") for name in names)])
