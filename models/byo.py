@@ -143,7 +143,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 MIN_BYTES_PER_PARAMETER = 0.45  # 4-bit weights with their scales take more than this
 
 
-def check_weights_cover_config(folder: Any) -> None:
+def check_weights_cover_config(folder: Any, causal: bool = False) -> None:
     """A config.json of a few bytes can describe billions of parameters, which from_pretrained
     would allocate (and fill at random where the weight files lack them). Count the parameters
     the config describes on the meta device (no memory) and refuse a folder whose weight files
@@ -151,11 +151,12 @@ def check_weights_cover_config(folder: Any) -> None:
     from pathlib import Path
 
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    kind = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
     with torch.device("meta"):
-        described = sum(p.numel() for p in AutoModelForSequenceClassification.from_config(config).parameters())
+        described = sum(p.numel() for p in kind.from_config(config).parameters())
     stored = sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
     if described * MIN_BYTES_PER_PARAMETER > stored:
         raise SuiteError(f"{folder}: config.json describes {described:,} parameters, but its weight files hold "

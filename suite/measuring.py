@@ -162,10 +162,11 @@ def input_shapes(measure: Measure, data: Any, source: str) -> list[tuple[int, in
     return [(b, s) for s in measure.seq_lens for b in measure.batch_sizes]
 
 
-def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing) -> tuple[LatencyResult, list[str]]:
+def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing,
+                   metric: str = "call") -> tuple[LatencyResult, list[str]]:
     samples_ms = tuple(s * 1e3 for s in measured.samples_s)
     summary = stats.summarize(samples_ms)
-    label = shape_label(batch_size, seq_len)
+    label = shape_label(batch_size, seq_len, metric)
     notes = [f"{label}: {w}" for w in stats.sample_warnings(summary)]
     if measured.stopped_by == "max_time_s":
         notes.append(f"{label}: max_time_s reached after only {summary.n} samples (fewer than min_samples)")
@@ -173,7 +174,7 @@ def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing
         notes.append(f"{label}: calls shorter than the timer allows; each sample is the mean of "
                      f"{measured.loops} calls, so percentiles are of those means")
     row = LatencyResult(batch_size=batch_size, seq_len=seq_len, samples_ms=samples_ms, loops=measured.loops,
-                        warmup_calls=measured.warmup_calls, stopped_by=measured.stopped_by,
+                        warmup_calls=measured.warmup_calls, stopped_by=measured.stopped_by, metric=metric,
                         **summary.__dict__)
     return row, notes
 

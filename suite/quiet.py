@@ -6,6 +6,8 @@ torch's deprecation of register_constant() for Enum types, which torchao calls."
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from typing import Iterator
 import re
 
 HARMLESS = {
@@ -28,3 +30,25 @@ def quiet_known_noise() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropMatching) for f in logger.filters):
             logger.addFilter(DropMatching(pattern))
+
+
+@contextmanager
+def hushed_progress() -> Iterator[None]:
+    """transformers' own progress bars (de-quantizing a GGUF file, loading weights) off for the
+    block: they would interleave with suite's."""
+    import os
+
+    from transformers.utils import logging as hf_logging
+
+    was_enabled, was_set = hf_logging.is_progress_bar_enabled(), os.environ.get("TQDM_DISABLE")
+    hf_logging.disable_progress_bar()
+    os.environ["TQDM_DISABLE"] = "1"  # the GGUF conversion's bar is a plain tqdm
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+        if was_set is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = was_set

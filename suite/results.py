@@ -4,7 +4,8 @@ Schema history (bump SCHEMA_VERSION on any change that removes or renames a fiel
   1: first version: the contract of the foundation issue. Fields added since, with defaults so
      that older files still load: latency/throughput `seq_len`, run `selection`, variant
      `fidelity`, latency `timer` and `end_to_end`, variant `stderr_tail`, `energy_reason`,
-     `gpu_memory`, `harness_overhead_us`, `load`; latency `p90_bound_ms`, `p99_bound_ms`, `others`; variant `phases`.
+     `gpu_memory`, `harness_overhead_us`, `load`; latency `p90_bound_ms`, `p99_bound_ms`, `others`; variant `phases`;
+     latency / throughput `metric` and variant `generation` (generative decoders).
 """
 
 from __future__ import annotations
@@ -43,31 +44,45 @@ class LatencyResult(LatencyStats):
     # What other processes did while these samples were taken (suite.measure.neighbours): their
     # CPU seconds, share of one core, the load average; None in results from before it was kept.
     others: dict | None = None
+    # What one sample is: "call", one forward pass on a batch; for generative decoders (seq_len is
+    # then the prompt length) "ttft", a prefill up to the first new token; "tpot", one decode step
+    # (time per output token); "request", a prompt and all its new tokens.
+    metric: str = "call"
 
     @property
     def shape(self) -> str:
-        return shape_label(self.batch_size, self.seq_len)
+        return shape_label(self.batch_size, self.seq_len, self.metric)
 
 
 @dataclass(frozen=True)
 class ThroughputResult:
     batch_size: int
-    samples_per_s: float
+    samples_per_s: float  # inputs per second; decoders: tokens per second (ttft: prompt tokens)
     seq_len: int | None = None
+    metric: str = "call"
 
     @property
     def shape(self) -> str:
-        return shape_label(self.batch_size, self.seq_len)
+        return shape_label(self.batch_size, self.seq_len, self.metric)
 
 
-def shape_label(batch_size: int, seq_len: int | None) -> str:
-    """'b=8', or 'b=8 s=128' when the row is for one sequence length."""
-    return f"b={batch_size}" + ("" if seq_len is None else f" s={seq_len}")
+METRIC_ORDER = ("call", "ttft", "tpot", "request")
+
+
+def shape_label(batch_size: int, seq_len: int | None, metric: str = "call") -> str:
+    """'b=8', or 'b=8 s=128' when the row is for one sequence length; decoders' rows
+    'tpot b=8 p=128' (p: the prompt length)."""
+    if metric == "call":
+        return f"b={batch_size}" + ("" if seq_len is None else f" s={seq_len}")
+    return f"{metric} b={batch_size}" + ("" if seq_len is None else f" p={seq_len}")
 
 
 def measured_shapes(variants: tuple[VariantResult, ...]) -> list[str]:
-    """The labels of every input shape any variant was timed at, by sequence length then batch size."""
-    rows = {(row.seq_len or 0, row.batch_size): row.shape for v in variants for row in v.latency}
+    """The labels of every input shape any variant was timed at, by metric, sequence length, batch size."""
+    def order(metric: str) -> int:
+        return METRIC_ORDER.index(metric) if metric in METRIC_ORDER else len(METRIC_ORDER)
+
+    rows = {(order(row.metric), row.seq_len or 0, row.batch_size): row.shape for v in variants for row in v.latency}
     return [rows[key] for key in sorted(rows)]
 
 
@@ -103,6 +118,9 @@ class VariantResult:
     seconds: float | None = None  # wall time spent on this variant, training included
     phases: dict | None = None  # where those seconds went: {phase: seconds} (suite.phases)
     stderr_tail: str | None = None  # the last lines its process wrote, when that process died
+    # Generative decoders (suite.generating): settings, perplexity, greedy fidelity, generated texts,
+    # KV cache bytes, the machine's limits and the share of them each figure reached.
+    generation: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +152,8 @@ def variant_dict(result: VariantResult) -> dict[str, Any]:
         bad = [row for row in data[key] if finite(row)[1]]
         if bad:
             data[key] = [row for row in data[key] if row not in bad]
-            shapes = ", ".join(shape_label(row["batch_size"], row.get("seq_len")) for row in bad)
+            shapes = ", ".join(shape_label(row["batch_size"], row.get("seq_len"), row.get("metric", "call"))
+                               for row in bad)
             notes.append(f"{key} at {shapes} left out: its figures were not finite")
     data, where = finite(data)
     if where:
@@ -263,7 +282,7 @@ def check_samples(v: VariantResult, where: str) -> None:
             raise SuiteError(f"{where}.latency[{j}].samples_ms: expected a non-empty list of finite times (>= 0)")
 
 
-CSV_COLUMNS = ("variant", "model", "backend", "status", "batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms",
+CSV_COLUMNS = ("variant", "model", "backend", "status", "metric", "batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms",
                "p99_ms", "mean_ms", "std_ms", "cv", "ci95_p50_lo_ms", "ci95_p50_hi_ms", "n",
                "samples_per_s", "accuracy", "agreement", "max_abs_error", "cosine_min", "size_bytes", "params",
                "peak_rss_bytes")
@@ -281,7 +300,7 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
         throughput = {t.shape: t.samples_per_s for t in v.throughput}
         for lat in v.latency or (None,):
             figures = {} if lat is None else {
-                **{k: getattr(lat, k) for k in ("batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+                **{k: getattr(lat, k) for k in ("metric", "batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
                                                 "mean_ms", "std_ms", "cv", "n")},
                 "ci95_p50_lo_ms": lat.ci95_p50_ms[0], "ci95_p50_hi_ms": lat.ci95_p50_ms[1],
                 "samples_per_s": throughput.get(lat.shape)}

@@ -6,6 +6,7 @@ interrupted run can be finished (`suite run --resume RUN_DIR`).
     variants/<key>.json each finished variant, written (atomically) the moment it finishes
     outputs/<key>.npy   each variant's test-set outputs, for the agreement of later variants
     logs/<key>.log      what each variant's process wrote on stderr
+    limits.json         the machine's measured limits (read bandwidth, matmul rate), once per run
     results.json                            the whole run, rewritten after every variant
     results.csv, index.html, summary.md     written when the last variant is done
 """
@@ -97,6 +98,19 @@ class RunFolder:
         except (ValueError, OSError, EOFError) as exc:
             raise SuiteError(f"{file}: damaged outputs file ({first_line(exc, 80)}); delete it and variant "
                              f"{name!r}'s result to measure it again") from None
+
+    def limits(self, measure: Any) -> dict:
+        """The machine's limits as measured by the run's first variant that needed them (`measure()`
+        otherwise, then kept): one figure per run, the same for every variant."""
+        file = self.path / "limits.json"
+        if file.exists():
+            data = read_json(file)
+            if isinstance(data, dict) and all(isinstance(data.get(k), (int, float)) and data[k] > 0
+                                              for k in ("read_bandwidth_gbps", "matmul_gflops")):
+                return data
+        data = measure()
+        atomic_write_text(file, json.dumps(data, indent=1) + "\n")
+        return data
 
     def log_file(self, name: str) -> Path:
         file = self._file("logs", name, ".log")

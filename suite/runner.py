@@ -30,10 +30,10 @@ from suite.progress import Bars
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, UnknownName, did_you_mean
 from suite.run_folder import RunFolder, options_dict
 from suite.results import RunResult, VariantResult, save_csv, save_json
-from suite.scenario import PluginRef, Scenario, Variant, format_conflict
+from suite.scenario import PluginRef, Scenario, Variant, format_conflict, task_conflict
 from suite.scenario import load as load_scenario
 from suite.select import recommend
-from suite.training import TrainConfig, train
+from suite.training import TrainConfig, train, train_lm
 from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain, use_cache_root
 
 # --quick: enough to prove the pipeline works end to end, not to benchmark anything
@@ -257,7 +257,9 @@ class Workbench:
 
     def moved_away(self, variant: Variant) -> str | None:
         """Why a variant that --backend moved is not run: it cannot run there, or repeats another."""
-        conflict = format_conflict(variant)
+        conflict = format_conflict(variant) or task_conflict(
+            variant, self.scenario.model_of(variant), variant.dataset or self.scenario.dataset,
+            self.scenario.measure_of(variant))
         if conflict:
             return conflict[1]
         if variant.name in self.duplicates:
@@ -294,6 +296,8 @@ class Workbench:
         import torch
 
         measure, data, model, weights, records = self._built(variant, model_ref, backend)
+        if MODELS.get(model_ref.name).task == "generate":
+            return self._measure_decoder(variant, model_ref, backend, base, (measure, data, model, weights, records))
         device = backend.describe().get("device", "cpu")
         footprint.reset_gpu_peak(device)
         size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
@@ -316,6 +320,58 @@ class Workbench:
             backend_info={"version": backend.version(), "threads": torch.get_num_threads(), **backend.describe()},
             weights=weights, compress_records=tuple(records))
 
+    def _measure_decoder(self, variant: Variant, model_ref: PluginRef, backend: Any, base: VariantResult,
+                         built: tuple) -> VariantResult:
+        """A generative decoder: perplexity, greedy fidelity, texts, then requests timed token by token."""
+        import torch
+
+        from suite import generating
+        from suite.measure import machine
+
+        measure, data, model, weights, records = built
+        gen = generating.settings(measure.generate, self.options.quick)
+        device = backend.describe().get("device", "cpu")
+        footprint.reset_gpu_peak(device)
+        size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
+        with self.phases("prepare"):
+            decoder = backend.prepare_decoder(model, gen.cache)
+            generating.check_lengths(decoder, gen, self.scenario.source)
+        with self.phases("perplexity"):
+            ppl = generating.perplexity(decoder, data, gen, measure.eval_batch_size or max(measure.batch_sizes))
+        with self.phases("agreement"):
+            tokens = generating.greedy_tokens(decoder, data, gen)
+            self.folder.save_outputs(variant.name, tokens)
+            reference, fidelity, notes = self.greedy_agreement(variant, model_ref, tokens, ppl["perplexity"])
+        with self.phases("texts"):
+            written = generating.texts(decoder, data, gen)
+        limits = self.folder.limits(lambda: machine.limits(device))
+        ctx = Context(self.options.quick, self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases)
+        timed, extra = generating.measure_generation(decoder, backend, data, measure, gen, ctx, size, params, limits)
+        result = generating.with_quality(base, timed, extra, ppl, fidelity, reference, written, gen,
+                                         measure.batch_sizes, notes)
+        return replace(result, size_bytes=size, params=params, peak_rss_bytes=footprint.peak_rss_bytes(),
+                       gpu_memory=footprint.gpu_peak_memory(device), dataset=data.describe(),
+                       backend_info={"version": backend.version(), "threads": torch.get_num_threads(),
+                                     **backend.describe()},
+                       weights=weights, compress_records=tuple(records))
+
+    def greedy_agreement(self, variant: Variant, model_ref: PluginRef, tokens: Any,
+                         ppl: float) -> tuple[str, dict | None, list[str]]:
+        from suite import generating
+        from suite.lm import greedy_fidelity
+
+        reference = agreement_reference(self.scenario, variant, model_ref)
+        expected = self.folder.outputs(reference)
+        if expected is None or expected.shape != tokens.shape:
+            why = "did not run or failed" if expected is None else f"made tokens of shape {expected.shape}"
+            return reference, None, [f"greedy agreement not measured: reference variant {reference!r} {why}"]
+        fidelity = greedy_fidelity(tokens, expected)
+        saved = self.folder.finished(reference) if reference != variant.name else None
+        reference_ppl = ((saved.generation or {}).get("perplexity") or {}).get("perplexity") if saved else ppl
+        fidelity["perplexity_increase"] = ppl / reference_ppl - 1 if reference_ppl else None
+        return reference, fidelity, generating.fidelity_warnings(fidelity, reference, ppl, reference_ppl,
+                                                                 self.scenario.fidelity)
+
     def compressed(self, variant: Variant, model_ref: PluginRef, model: Any, data: Any, backend: Any) -> tuple[Any, tuple]:
         """The model after the variant's compression steps, in order, with a record of each."""
         records = []
@@ -334,14 +390,24 @@ class Workbench:
         return CompressContext(data=data, seed=self.scenario.seed, train_recipe=MODELS.get(model_ref.name).train or {},
                                max_epochs=QUICK_MAX_EPOCHS if quick else None,
                                max_batches=QUICK_MAX_BATCHES if quick else None,
-                               device=backend.describe().get("device", "cpu"), on_epoch=on_epoch)
+                               device=backend.describe().get("device", "cpu"), on_epoch=on_epoch,
+                               task=MODELS.get(model_ref.name).task)
 
     def dataset(self, variant: Variant, model_ref: PluginRef) -> Any:
         ref = variant.dataset or self.scenario.dataset or default_dataset(model_ref.name)
         key = json.dumps(ref.dump(), sort_keys=True)
         if key not in self._datasets:
             self._datasets[key] = DATASETS.get(ref.name).load(ref.params)
-        return self._datasets[key]
+        spec = MODELS.get(model_ref.name)
+        if spec.tokenizer is None:
+            return self._datasets[key]
+        tokens_key = json.dumps([ref.dump(), model_ref.dump()], sort_keys=True)  # text in the model's own tokens
+        if tokens_key not in self._datasets:
+            from suite.lm import tokenized
+
+            tokenizer, label = spec.tokenizer(model_ref.params, self._datasets[key])
+            self._datasets[tokens_key] = tokenized(self._datasets[key], tokenizer, label)
+        return self._datasets[tokens_key]
 
     def trained_model(self, model_ref: PluginRef, data: Any) -> tuple[Any, dict]:
         """A fresh copy of the model with its weights (trained, cached or the user's checkpoint)."""
@@ -366,7 +432,7 @@ class Workbench:
                      "seed": self.scenario.seed, "torch": torch.__version__.split("+")[0],
                      "code": code_fingerprint(model)}
         weights = obtain(model, model_ref.name, model_ref.checkpoint, key_parts, self.cache,
-                         lambda: self._train(model, model_ref.name, data, config))
+                         lambda: self._train(model, model_ref.name, data, config, spec.task))
         self.bars.log(describe_weights(model_ref.name, weights))
         return model, weights
 
@@ -377,12 +443,13 @@ class Workbench:
         self.bars.log(f"{name}: random weights (seed {self.scenario.seed}), untrained: latency and agreement only")
         return {"source": "untrained", "init_seed": self.scenario.seed}
 
-    def _train(self, model: Any, name: str, data: Any, config: TrainConfig) -> dict:
+    def _train(self, model: Any, name: str, data: Any, config: TrainConfig, task_kind: str) -> dict:
+        trainer, judged = (train_lm, "val perplexity") if task_kind == "generate" else (train, "val acc")
         with self.bars.task(f"training {name}", total=config.epochs) as task:
-            def on_epoch(epoch: int, epochs: int, loss: float, val_accuracy: float) -> None:
-                task.update(epoch, note=f"loss {loss:.3f}  val acc {val_accuracy:.3f}")
+            def on_epoch(epoch: int, epochs: int, loss: float, score: float) -> None:
+                task.update(epoch, note=f"loss {loss:.3f}  {judged} {score:.3f}")
 
-            return train(model, data, config, self.scenario.seed, on_epoch)
+            return trainer(model, data, config, self.scenario.seed, on_epoch)
 
     def agreement(self, variant: Variant, model_ref: PluginRef, outputs: Any) -> tuple[str | None, dict, list[str]]:
         """The reference variant, how closely `outputs` follow its outputs, and warnings."""
@@ -430,6 +497,11 @@ def ending_line(result: VariantResult) -> str:
     if result.status != "ok":
         return f"{result.name}: {result.status}{took}: {result.error}"
     figure = f", p50 {result.latency[0].p50_ms:.4g} ms at {result.latency[0].shape}" if result.latency else ""
+    tpot = next((r for r in result.latency if r.metric == "tpot"), None)
+    if result.generation and tpot:
+        ppl = (result.generation.get("perplexity") or {}).get("perplexity")
+        figure = (f", perplexity {ppl:.4g}, {tpot.p50_ms:.4g} ms per output token "
+                  f"({tpot.batch_size / tpot.p50_ms * 1e3:.1f} tokens/s) at {tpot.shape}")
     return f"{result.name}: ok{took}{figure}"
 
 
@@ -497,8 +569,9 @@ def describe_weights(name: str, weights: dict) -> str:
     if weights["source"] == "provided":
         return f"{name}: weights as loaded from the model's own file or factory"
     record = weights["training"]
-    summary = (f"{record['epochs_run']} epochs (best {record['best_epoch']}, "
-               f"val accuracy {record['val_accuracy']:.4f})")
+    judged = (f"val perplexity {record['val_perplexity']:.3f}" if "val_perplexity" in record
+              else f"val accuracy {record['val_accuracy']:.4f}")
+    summary = f"{record['epochs_run']} epochs (best {record['best_epoch']}, {judged})"
     if weights["source"] == "cache":
         return f"{name}: loaded cached checkpoint {weights['path']}, no training (trained {summary})"
     return f"{name}: trained {summary} in {record['seconds']:.1f} s; cached at {weights['path']}"

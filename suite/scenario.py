@@ -147,6 +147,36 @@ class Train(Params):
     patience: PositiveInt | None = None
 
 
+DEFAULT_TEXT_PROMPTS = ("The for statement is used to", "A class definition defines")
+
+
+class Generate(Params):
+    """How generative decoders are measured (other models ignore this block): greedy decoding of
+    `new_tokens` tokens after prompts of each length (no early stop, so every variant does the
+    same work), at each of measure.batch_sizes; perplexity on the test text; greedy fidelity to
+    the reference variant; and the text each variant writes after `texts`."""
+
+    prompt_lens: tuple[SeqLen, ...] = Field((32, 128), min_length=1)
+    new_tokens: int = Field(32, ge=2, le=4096)
+    # KV cache: "dynamic" grows with each token; "static" is allocated once at prompt + new tokens
+    # (what torch.compile needs). "auto": the backend's choice (eager dynamic, compile static).
+    cache: Literal["auto", "dynamic", "static"] = "auto"
+    perplexity_context: SeqLen = 256  # tokens per scored window
+    perplexity_tokens: int = Field(8192, ge=2, le=MAX_SAMPLES)  # test tokens scored, at most
+    fidelity_prompts: int = Field(8, ge=1, le=4096)
+    fidelity_prompt_len: SeqLen = 32
+    fidelity_tokens: int = Field(32, ge=1, le=4096)  # greedy tokens compared with the reference's
+    texts: tuple[Annotated[str, Field(min_length=1, max_length=2000)], ...] = Field(DEFAULT_TEXT_PROMPTS,
+                                                                                     max_length=16)
+    text_tokens: int = Field(40, ge=1, le=4096)
+    # mode server for decoders (after MLPerf's LLM server rules): requests of the shortest prompt
+    # length arrive as a Poisson process; the highest rate whose p99 time to first token and p99
+    # time per output token stay within these bounds.
+    ttft_bound_ms: PositiveFloat | None = None
+    tpot_bound_ms: PositiveFloat | None = None
+    server_requests: int = Field(64, ge=1, le=100_000)  # requests per trial rate
+
+
 class Measure(Params):
     batch_sizes: tuple[BatchSize, ...] = Field((1,), min_length=1)
     # Token inputs only: measure latency with the test inputs padded or cut to each length
@@ -176,11 +206,14 @@ class Measure(Params):
     # back for this long (at least 10 update periods of the counter).
     idle_baseline_s: NonNegativeFloat = 1.0
     energy_window_s: PositiveFloat = 2.0
+    generate: Generate = Generate()
 
     @model_validator(mode="after")
     def _server_has_a_bound(self) -> Measure:
-        if self.mode == "server" and self.latency_bound_ms is None:
-            raise NestedError(("latency_bound_ms",), "mode server needs a latency bound: the p99 to meet")
+        decoder_bounds = self.generate.ttft_bound_ms is not None and self.generate.tpot_bound_ms is not None
+        if self.mode == "server" and self.latency_bound_ms is None and not decoder_bounds:
+            raise NestedError(("latency_bound_ms",), "mode server needs a latency bound: the p99 to meet "
+                              "(generative decoders: generate.ttft_bound_ms and generate.tpot_bound_ms)")
         if self.mode == "server" and 1 not in self.batch_sizes:
             raise NestedError(("batch_sizes",), "mode server serves one query at a time: include batch size 1")
         return self
@@ -195,13 +228,27 @@ class Measure(Params):
 
 
 class Select(Params):
-    """Recommend the fastest variant whose accuracy is at most `max_accuracy_drop` below its fp32
-    reference (0.01 = one point), by `by` at one input shape."""
+    """Recommend the fastest variant within the budget, by `by` at one input shape: accuracy at
+    most `max_accuracy_drop` below its fp32 reference (0.01 = one point); for generative decoders,
+    perplexity at most `max_perplexity_increase` above the reference's (0.02 = 2 % higher) and
+    greedy agreement with it of at least `min_greedy_agreement`."""
 
-    max_accuracy_drop: float = Field(ge=0.0, le=1.0)
+    max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
+    max_perplexity_increase: float | None = Field(None, ge=0.0, le=1000.0)
+    min_greedy_agreement: float | None = Field(None, ge=0.0, le=1.0)
     by: Literal["p50_ms", "p90_ms", "p99_ms", "mean_ms"] = "p50_ms"
+    # The timed figure: "call" (one forward pass); for decoders "tpot" (time per output token),
+    # "ttft" (time to first token) or "request" (prompt and all new tokens).
+    metric: Literal["call", "ttft", "tpot", "request"] = "call"
     batch_size: BatchSize = 1
-    seq_len: SeqLen | None = None  # with measure.seq_lens: the length to compare at
+    seq_len: SeqLen | None = None  # with measure.seq_lens (decoders: prompt_lens): the length to compare at
+
+    @model_validator(mode="after")
+    def _has_a_budget(self) -> Select:
+        if self.max_accuracy_drop is None and self.max_perplexity_increase is None:
+            raise NestedError(("max_accuracy_drop",), "select needs a budget: max_accuracy_drop, or "
+                              "max_perplexity_increase for generative decoders")
+        return self
 
 
 class Variant(Params):
@@ -243,12 +290,42 @@ def format_conflict(variant: Variant) -> tuple[tuple, str] | None:
     return None
 
 
+TASKS = {"classify": "a model judged by accuracy", "generate": "a generative decoder"}
+
+
+def task_conflict(variant: Variant, model: PluginRef, dataset: PluginRef | None,
+                  measure: Measure | None = None) -> tuple[tuple, str] | None:
+    """Where and why the variant's data, compression steps or backend do not fit its model's task."""
+    task = MODELS.get(model.name).task
+    what = f"model {model.name!r} is {TASKS[task]}"
+    if dataset is not None and DATASETS.get(dataset.name).task != task:
+        return ("dataset",), f"{what}, but dataset {dataset.name!r} is for {TASKS[DATASETS.get(dataset.name).task]}"
+    measure = variant.measure or measure
+    if measure is not None and measure.mode == "server":
+        bounds = (measure.generate.ttft_bound_ms, measure.generate.tpot_bound_ms)
+        if task == "generate" and None in bounds:
+            return ("measure", "generate", "ttft_bound_ms"), f"{what}: mode server needs generate.ttft_bound_ms and tpot_bound_ms"
+        if task == "classify" and measure.latency_bound_ms is None:
+            return ("measure", "latency_bound_ms"), f"{what}: mode server needs latency_bound_ms"
+    for i, step in enumerate(variant.compress):
+        if task not in METHODS.get(step.name).tasks:
+            return ("compress", i, "method"), f"{what}: method {step.name!r} does not apply to it"
+    if task not in getattr(BACKENDS.get(variant.backend.name), "tasks", ("classify",)):
+        runs = [name for name in BACKENDS.names() if task in getattr(BACKENDS.get(name), "tasks", ("classify",))]
+        return ("backend",), f"{what}: backend {variant.backend.name!r} does not run it (backends that do: {', '.join(runs)})"
+    return None
+
+
 class Fidelity(Params):
     """How closely a variant's outputs must follow its reference (the fp32 baseline) before the
     results warn: top-1 agreement and the worst cosine similarity of output vectors."""
 
     min_agreement: float = Field(0.99, ge=0.0, le=1.0)
     min_cosine: float = Field(0.99, ge=-1.0, le=1.0)
+    # Generative decoders: the share of greedy tokens equal to the reference's, and perplexity
+    # at most this much above the reference's (0.05: 5 % higher).
+    min_greedy_agreement: float = Field(0.9, ge=0.0, le=1.0)
+    max_perplexity_increase: float = Field(0.05, ge=0.0, le=1000.0)
 
 
 class Isolation(Params):
@@ -321,6 +398,9 @@ class Scenario(Params):
             if MODELS.get(model.name).dataset is None and not (variant.dataset or self.dataset):
                 raise NestedError(("variants", i, "dataset"),
                                   f"model {model.name!r} has no default dataset: name one here or at the top level")
+            conflict = task_conflict(variant, model, variant.dataset or self.dataset, self.measure_of(variant))
+            if conflict:
+                raise NestedError(("variants", i, *conflict[0]), conflict[1])
         if self.baseline is not None and self.baseline not in names:
             raise NestedError(("baseline",), f"unknown variant {self.baseline!r}{did_you_mean(self.baseline, names)}")
         return self

@@ -1,7 +1,9 @@
-"""Accuracy-aware choice: the fastest variant whose accuracy drop stays within the budget.
+"""Accuracy-aware choice: the fastest variant whose quality stays within the budget.
 
-A variant's drop is measured against its agreement reference (the fp32 variant of the same
-model and data), so variants of different models are each judged against their own baseline.
+A variant is judged against its agreement reference (the fp32 variant of the same model and
+data), so variants of different models are each judged against their own baseline: by accuracy
+drop for classifiers; by perplexity increase (relative) and greedy agreement for generative
+decoders, so that a fast variant whose text has gone wrong is rejected.
 """
 
 from __future__ import annotations
@@ -14,23 +16,61 @@ from suite.results import VariantResult, shape_label
 def recommend(select: Any, variants: tuple[VariantResult, ...]) -> dict:
     by_name = {v.name: v for v in variants}
     within, broke, not_judged = [], [], []
+    where = shape_label(select.batch_size, select.seq_len, select.metric)
     for v in variants:
-        drop, reason = accuracy_drop(v, by_name.get(v.agreement_with or ""))
-        row = latency_row(v, select.batch_size, select.seq_len)
+        figures, over, reason = judge(v, by_name.get(v.agreement_with or ""), select)
+        row = latency_row(v, select.batch_size, select.seq_len, select.metric)
         if reason or row is None:
-            not_judged.append({"variant": v.name, "reason": reason or f"not timed at {shape_label(select.batch_size, select.seq_len)}"})
-        elif drop > select.max_accuracy_drop + 1e-12:
-            broke.append({"variant": v.name, "accuracy_drop": round(drop, 6)})
+            not_judged.append({"variant": v.name, "reason": reason or f"not timed at {where}"})
+        elif over:
+            broke.append({"variant": v.name, **figures, "over": over})
         else:
-            within.append({"variant": v.name, "accuracy_drop": round(drop, 6), select.by: getattr(row, select.by)})
+            within.append({"variant": v.name, **figures, select.by: getattr(row, select.by)})
     within.sort(key=lambda entry: entry[select.by])
     return {**select.model_dump(mode="json"), "recommended": within[0]["variant"] if within else None,
             "within": within, "broke": broke, "not_judged": not_judged}
 
 
-def accuracy_drop(v: VariantResult, reference: VariantResult | None) -> tuple[float | None, str | None]:
+def judge(v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
+    """(the variant's quality figures, the budgets it breaks, why it cannot be judged or None)."""
     if v.status != "ok":
-        return None, v.status
+        return {}, [], v.status
+    if v.generation is not None:
+        return judge_decoder(v, reference, select)
+    if select.max_accuracy_drop is None:
+        return {}, [], "not a generative decoder, and select has no max_accuracy_drop"
+    drop, reason = accuracy_drop(v, reference)
+    if reason:
+        return {}, [], reason
+    over = ["max_accuracy_drop"] if drop > select.max_accuracy_drop + 1e-12 else []
+    return {"accuracy_drop": round(drop, 6)}, over, None
+
+
+def judge_decoder(v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
+    if select.max_perplexity_increase is None:
+        return {}, [], "a generative decoder, and select has no max_perplexity_increase"
+    ppl = perplexity_of(v)
+    if ppl is None:
+        return {}, [], "no perplexity"
+    if reference is None or perplexity_of(reference) is None:
+        return {}, [], f"reference variant {v.agreement_with!r} has no perplexity"
+    increase = ppl / perplexity_of(reference) - 1
+    figures = {"perplexity": round(ppl, 6), "perplexity_increase": round(increase, 6)}
+    over = ["max_perplexity_increase"] if increase > select.max_perplexity_increase + 1e-12 else []
+    if select.min_greedy_agreement is not None:
+        if v.agreement is None:
+            return figures, over, "greedy agreement not measured"
+        figures["greedy_agreement"] = round(v.agreement, 6)
+        if v.agreement < select.min_greedy_agreement - 1e-12:
+            over.append("min_greedy_agreement")
+    return figures, over, None
+
+
+def perplexity_of(v: VariantResult) -> float | None:
+    return ((v.generation or {}).get("perplexity") or {}).get("perplexity")
+
+
+def accuracy_drop(v: VariantResult, reference: VariantResult | None) -> tuple[float | None, str | None]:
     if v.accuracy is None:
         return None, f"no accuracy ({v.accuracy_reason})"
     if reference is None or reference.accuracy is None:
@@ -38,24 +78,45 @@ def accuracy_drop(v: VariantResult, reference: VariantResult | None) -> tuple[fl
     return reference.accuracy - v.accuracy, None
 
 
-def latency_row(v: VariantResult, batch_size: int, seq_len: int | None) -> Any:
-    rows = [r for r in v.latency if r.batch_size == batch_size and (seq_len is None or r.seq_len == seq_len)]
+def latency_row(v: VariantResult, batch_size: int, seq_len: int | None, metric: str = "call") -> Any:
+    rows = [r for r in v.latency if r.batch_size == batch_size and r.metric == metric
+            and (seq_len is None or r.seq_len == seq_len)]
     return rows[0] if rows else None
+
+
+def budget(selection: dict) -> str:
+    parts = []
+    if selection.get("max_accuracy_drop") is not None:
+        parts.append(f"an accuracy drop of at most {selection['max_accuracy_drop'] * 100:.3g} points")
+    if selection.get("max_perplexity_increase") is not None:
+        parts.append(f"perplexity at most {selection['max_perplexity_increase'] * 100:.3g} % above the reference's")
+    if selection.get("min_greedy_agreement") is not None:
+        parts.append(f"greedy agreement of at least {selection['min_greedy_agreement'] * 100:.3g} %")
+    return " and ".join(parts)
+
+
+def quality(entry: dict) -> str:
+    """'drop 0.28 points' or 'perplexity +1.2 %, greedy agreement 95.0 %'."""
+    if "accuracy_drop" in entry:
+        return f"drop {entry['accuracy_drop'] * 100:.2f} points"
+    text = f"perplexity {entry['perplexity_increase'] * 100:+.1f} %"
+    if "greedy_agreement" in entry:
+        text += f", greedy agreement {entry['greedy_agreement'] * 100:.1f} %"
+    return text
 
 
 def describe(selection: dict) -> list[str]:
     """The recommendation in plain sentences, for the terminal and the report."""
-    budget = f"an accuracy drop of at most {selection['max_accuracy_drop'] * 100:.3g} points"
-    where = f"{selection['by']} at {shape_label(selection['batch_size'], selection['seq_len'])}"
+    where = (f"{selection['by']} at "
+             f"{shape_label(selection['batch_size'], selection['seq_len'], selection.get('metric', 'call'))}")
     if selection["recommended"] is None:
-        lines = [f"No variant is within the budget ({budget})."]
+        lines = [f"No variant is within the budget ({budget(selection)})."]
     else:
         best = selection["within"][0]
         lines = [f"Recommended: {best['variant']}, the fastest by {where} ({best[selection['by']]:.4g} ms) "
-                 f"with {budget} (its drop: {best['accuracy_drop'] * 100:.2f} points)."]
+                 f"with {budget(selection)} (its {quality(best)})."]
     if selection["broke"]:
-        lines.append("Over the budget: " + ", ".join(f"{b['variant']} (drop {b['accuracy_drop'] * 100:.2f} points)"
-                                                     for b in selection["broke"]) + ".")
+        lines.append("Over the budget: " + ", ".join(f"{b['variant']} ({quality(b)})" for b in selection["broke"]) + ".")
     if selection["not_judged"]:
         lines.append("Not judged: " + ", ".join(f"{n['variant']} ({n['reason']})" for n in selection["not_judged"]) + ".")
     return lines

@@ -35,8 +35,33 @@ def test_scenario_runs_quick_and_results_hold(path, run_quick, request):
             assert MOVED_AWAY.search(variant["error"]), variant["error"]
             continue
         measure = scenario.measure_of(declared)
+        if variant["generation"] is not None:
+            check_decoder(variant, measure)
+            continue
         shapes = [(b, s) for s in measure.seq_lens or (None,) for b in measure.batch_sizes]
         check_variant(variant, shapes)
+
+
+def check_decoder(v: dict, measure) -> None:
+    """A generative decoder's result: perplexity, greedy fidelity, texts, and a ttft / tpot /
+    request row at every prompt length and batch size, tokens/s from the tpot medians."""
+    assert v["status"] == "ok" and v["error"] is None, v["error"]
+    g = v["generation"]
+    assert v["accuracy"] is None and g["perplexity"]["perplexity"] > 1.0
+    assert g["perplexity"]["tokens_scored"] > 0
+    assert 0.0 <= v["agreement"] <= 1.0 and v["agreement"] == v["fidelity"]["greedy_agreement"]
+    assert len(g["texts"]) == len(measure.generate.texts) and all(isinstance(t["text"], str) for t in g["texts"])
+    expected = [(m, b, p) for p in measure.generate.prompt_lens for b in measure.batch_sizes
+                for m in ("ttft", "tpot", "request")]
+    assert [(r["metric"], r["batch_size"], r["seq_len"]) for r in v["latency"]] == expected
+    for row, rate in zip(v["latency"], v["throughput"]):
+        check_latency(row)
+        tokens = {"ttft": row["batch_size"] * row["seq_len"], "tpot": row["batch_size"],
+                  "request": row["batch_size"] * g["settings"]["new_tokens"]}[row["metric"]]
+        assert rate["samples_per_s"] == pytest.approx(tokens / (row["p50_ms"] / 1e3))
+    assert all(c["bytes"] > 0 for c in g["kv_cache"])
+    assert g["limits"]["read_bandwidth_gbps"] > 0 and g["limits"]["matmul_gflops"] > 0
+    assert all(0 < r["share"] for r in g["roofline"])
 
 
 def check_variant(v: dict, shapes: list[tuple[int, int | None]]) -> None:

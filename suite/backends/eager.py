@@ -17,6 +17,7 @@ class EagerBackend:
     Params = EagerParams
     description = "PyTorch eager mode (CPU; CUDA when present)"
     takes = ("torch", "torch_only", "eager_only")  # the model formats it runs (see scenario.FORMATS)
+    tasks = ("classify", "generate")  # generative decoders through prepare_decoder
 
     def __init__(self, params: EagerParams):
         self.params = params
@@ -53,6 +54,13 @@ class EagerBackend:
             return model(inputs)
 
         return run
+
+    def prepare_decoder(self, model: Any, cache: str) -> Any:
+        """A suite.lm.Decoder over the causal LM; cache "auto" is dynamic here."""
+        from suite.lm import Decoder
+
+        model.eval()
+        return Decoder(model.to(self.device), self.device, "dynamic" if cache == "auto" else cache)
 
     def place(self, inputs: Any) -> Any:
         return inputs.to(self.device)

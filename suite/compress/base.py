@@ -26,6 +26,7 @@ class CompressContext:
     max_epochs: int | None = None  # caps on fine-tuning, set by --quick
     max_batches: int | None = None  # per epoch
     device: str = "cpu"
+    task: str = "classify"  # "generate": a causal LM, called with keyword arguments (suite.lm.Decoder)
     on_epoch: Callable | None = None  # progress of fine-tuning
 
 
@@ -40,6 +41,7 @@ class MethodSpec:
     takes: tuple[str, ...] = ("torch",)  # the model formats it can start from (see scenario.FORMATS)
     makes: str = "torch"  # the format of the model it returns
     extra: str = "compress"  # the pyproject extra that installs `requires`
+    tasks: tuple[str, ...] = ("classify",)  # the model tasks it applies to (see scenario.TASKS)
 
     def unavailable(self, device: str) -> str | None:
         """Why this method cannot run here on `device`, or None."""

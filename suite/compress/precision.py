@@ -18,23 +18,28 @@ class PrecisionParams(Params):
     pass
 
 
-def cast_model(module: Any, dtype_name: str) -> tuple[Any, dict]:
+def cast_model(module: Any, dtype_name: str, context: CompressContext) -> tuple[Any, dict]:
     import torch
 
     from suite.compress.wrappers import CastInputs
 
     dtype = getattr(torch, dtype_name)
-    return CastInputs(module.to(dtype), dtype), {"notes": [f"weights and activations in {dtype_name}"]}
+    notes = {"notes": [f"weights and activations in {dtype_name}"]}
+    if context.task == "generate":  # token ids in, logits out: suite.lm reads them as float32
+        return module.to(dtype), notes
+    return CastInputs(module.to(dtype), dtype), notes
 
 
 def apply_fp16(module: Any, params: PrecisionParams, context: CompressContext) -> tuple[Any, dict]:
-    return cast_model(module, "float16")
+    return cast_model(module, "float16", context)
 
 
 def apply_bf16(module: Any, params: PrecisionParams, context: CompressContext) -> tuple[Any, dict]:
-    return cast_model(module, "bfloat16")
+    return cast_model(module, "bfloat16", context)
 
 
-FP16 = MethodSpec("fp16 weights and compute (for GPUs; slow on CPUs without native fp16)", PrecisionParams, apply_fp16)
+FP16 = MethodSpec("fp16 weights and compute (for GPUs; slow on CPUs without native fp16)", PrecisionParams, apply_fp16,
+                  tasks=("classify", "generate"))
 BF16 = MethodSpec("bf16 weights and compute (for GPUs and CPUs with AMX)",
-                  PrecisionParams, apply_bf16, makes="torch_only")  # ONNX Runtime has no bf16 convolution
+                  PrecisionParams, apply_bf16, makes="torch_only",
+                  tasks=("classify", "generate"))  # ONNX Runtime has no bf16 convolution

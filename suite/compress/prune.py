@@ -109,8 +109,9 @@ def semi_structured_available(device: str) -> str | None:
 
 
 MAGNITUDE = MethodSpec("unstructured magnitude pruning (global or per layer), made permanent", MagnitudeParams,
-                       apply_magnitude)
+                       apply_magnitude, tasks=("classify", "generate"))
 CHANNEL = MethodSpec("structured pruning: removes channels / neurons with their dependants (Torch-Pruning)",
                      ChannelParams, apply_channel, requires=("torch_pruning",))
 SEMI_STRUCTURED = MethodSpec("2:4 semi-structured sparsity of Linear weights (NVIDIA GPU, torch sparse kernels)",
-                             SemiStructuredParams, apply_semi_structured, available=semi_structured_available)
+                             SemiStructuredParams, apply_semi_structured, available=semi_structured_available,
+                             tasks=("classify", "generate"))

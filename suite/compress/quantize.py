@@ -155,11 +155,13 @@ INT8_DYNAMIC = MethodSpec("int8 weights, activations quantized at run time (Line
                           DynamicParams, apply_dynamic,
                           # ONNX cannot export quantized::linear_dynamic, and torch.compile breaks the graph at every
                           # such layer (its packed weights cannot be traced): MiniLM hit the recompile limit
-                          makes="eager_only")
+                          makes="eager_only", tasks=("classify", "generate"))
 INT8_STATIC = MethodSpec("post-training static int8, calibrated (PT2E, x86 inductor quantizer; fast under backend compile)",
                          StaticParams, apply_static, requires=("torchao",),
                          makes="torch_only")  # its ONNX export failed for MiniLM (quantized_decomposed ops)
 INT8_WEIGHT_ONLY = MethodSpec("int8 Linear weights, float activations (torchao; fast under backend compile)",
-                              Int8WeightOnlyParams, apply_int8_weight_only, requires=("torchao",))
+                              Int8WeightOnlyParams, apply_int8_weight_only, requires=("torchao",),
+                              tasks=("classify", "generate"))
 INT4_WEIGHT_ONLY = MethodSpec("int4 Linear weights, grouped scales (torchao; CUDA with mslk)", Int4WeightOnlyParams,
-                              apply_int4_weight_only, available=int4_available, requires=("torchao",))
+                              apply_int4_weight_only, available=int4_available, requires=("torchao",),
+                              tasks=("classify", "generate"))

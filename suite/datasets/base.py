@@ -45,6 +45,23 @@ class Dataset:
         }
 
 
+@dataclass(frozen=True)
+class TextCorpus:
+    """Text for generative decoders: passages in three splits, tokenized later by the model's own
+    tokenizer (suite.lm.tokenized)."""
+
+    name: str
+    source: str
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source,
+                "passages": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+                "characters": {k: sum(map(len, getattr(self, k))) for k in ("train", "val", "test")}}
+
+
 class SplitParams(Params):
     """How labelled arrays are cut into train, validation and test splits (stratified, seeded)."""
 
@@ -73,4 +90,5 @@ def split_arrays(x: Any, y: Any, params: SplitParams) -> tuple[Split, Split, Spl
 class DatasetSpec:
     description: str
     Params: type[Params]
-    load: Callable[[Any], Dataset]
+    load: Callable[[Any], Any]  # -> Dataset, or TextCorpus for task "generate"
+    task: str = "classify"  # the models it feeds: "classify", or "generate" (generative decoders)

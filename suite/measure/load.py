@@ -83,3 +83,46 @@ def search_rate(run_at: Callable[[float], list[float]], service_s: float, bound_
     best = max((t for t in trials if t.met), key=lambda t: t.rate_qps, default=None)
     return {"mode": "server", "latency_bound_ms": bound_ms, "percentile": 99,
             "max_rate_qps": best.rate_qps if best else None, "trials": [t.__dict__ for t in trials]}
+
+
+def poisson_requests(serve: Callable[[], tuple[float, list[float]]], rate_qps: float, requests: int, seed: int,
+                     clock: Callable[[], float] = time.perf_counter) -> list[tuple[float, list[float]]]:
+    """Decoder requests arriving at exponential intervals, served one at a time in arrival order
+    (`serve` runs one and returns its prefill and step seconds): each request's time to first
+    token from its arrival (time queued counts) and its time per output token for every step."""
+    rng = np.random.default_rng(seed)
+    served = []
+    arrival = clock()
+    for _ in range(requests):
+        arrival += rng.exponential(1.0 / rate_qps)
+        wait_until(arrival, clock)
+        started = clock()
+        prefill, steps = serve()
+        served.append((started - arrival + prefill, steps))
+    return served
+
+
+def search_request_rate(run_at: Callable[[float], list[tuple[float, list[float]]]], service_s: float,
+                        ttft_bound_ms: float, tpot_bound_ms: float, steps: int) -> dict:
+    """Bisect the arrival rate (0 to 1 / request time) for the highest whose p99 time to first
+    token and p99 time per output token both meet their bounds (MLPerf's LLM server rule)."""
+    low, high, trials = 0.0, 1.0 / service_s, []
+    for _ in range(steps):
+        rate = (low + high) / 2
+        start = time.perf_counter()
+        served = run_at(rate)
+        ttft = np.array([t for t, _ in served]) * 1e3
+        tpot = np.array([s for _, step in served for s in step]) * 1e3
+        figures = {}
+        for name, values, bound in (("ttft", ttft, ttft_bound_ms), ("tpot", tpot, tpot_bound_ms)):
+            claim = percentile_bound(values, 0.99)
+            figures[name] = {"p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
+                             "p99_bound_ms": claim, "n": int(values.size),
+                             "met": (claim if claim is not None else float(np.percentile(values, 99))) <= bound}
+        met = figures["ttft"]["met"] and figures["tpot"]["met"]
+        trials.append({"rate_qps": rate, "requests": len(served), "seconds": time.perf_counter() - start,
+                       **figures, "met": met, "p99_bound_ms": figures["ttft"]["p99_bound_ms"]})
+        low, high = (rate, high) if met else (low, rate)
+    best = max((t for t in trials if t["met"]), key=lambda t: t["rate_qps"], default=None)
+    return {"mode": "server", "ttft_bound_ms": ttft_bound_ms, "tpot_bound_ms": tpot_bound_ms, "percentile": 99,
+            "max_rate_qps": best["rate_qps"] if best else None, "trials": trials}

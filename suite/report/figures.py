@@ -34,22 +34,28 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     return [not dominated(i) for i in range(len(points))]
 
 
+def accuracy_of(v: VariantResult) -> float | None:
+    return v.accuracy
+
+
 def pareto_figure(variants: tuple[VariantResult, ...], cost: Callable[[VariantResult], float | None],
-                  axis_title: str, div_id: str) -> str:
-    """Accuracy against a cost (latency, size, energy): the front drawn, dominated variants faded."""
+                  axis_title: str, div_id: str, quality: Callable[[VariantResult], float | None] = accuracy_of,
+                  quality_title: str = "test accuracy", lower_better: bool = False) -> str:
+    """Quality (accuracy; or perplexity, `lower_better`) against a cost (latency, size, energy):
+    the front drawn, dominated variants faded."""
     import plotly.graph_objects as go
 
-    points = [(shown(v.name), cost(v), v.accuracy) for v in variants if v.accuracy is not None and cost(v) is not None]
+    points = [(shown(v.name), cost(v), quality(v)) for v in variants if quality(v) is not None and cost(v) is not None]
     if not points:
-        return f"<p>No variant has both an accuracy and a {escape(axis_title)} to plot.</p>"
-    on_front = pareto_front([(x, y) for _, x, y in points])
+        return f"<p>No variant has both a {escape(quality_title)} and a {escape(axis_title)} to plot.</p>"
+    on_front = pareto_front([(x, -y if lower_better else y) for _, x, y in points])
     front = sorted((x, y, name) for (name, x, y), keep in zip(points, on_front) if keep)
     dominated = [point for point, keep in zip(points, on_front) if not keep]
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=[x for x, _, _ in front], y=[y for _, y, _ in front], mode="lines",
                                 line_shape="hv", hoverinfo="skip", showlegend=False,
                                 line={"color": "#2a7a3b", "dash": "dot"}))
-    hover = "%{text}<br>%{x:.4g}<br>accuracy %{y:.4f}<extra>%{fullData.name}</extra>"
+    hover = "%{text}<br>%{x:.4g}<br>" + quality_title + " %{y:.4f}<extra>%{fullData.name}</extra>"
     figure.add_trace(go.Scatter(x=[x for x, _, _ in front], y=[y for _, y, _ in front], text=[n for _, _, n in front],
                                 mode="markers+text", textposition="top center", name="on the Pareto front",
                                 marker={"size": 11, "color": "#2a7a3b"}, hovertemplate=hover))
@@ -59,7 +65,7 @@ def pareto_figure(variants: tuple[VariantResult, ...], cost: Callable[[VariantRe
     low, high = np.log10(min(x for _, x, _ in points)), np.log10(max(x for _, x, _ in points))
     pad = 0.1 * max(high - low, 1.0)  # room for the labels at both ends
     figure.update_xaxes(title=axis_title, type="log", range=[low - pad, high + pad])
-    figure.update_yaxes(title="test accuracy")
+    figure.update_yaxes(title=quality_title)
     return to_div(figure, div_id, height=450)
 
 
@@ -94,7 +100,8 @@ def batch_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None
     lines = batch_lines(variants)
     if not lines:
         return None
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("throughput, samples/s", "median latency, ms"))
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("throughput, samples/s (decoders: tokens/s)",
+                                                           "median latency, ms (decoders: per output token)"))
     for i, (label, points) in enumerate(lines.items()):
         batch, rate, p50 = zip(*points)
         style = {"name": label, "legendgroup": label, "mode": "lines+markers", "line": {"color": color(i)}}
@@ -112,7 +119,9 @@ def batch_lines(variants: tuple[VariantResult, ...]) -> dict[str, list[tuple[int
     for v in variants:
         rate = {t.shape: t.samples_per_s for t in v.throughput}
         for row in v.latency:
-            label = shown(v.name) if row.seq_len is None else f"{shown(v.name)} s={row.seq_len}"
+            if row.metric not in ("call", "tpot"):  # decoders: tokens/s of decoding against batch size
+                continue
+            label = shown(v.name) if row.seq_len is None else f"{shown(v.name)} {'p' if row.metric == 'tpot' else 's'}={row.seq_len}"
             lines.setdefault(label, []).append((row.batch_size, rate.get(row.shape, float("nan")), row.p50_ms))
     return {label: sorted(points) for label, points in lines.items() if len(points) > 1}
 
@@ -128,12 +137,16 @@ def rate_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
     figure = go.Figure()
     for i, v in enumerate(served):
         trials = sorted(v.load["trials"], key=lambda t: t["rate_qps"])
+        decoder = "ttft" in trials[0]  # decoders: p99 time to first token from arrival, against its bound
+        p99 = [t["ttft"]["p99_ms"] if decoder else t["p99_ms"] for t in trials]
         figure.add_trace(go.Scatter(
-            x=[t["rate_qps"] for t in trials], y=[t["p99_ms"] for t in trials], name=shown(v.name), mode="lines+markers",
-            line={"color": color(i)}, customdata=[["met" if t["met"] else "missed", t["queries"]] for t in trials],
-            hovertemplate="%{x:,.1f} queries/s<br>p99 %{y:.4g} ms<br>%{customdata[0]} the bound "
+            x=[t["rate_qps"] for t in trials], y=p99, name=shown(v.name) + (" (time to first token)" if decoder else ""),
+            mode="lines+markers", line={"color": color(i)},
+            customdata=[["met" if t["met"] else "missed", t.get("requests", t.get("queries"))] for t in trials],
+            hovertemplate="%{x:,.2f} per s<br>p99 %{y:.4g} ms<br>%{customdata[0]} the bound "
                           "(%{customdata[1]} queries)<extra></extra>"))
-        figure.add_hline(y=v.load["latency_bound_ms"], line={"dash": "dash", "color": color(i)})
+        figure.add_hline(y=v.load["ttft_bound_ms"] if decoder else v.load["latency_bound_ms"],
+                         line={"dash": "dash", "color": color(i)})
     figure.update_xaxes(title="arrival rate, queries/s")
     figure.update_yaxes(title="p99 latency from arrival, ms (log scale)", type="log")
     return to_div(figure, div_id, height=450)
@@ -151,3 +164,29 @@ def to_div(figure: Any, div_id: str, height: int) -> str:
     return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
                           config={"displaylogo": False, "responsive": True})
 
+
+
+def bandwidth_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
+    """Decoders: the read bandwidth each variant's decoding reached (weights bytes / time per
+    output token) at each batch size of the first prompt length, against the machine's limit."""
+    import plotly.graph_objects as go
+
+    decoders = [v for v in variants if v.generation and v.generation.get("roofline")]
+    if not decoders:
+        return None
+    figure = go.Figure()
+    limit = None
+    for i, v in enumerate(decoders):
+        rows = [r for r in v.generation["roofline"] if r["metric"] == "tpot"]
+        first = min(r["prompt_len"] for r in rows)
+        rows = [r for r in rows if r["prompt_len"] == first]
+        limit = rows[0]["limit_gbps"]
+        figure.add_trace(go.Bar(x=[f"b={r['batch_size']}" for r in rows], y=[r["achieved_gbps"] for r in rows],
+                                name=shown(v.name), marker={"color": color(i)},
+                                customdata=[r["share"] * 100 for r in rows],
+                                hovertemplate="%{y:.3g} GB/s (%{customdata:.1f} % of the limit)<extra>%{fullData.name}</extra>"))
+    figure.add_hline(y=limit, line={"dash": "dash", "color": "#a00"},
+                     annotation_text=f"measured read bandwidth {limit:.3g} GB/s")
+    figure.update_layout(barmode="group")
+    figure.update_yaxes(title="weights read per second while decoding, GB/s")
+    return to_div(figure, div_id, height=420)

@@ -68,6 +68,8 @@ def variant_sections(run: RunResult) -> str:
         ("Throughput and latency versus batch size", figures.batch_figure(run.variants, "batch-sizes")),
         ("Server mode: p99 latency versus arrival rate", figures.rate_figure(run.variants, "rates"))) if figure]
     sections += [f"<h2>{title}</h2>{figure}" for title, figure in curves]
+    if any(v.generation for v in run.variants):
+        sections.append(decoders_html(run.variants))
     sections += ["<h2>Every input shape</h2>" + tables.shapes_table(run.variants),
                  "<h2>Where the time went</h2><p>Each variant's wall time, seconds, by phase: start-up (its "
                  "process), data, weights, compression, prepare (the backend's build, ONNX export included), "
@@ -87,9 +89,45 @@ def pareto_html(variants: tuple[VariantResult, ...], shape: str | None) -> str:
              (lambda v: v.size_bytes and v.size_bytes / 1024, "size, KiB", "pareto-size")]
     if any(tables.energy_per_inference(v, shape) is not None for v in variants):
         costs.append((lambda v: tables.energy_per_inference(v, shape), "energy, J per inference", "pareto-energy"))
-    unplotted = [v.name for v in variants if v.accuracy is None]
+    unplotted = [v.name for v in variants if v.accuracy is None and not v.generation]
     note = (f"<p>Not plotted (no accuracy): {escape(', '.join(unplotted))}.</p>" if unplotted else "")
     return note + "".join(figures.pareto_figure(variants, cost, title, div_id) for cost, title, div_id in costs)
+
+
+def decoders_html(variants: tuple[VariantResult, ...]) -> str:
+    """Generative decoders: quality and speed side by side, perplexity against tokens/s, the read
+    bandwidth decoding reached against the machine's measured limit, and the texts they wrote."""
+    decoders = tuple(v for v in variants if v.generation)
+    settings = decoders[0].generation["settings"]
+    first = settings["prompt_lens"][0]
+    limits = decoders[0].generation.get("limits") or {}
+
+    def tokens_per_s(v: VariantResult) -> float | None:
+        return next((t.samples_per_s for t in v.throughput if t.metric == "tpot" and t.batch_size == 1
+                     and t.seq_len == first), None)
+
+    def perplexity(v: VariantResult) -> float | None:
+        return (tables.generation_of(v, "perplexity") or {}).get("perplexity")
+
+    def seconds_per_token(v: VariantResult) -> float | None:
+        rate = tokens_per_s(v)
+        return rate and 1e3 / rate
+
+    intro = (f"<p>Greedy decoding of {settings['new_tokens']} new tokens (no early stop) after prompts of "
+             f"{', '.join(map(str, settings['prompt_lens']))} tokens from the held-out text; KV cache "
+             f"{escape(settings['cache'])}. TTFT: time to first token (the prefill); TPOT: time per output token "
+             f"after the first; tokens/s: batch size / TPOT. Perplexity: held-out text in windows of "
+             f"{settings['perplexity_context']} tokens. Greedy agreement: the share of {settings['fidelity_tokens']} "
+             f"greedy tokens after {settings['fidelity_prompts']} prompts equal to the reference's. Bandwidth share: "
+             f"weights bytes / TPOT against the read bandwidth measured on this machine "
+             f"({limits.get('read_bandwidth_gbps', '?')} GB/s; KV-cache reads not counted).</p>")
+    bandwidth = figures.bandwidth_figure(decoders, "decoder-bandwidth") or ""
+    return ("<h2>Generative decoders</h2>" + intro + tables.decoders_table(decoders)
+            + f"<h3>Perplexity against time per output token (b=1, p={first})</h3>"
+            + figures.pareto_figure(decoders, seconds_per_token, "time per output token, ms", "decoder-pareto",
+                                    quality=perplexity, quality_title="perplexity", lower_better=True)
+            + "<h3>Read bandwidth reached while decoding</h3>" + bandwidth
+            + "<h3>What each variant wrote</h3>" + tables.texts_table(decoders))
 
 
 def write_html(run: RunResult, path: Path, scenario_text: str | None = None) -> None:

@@ -79,7 +79,7 @@ def headline_shape(run: RunResult) -> str | None:
     from suite.results import shape_label
 
     if run.selection:
-        return shape_label(run.selection["batch_size"], run.selection["seq_len"])
+        return shape_label(run.selection["batch_size"], run.selection["seq_len"], run.selection.get("metric", "call"))
     shapes = measured_shapes(run.variants)
     counts = {s: sum(any(r.shape == s for r in v.latency) for v in run.variants) for s in shapes}
     return max(shapes, key=lambda s: counts[s], default=None)
@@ -200,3 +200,53 @@ def flat(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(flat(v) for v in value)
     return "" if value is None else str(value)
+
+
+def generation_of(v: VariantResult, key: str) -> Any:
+    return (v.generation or {}).get(key)
+
+
+def decoder_figure(v: VariantResult, metric: str, batch_size: int, prompt_len: int | None) -> LatencyResult | None:
+    return next((r for r in v.latency if r.metric == metric and r.batch_size == batch_size
+                 and (prompt_len is None or r.seq_len == prompt_len)), None)
+
+
+def decoders_table(variants: tuple[VariantResult, ...]) -> str:
+    """Generative decoders, one row each: quality (perplexity, its change, greedy agreement, first
+    divergence), time to first token and per output token at batch 1, tokens/s at each batch size
+    (first prompt length), KV cache, size, and the share of the read-bandwidth limit at batch 1."""
+    decoders = [v for v in variants if v.generation]
+    settings = decoders[0].generation["settings"]
+    first, batches = settings["prompt_lens"][0], settings["batch_sizes"]
+    head = (["variant", "backend", "compression", "perplexity", "perplexity change", "greedy agreement",
+             "first divergence (token)"]
+            + [f"TTFT ms b=1 p={p}" for p in settings["prompt_lens"]]
+            + [f"TPOT ms b=1 p={first}"] + [f"tokens/s b={b}" for b in batches]
+            + ["KV cache KiB (largest)", "size MiB", "bandwidth share b=1"])
+    rows = []
+    for v in decoders:
+        fidelity = v.fidelity or {}
+        ppl = (generation_of(v, "perplexity") or {}).get("perplexity")
+        ttft = [decoder_figure(v, "ttft", 1, p) for p in settings["prompt_lens"]]
+        tpot = decoder_figure(v, "tpot", 1, first)
+        rates = [next((t.samples_per_s for t in v.throughput if t.metric == "tpot" and t.batch_size == b
+                       and t.seq_len == first), None) for b in batches]
+        caches = [c["bytes"] for c in generation_of(v, "kv_cache") or ()]
+        share = next((r["share"] for r in generation_of(v, "roofline") or ()
+                      if r["metric"] == "tpot" and r["batch_size"] == 1 and r["prompt_len"] == first), None)
+        rows.append([v.name, v.backend, steps_text(v), number(ppl, ".4g"),
+                     number(fidelity.get("perplexity_increase"), "+.1%"), number(fidelity.get("greedy_agreement"), ".1%"),
+                     number(fidelity.get("first_divergence_mean"), ".1f"),
+                     *(ms(r and r.p50_ms) for r in ttft), ms(tpot and tpot.p50_ms),
+                     *(number(r, ",.1f") for r in rates), number(max(caches) / 1024 if caches else None, ",.0f"),
+                     number(v.size_bytes and v.size_bytes / 2**20, ",.1f"), number(share, ".1%")])
+    return sortable_table(*without_empty_columns(head, rows))
+
+
+def texts_table(variants: tuple[VariantResult, ...]) -> str:
+    """What each decoder wrote (greedy) after each fixed prompt: a row per variant, a column per prompt."""
+    decoders = [v for v in variants if v.generation and v.generation.get("texts")]
+    prompts = [t["prompt"] for t in decoders[0].generation["texts"]] if decoders else []
+    rows = [[v.name, *({t["prompt"]: t["text"] for t in v.generation["texts"]}.get(p, "") for p in prompts)]
+            for v in decoders]
+    return sortable_table(["variant", *(f"after {p!r}" for p in prompts)], rows)

@@ -12,7 +12,7 @@ from suite.results import RunResult, VariantResult
 def summary_table(run: RunResult) -> Table:
     title = f"{run.scenario.get('name')}" + ("  (quick run: smoke-test figures)" if run.quick else "")
     table = Table(title=Text(title))
-    for column in ["variant", "status", "backend", "accuracy", "agreement", "shape"]:
+    for column in ["variant", "status", "backend", "accuracy", "agreement", "shape"]:  # decoders: perplexity, greedy
         table.add_column(column)
     for column in ["p50 ms", "95% CI ms", "samples/s"]:
         table.add_column(column, justify="right")
@@ -29,8 +29,13 @@ def variant_cells(v: VariantResult) -> list[Text]:
 
 def variant_texts(v: VariantResult) -> list[str]:
     return [v.name, v.status if v.status == "ok" else f"{v.status}: {v.error}", v.backend,
-            f"{v.accuracy:.4f}" if v.accuracy is not None else (v.accuracy_reason or ""),
+            f"{v.accuracy:.4f}" if v.accuracy is not None else perplexity_text(v) or (v.accuracy_reason or ""),
             "" if v.agreement is None else f"{v.agreement:.4f}"]
+
+
+def perplexity_text(v: VariantResult) -> str | None:
+    ppl = ((v.generation or {}).get("perplexity") or {}).get("perplexity")
+    return None if ppl is None else f"perplexity {ppl:.4g}"
 
 
 def variant_rows(v: VariantResult) -> list[list[str]]:

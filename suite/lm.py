@@ -1,0 +1,201 @@
+"""Generative decoders: text tokenized by the model's own tokenizer, greedy decoding through a KV
+cache, perplexity and greedy fidelity. Knows no model or backend by name: a backend's
+`prepare_decoder` returns a Decoder over any causal LM with the `transformers` forward
+(`input_ids`, `position_ids`, `cache`, `logits_to_keep` -> `.logits`, transformers 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from suite.errors import SuiteError
+
+STATIC_BUCKET = 256  # a static KV cache's length is a multiple of this
+MAX_TOKENS = 20_000_000  # tokens of one corpus held as int64 (160 MB): a bound on a user's text file
+
+
+@dataclass(frozen=True)
+class LmData:
+    """A text corpus tokenized by one model's tokenizer: each split as one stream of token ids."""
+
+    corpus: Any  # the TextCorpus
+    tokenizer: Any  # encode(str) -> list[int], decode(list[int]) -> str (a transformers tokenizer)
+    tokenizer_id: str  # what it is and a hash of its vocabulary, for cache keys and results
+    vocab_size: int
+    train_ids: Any  # 1-D int64 tensors
+    val_ids: Any
+    test_ids: Any
+    labelled: bool = True  # next-token prediction labels itself
+
+    @property
+    def name(self) -> str:
+        return self.corpus.name
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.corpus.describe(), "tokenizer": self.tokenizer_id, "vocab_size": self.vocab_size,
+                "tokens": {"train": len(self.train_ids), "val": len(self.val_ids), "test": len(self.test_ids)}}
+
+    def windows(self, split: str, length: int, count: int, start: int = 0) -> Any:
+        """`count` consecutive windows of `length` tokens from a split, shape (count, length),
+        wrapping around when the split is shorter."""
+        import torch
+
+        ids = getattr(self, f"{split}_ids")
+        need = start + count * length
+        if need > len(ids):
+            ids = ids.repeat(-(-need // len(ids)))
+        return ids[start:need].view(count, length).clone()
+
+
+def tokenizer_id(tokenizer: Any, label: str) -> str:
+    """'label, vocabulary N, sha1 …': which tokenizer, exactly, so a cached model matches its tokens."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    digest = hashlib.sha1(repr(vocab).encode()).hexdigest()[:12]
+    return f"{label}, vocabulary {len(vocab)}, sha1 {digest}"
+
+
+def tokenized(corpus: Any, tokenizer: Any, label: str) -> LmData:
+    """The corpus's splits as token-id streams, passages joined by the tokenizer's end-of-text token."""
+    import torch
+
+    eos = tokenizer.eos_token_id
+    streams = {}
+    for split in ("train", "val", "test"):
+        ids: list[int] = []
+        for passage in getattr(corpus, split):
+            ids += tokenizer.encode(passage, add_special_tokens=False) + ([eos] if eos is not None else [])
+            if len(ids) > MAX_TOKENS:
+                raise SuiteError(f"dataset {corpus.name!r}: the {split} split has more than {MAX_TOKENS:,} tokens")
+        if len(ids) < 2:
+            raise SuiteError(f"dataset {corpus.name!r}: the {split} split has fewer than 2 tokens")
+        streams[split] = torch.tensor(ids, dtype=torch.int64)
+    return LmData(corpus=corpus, tokenizer=tokenizer, tokenizer_id=tokenizer_id(tokenizer, label),
+                  vocab_size=len(tokenizer), train_ids=streams["train"], val_ids=streams["val"],
+                  test_ids=streams["test"])
+
+
+class Decoder:
+    """Greedy decoding with a KV cache through a causal LM's forward.
+
+    `start(batch, max_len)` empties the cache; `prefill(ids)` runs the prompt and returns the first
+    new token of each sequence, shape (batch, 1); `step(tokens)` feeds those back and returns the
+    next ones. `cache`: "dynamic" grows the key/value tensors each token; "static" allocates them
+    once at `max_len` (what torch.compile needs to keep one graph for every decode step).
+    `forward`: the model's forward, or a compiled version of it."""
+
+    def __init__(self, model: Any, device: str, cache: str, forward: Callable | None = None):
+        self.model, self.device, self.cache_kind = model, device, cache
+        self.forward = forward or model.forward
+        self.cache: Any = None
+        self.position = 0
+        self._static: dict[tuple[int, int], Any] = {}
+
+    def start(self, batch: int, max_len: int) -> None:
+        import torch
+        from transformers import DynamicCache, StaticCache
+
+        if self.cache_kind == "dynamic":
+            self.cache = DynamicCache(config=self.model.config)
+        else:  # one allocation per batch size and length bucket, zeroed for each request: a new one
+            # would recompile. Lengths are rounded up to STATIC_BUCKET so that prompts of other
+            # lengths share the cache and the compiled graphs (attention then spans the bucket).
+            max_len = -(-max_len // STATIC_BUCKET) * STATIC_BUCKET
+            key = (batch, max_len)
+            if key not in self._static:
+                self._static[key] = StaticCache(config=self.model.config, max_cache_len=max_len)
+                self.cache = self._static[key]
+                self._eager_first_token(batch)
+            self.cache = self._static[key]
+            with torch.inference_mode():  # its tensors were made inside inference mode, by the forward
+                self.cache.reset()
+        self.position = 0
+
+    def _eager_first_token(self, batch: int) -> None:
+        """One token through the plain forward: the cache allocates its tensors on first use, and a
+        compiled forward that saw it empty would compile again once it is not."""
+        import torch
+
+        with torch.inference_mode():
+            self.model.forward(input_ids=torch.zeros(batch, 1, dtype=torch.int64, device=self.device),
+                               position_ids=torch.zeros(1, 1, dtype=torch.int64, device=self.device),
+                               cache=self.cache, use_cache=True, logits_to_keep=1)
+
+    def _run(self, ids: Any) -> Any:
+        import torch
+
+        positions = torch.arange(self.position, self.position + ids.shape[1], device=self.device).unsqueeze(0)
+        with torch.inference_mode():  # logits of the last position only, as transformers' generate does
+            ids = ids.clone()  # an inference tensor, as the tokens it makes are: one compiled graph for both
+            logits = self.forward(input_ids=ids, position_ids=positions, cache=self.cache, use_cache=True,
+                                  logits_to_keep=1).logits
+            self.position += ids.shape[1]
+            return logits[:, -1:].argmax(dim=-1)
+
+    def prefill(self, ids: Any) -> Any:
+        return self._run(ids.to(self.device))
+
+    def step(self, tokens: Any) -> Any:
+        return self._run(tokens)
+
+    def logits(self, ids: Any) -> Any:
+        """Next-token logits at every position of `ids` (no cache), as float32 on the host."""
+        import torch
+
+        with torch.inference_mode():
+            return self.forward(input_ids=ids.to(self.device), use_cache=False).logits.float().cpu()
+
+    def cache_bytes(self) -> int:
+        """Bytes the key/value cache holds now (a static cache: all it allocated)."""
+        layers = getattr(self.cache, "layers", None) or []
+        total = 0
+        for layer in layers:
+            for name in ("keys", "values"):
+                tensor = getattr(layer, name, None)
+                if tensor is not None and hasattr(tensor, "nbytes"):
+                    total += tensor.nbytes
+        return total
+
+    def generate(self, ids: Any, new_tokens: int) -> Any:
+        """Greedy continuation of `ids` (batch, prompt): the new tokens, shape (batch, new_tokens), host."""
+        import torch
+
+        self.start(ids.shape[0], ids.shape[1] + new_tokens)
+        tokens = [self.prefill(ids)]
+        for _ in range(new_tokens - 1):
+            tokens.append(self.step(tokens[-1]))
+        return torch.cat(tokens, dim=1).cpu()
+
+
+def perplexity(decoder: Decoder, data: LmData, context: int, max_tokens: int, batch_size: int) -> dict:
+    """exp(mean negative log-likelihood) of the test split, in non-overlapping windows of `context`
+    tokens (each window scored from its own start: no earlier context), at most `max_tokens`."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    count = max(1, min(max_tokens, len(data.test_ids)) // context)
+    windows = data.windows("test", context, count)
+    nll, scored = 0.0, 0
+    for start in range(0, count, batch_size):
+        batch = windows[start:start + batch_size]
+        logits = decoder.logits(batch)
+        nll += F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
+                               reduction="sum").item()
+        scored += batch[:, 1:].numel()
+    return {"perplexity": math.exp(nll / scored), "context": context, "windows": count, "tokens_scored": scored,
+            "split": "test", "how": "non-overlapping windows, each scored from its own start"}
+
+
+def greedy_fidelity(tokens: Any, reference: Any) -> dict:
+    """How closely greedy tokens (prompts x new tokens) follow the reference's: the share of
+    positions with the same token, and where each sequence first differs (its length if never)."""
+    import numpy as np
+
+    same = tokens == reference
+    first = [int(np.argmin(row)) if not row.all() else len(row) for row in same]
+    return {"greedy_agreement": float(same.mean()), "first_divergence_mean": float(np.mean(first)),
+            "identical_sequences": int(sum(row.all() for row in same)), "prompts": int(tokens.shape[0]),
+            "new_tokens": int(tokens.shape[1])}

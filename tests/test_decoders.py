@@ -1,0 +1,285 @@
+"""Generative decoders: the text corpus, tokenizing, greedy decoding through the KV cache,
+perplexity, greedy fidelity, the decoder budget of `select`, the user's own causal LM, and every
+class of bad input a decoder scenario can hold."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from suite.__main__ import main
+from suite.datasets.text import TextFileParams, TextParams, load_file, load_pydoc
+from suite.errors import SuiteError
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_pydoc(TextParams())
+
+
+@pytest.fixture(scope="module")
+def data(corpus):
+    from models.nets.gpt2 import bpe_tokenizer
+    from suite.lm import tokenized
+
+    return tokenized(corpus, bpe_tokenizer(corpus.train, 400), "test BPE")
+
+
+def tiny_gpt2(data, seed=0):
+    from models.nets.gpt2 import gpt2
+
+    torch.manual_seed(seed)
+    return gpt2(data.vocab_size, 1, 32, 2, 128, data.tokenizer.eos_token_id).eval()
+
+
+def test_pydoc_splits_are_seeded_disjoint_and_cover_the_text(corpus):
+    again = load_pydoc(TextParams())
+    assert again == corpus
+    train, val, test = set(corpus.train), set(corpus.val), set(corpus.test)
+    assert not (train & val or train & test or val & test)
+    assert len(test) >= 10 and len(val) >= 10 and len(train) > 5 * len(test)
+    other = load_pydoc(TextParams(split_seed=1))
+    assert set(other.test) != test
+    assert "pydoc_data" in corpus.source
+
+
+def test_text_file_bad_inputs_are_one_line_errors(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("just one paragraph")
+    with pytest.raises(SuiteError, match="too little text"):
+        load_file(TextFileParams(path=short))
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\xff\xfe" * 100)
+    with pytest.raises(SuiteError, match="not UTF-8"):
+        load_file(TextFileParams(path=binary))
+    good = tmp_path / "good.txt"
+    good.write_text("\n\n".join(f"Paragraph {i}: " + "words " * 40 for i in range(30)))
+    text = load_file(TextFileParams(path=good, passage_chars=200))
+    assert len(text.train) + len(text.val) + len(text.test) == 30
+
+
+def test_tokenized_streams_and_windows(data):
+    assert data.train_ids.dtype == torch.int64 and int(data.train_ids.max()) < data.vocab_size
+    assert data.tokenizer.decode(data.test_ids[:50].tolist()).strip()
+    windows = data.windows("test", 16, 3)
+    assert windows.shape == (3, 16) and torch.equal(windows[1], data.test_ids[16:32])
+    wrapped = data.windows("val", len(data.val_ids), 2)  # longer than the split: wraps around
+    assert torch.equal(wrapped[1], data.val_ids)
+    assert "sha1" in data.tokenizer_id and data.describe()["tokens"]["test"] == len(data.test_ids)
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+def test_greedy_decoding_through_the_cache_matches_full_forward_passes(data, cache):
+    from suite.lm import Decoder
+
+    model = tiny_gpt2(data)
+    prompt = data.windows("test", 12, 2)
+    tokens = Decoder(model, "cpu", cache).generate(prompt, 6)
+    ids = prompt
+    with torch.inference_mode():  # without any cache: the whole sequence again for every token
+        for _ in range(6):
+            ids = torch.cat([ids, model(input_ids=ids).logits[:, -1:].argmax(-1)], dim=1)
+    assert torch.equal(tokens, ids[:, 12:])
+
+
+def test_perplexity_of_a_model_that_knows_nothing_is_the_vocabulary_size(data):
+    from suite.lm import Decoder, perplexity
+
+    model = tiny_gpt2(data)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()  # tied to the embeddings: every logit is 0, every token 1/V
+    result = perplexity(Decoder(model, "cpu", "dynamic"), data, context=32, max_tokens=200, batch_size=4)
+    assert result["perplexity"] == pytest.approx(data.vocab_size, rel=1e-4)
+    assert result["windows"] == 6 and result["tokens_scored"] == 6 * 31
+
+
+def test_greedy_fidelity_counts_equal_tokens_and_first_divergence():
+    from suite.lm import greedy_fidelity
+
+    reference = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    tokens = np.array([[1, 2, 9, 4], [5, 6, 7, 8]])
+    result = greedy_fidelity(tokens, reference)
+    assert result["greedy_agreement"] == pytest.approx(7 / 8)
+    assert result["first_divergence_mean"] == pytest.approx((2 + 4) / 2)
+    assert result["identical_sequences"] == 1
+
+
+def test_select_rejects_a_fast_decoder_whose_text_went_wrong():
+    from suite.results import LatencyResult, VariantResult
+    from suite.scenario import Select
+    from suite.select import describe, recommend
+
+    def variant(name, ppl, agreement, tpot_ms):
+        row = LatencyResult(batch_size=1, seq_len=32, metric="tpot", samples_ms=(tpot_ms,), n=1, p50_ms=tpot_ms,
+                            p90_ms=tpot_ms, p95_ms=tpot_ms, p99_ms=tpot_ms, mean_ms=tpot_ms, std_ms=0.0, cv=0.0,
+                            ci95_p50_ms=(tpot_ms, tpot_ms), robust_cv=0.0, outliers=0)
+        return VariantResult(name=name, model="smollm2", backend="eager", agreement=agreement, agreement_with="fp32",
+                             latency=(row,), generation={"perplexity": {"perplexity": ppl}})
+
+    variants = (variant("fp32", 18.4, 1.0, 86.0), variant("int8-dynamic", 51.7, 0.09, 31.6),
+                variant("bf16", 18.5, 0.95, 62.0), variant("agrees-less", 18.6, 0.5, 40.0))
+    select = Select(max_perplexity_increase=0.02, min_greedy_agreement=0.9, metric="tpot", seq_len=32)
+    chosen = recommend(select, variants)
+    assert chosen["recommended"] == "bf16"
+    broke = {b["variant"]: b["over"] for b in chosen["broke"]}
+    assert broke == {"int8-dynamic": ["max_perplexity_increase", "min_greedy_agreement"],
+                     "agrees-less": ["min_greedy_agreement"]}
+    assert "Recommended: bf16" in describe(chosen)[0]
+    only_ppl = recommend(Select(max_perplexity_increase=0.02, metric="tpot"), variants)
+    assert only_ppl["recommended"] == "agrees-less"  # no agreement floor: its perplexity is within 2 %
+    classifier_budget = recommend(Select(max_accuracy_drop=0.01, metric="tpot"), variants)
+    assert classifier_budget["recommended"] is None
+    assert "max_perplexity_increase" in classifier_budget["not_judged"][0]["reason"]
+
+
+DECODER = """
+name: dec
+model: {name: gpt2, layers: 1, hidden: 32, heads: 2, context: 128, vocab: 400}
+dataset: pydoc
+measure: {generate: {prompt_lens: [8], new_tokens: 4}}
+variants:
+  - name: fp32
+"""
+
+
+@pytest.mark.parametrize("change, message", [
+    ("  - {name: x, backend: onnxruntime}", "variants[1].backend: model 'gpt2' is a generative decoder: backend "
+                                           "'onnxruntime' does not run it (backends that do: compile, eager)"),
+    ("  - {name: x, compress: [int8_static]}", "variants[1].compress[0].method: model 'gpt2' is a generative "
+                                              "decoder: method 'int8_static' does not apply to it"),
+    ("  - {name: x, compress: [channel]}", "method 'channel' does not apply to it"),
+    ("  - {name: x, dataset: digits}", "variants[1].dataset: model 'gpt2' is a generative decoder, but dataset "
+                                      "'digits' is for a model judged by accuracy"),
+    ("  - {name: x, model: mlp, dataset: pydoc}", "variants[1].dataset: model 'mlp' is a model judged by accuracy, "
+                                                 "but dataset 'pydoc' is for a generative decoder"),
+    ("  - {name: x, measure: {mode: server}}", "mode server needs a latency bound"),
+    ("  - {name: x, measure: {mode: server, latency_bound_ms: 5}}", "variants[1].measure.generate.ttft_bound_ms: "
+                                                                   "model 'gpt2' is a generative decoder: mode server needs"),
+    ("  - {name: x, measure: {generate: {new_tokens: 1}}}", "variants[1].measure.generate.new_tokens"),
+    ("  - {name: x, measure: {generate: {prompt_lens: []}}}", "variants[1].measure.generate.prompt_lens"),
+    ("  - {name: x, measure: {generate: {cache: paged}}}", "variants[1].measure.generate.cache"),
+    ("  - {name: x, measure: {generate: {texts: ['']}}}", "variants[1].measure.generate.texts[0]"),
+    ("  - {name: x, measure: {generate: {new_tokens: 100000}}}", "less than or equal to 4096"),
+    ("  - {name: x, model: {name: gpt2, hidden: 30, heads: 4}}", "hidden (30) must be a multiple of heads (4)"),
+    ("  - {name: x, model: {name: gpt2, vocab: 10}}", "variants[1].model.vocab"),
+    ("  - {name: x, model: {name: hf_causal, path: /nowhere}}", "variants[1].model.path"),
+    ("  - {name: x, model: {name: gguf, path: /nowhere.gguf}}", "variants[1].model.path"),
+    ("  - {name: x, dataset: {name: text_file, path: /nowhere.txt}}", "variants[1].dataset.path"),
+])
+def test_bad_decoder_scenarios_are_one_line_errors(write_scenario, capsys, change, message):
+    path = write_scenario(DECODER + change + "\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_select_needs_a_budget(write_scenario, capsys):
+    path = write_scenario(DECODER + "select: {metric: tpot}\n")
+    assert main(["validate", str(path)]) == 2
+    assert "select needs a budget" in capsys.readouterr().err
+
+
+def test_a_prompt_longer_than_the_model_fails_the_variant_with_the_reason(write_scenario, run_quick):
+    path = write_scenario(DECODER.replace("prompt_lens: [8]", "prompt_lens: [200]"))
+    status, out, _, results = run_quick(path, "--in-process")
+    assert status == 2  # bad input: the variant failed with the reason, the run went on
+    [variant] = results["variants"]
+    assert variant["status"] == "failed" and "need 204 positions, but the model has 128" in variant["error"]
+
+
+def test_your_own_causal_lm_folder_and_a_damaged_gguf(tmp_path, write_scenario, run_quick, data):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path / "my-lm"  # a plain transformers GPT-2, as a user's save_pretrained writes it
+    GPT2LMHeadModel(GPT2Config(vocab_size=data.vocab_size, n_positions=64, n_embd=32, n_layer=1, n_head=2,
+                               eos_token_id=data.tokenizer.eos_token_id)).save_pretrained(folder)
+    data.tokenizer.save_pretrained(folder)
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    path = write_scenario(f"""
+        name: own
+        dataset: pydoc
+        measure: {{generate: {{prompt_lens: [8], new_tokens: 4}}, batch_sizes: [1]}}
+        variants:
+          - {{name: mine, model: {{name: hf_causal, path: {folder}}}}}
+          - {{name: mine-bf16, model: {{name: hf_causal, path: {folder}}}, compress: [bf16]}}
+          - {{name: broken, model: {{name: gguf, path: {bad}}}}}
+        """)
+    status, out, _, results = run_quick(path, "--in-process")
+    mine, bf16, broken = results["variants"]
+    assert broken["status"] == "failed" and broken["error_type"] == "SuiteError", broken["error"]
+    assert status == 2  # bad input: that one variant failed with the reason, the others ran
+    assert mine["status"] == "ok" and mine["weights"]["source"] == "provided"
+    assert mine["generation"]["perplexity"]["perplexity"] > 1
+    assert bf16["status"] == "ok" and bf16["agreement_with"] == "mine" and 0 <= bf16["agreement"] <= 1
+    assert broken["status"] == "failed" and "bad.gguf" in broken["error"] and "\n" not in broken["error"]
+
+
+def test_server_mode_for_decoders_bisects_the_request_rate(write_scenario, run_quick):
+    path = write_scenario(DECODER.replace("measure: {generate: {prompt_lens: [8], new_tokens: 4}}",
+                                          "measure: {mode: server, rate_steps: 3, generate: {prompt_lens: [8], "
+                                          "new_tokens: 4, ttft_bound_ms: 1000, tpot_bound_ms: 1000}}"))
+    status, _, _, results = run_quick(path, "--in-process")
+    assert status == 0
+    load = results["variants"][0]["load"]
+    assert load["mode"] == "server" and len(load["trials"]) == 3
+    assert all(t["requests"] == 4 and t["ttft"]["n"] == 4 and t["tpot"]["n"] == 12 for t in load["trials"])
+    assert load["max_rate_qps"] is not None  # a bound of a second is met by any rate below capacity
+    rates = [t["rate_qps"] for t in load["trials"]]
+    assert rates[1] > rates[0] and rates[2] > rates[1]  # each trial met the bound: the search went up
+
+
+def test_gguf_weights_are_cached_after_the_first_load(tmp_path, monkeypatch):
+    """The de-quantized float weights of a GGUF file are made once and reused (the cache folder
+    is keyed by the file's path, size and time)."""
+    from models import causal_lm
+
+    calls = []
+    source = tmp_path / "model.gguf"
+    source.write_bytes(b"x")
+
+    def fake_dequantized(file):
+        calls.append(file)
+        return "model", "tokenizer"
+
+    from suite import weights
+
+    monkeypatch.setattr(causal_lm, "dequantized", fake_dequantized)
+    monkeypatch.setattr(causal_lm, "write_float_folder", lambda model, tokenizer, folder: (folder / "w").write_text("w"))
+    weights.use_cache_root(tmp_path / "cache")
+    try:
+        first = causal_lm.gguf_float_folder(source)
+        second = causal_lm.gguf_float_folder(source)
+    finally:
+        weights.use_cache_root(None)
+    assert first == second and (first / "done").exists() and len(calls) == 1
+    source.write_bytes(b"changed")
+    weights.use_cache_root(tmp_path / "cache")
+    try:
+        assert causal_lm.gguf_float_folder(source) != first and len(calls) == 2
+    finally:
+        weights.use_cache_root(None)
+
+
+def test_machine_limits_are_positive_and_measured_once_per_run(tmp_path):
+    from suite.measure import machine
+    from suite.run_folder import RunFolder
+
+    folder = RunFolder(tmp_path)
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return machine.limits()
+
+    first = folder.limits(measure)
+    assert first["read_bandwidth_gbps"] > 0.1 and first["matmul_gflops"] > 0.1
+    assert folder.limits(measure) == first and len(calls) == 1
+    (tmp_path / "limits.json").write_text('{"read_bandwidth_gbps": -1}')  # damaged: measured again
+    folder.limits(measure)
+    assert len(calls) == 2 and math.isfinite(folder.limits(measure)["matmul_gflops"])
