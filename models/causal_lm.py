@@ -115,10 +115,13 @@ def from_folder(folder: Path):
 
     from models.byo import check_weights_cover_config
 
+    from suite.quiet import hushed_progress
+
     try:
         check_weights_cover_config(folder, causal=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+        with hushed_progress():
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:  # RuntimeError: weights of other shapes
         raise SuiteError(f"{folder}: not a Hugging Face causal LM folder ({first_line(exc)})") from None
     return model, tokenizer
