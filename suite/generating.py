@@ -118,11 +118,24 @@ def request_call(decoder: Any, prompt: Any, new_tokens: int) -> Any:
     return call
 
 
+def matmul_weights(model: Any) -> int:
+    """Weights a prefill multiplies by: every distinct parameter (tied ones once) outside the
+    embedding tables, which are looked up, not multiplied (the output head runs for the last
+    position only, as transformers' generate does: counted once per sequence, so left out too
+    when it is tied to the input embedding). Count it on the model before compression: quantized
+    layers hide their weights from parameters()."""
+    import torch
+
+    embedded = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    seen = {id(p): p.numel() for p in model.parameters() if id(p) not in embedded}
+    return sum(seen.values())
+
+
 def roofline(rows: list[LatencyResult], weights_bytes: int, params: int, limits: dict) -> list[dict]:
     """Each decode row's achieved read bandwidth (every weight read once per step: weights bytes /
     time per output token; KV-cache reads not counted, so a lower bound) and each prefill row's
-    achieved FLOP/s (2 per weight per prompt token: attention scores not counted), against the
-    machine's measured limits."""
+    achieved FLOP/s (2 per multiplied weight per prompt token, `params` from matmul_weights;
+    attention scores not counted), against the machine's measured limits."""
     out = []
     for row in rows:
         if row.metric == "tpot":

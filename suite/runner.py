@@ -346,7 +346,9 @@ class Workbench:
             written = generating.texts(decoder, data, gen)
         limits = self.folder.limits(lambda: machine.limits(device))
         ctx = Context(self.options.quick, self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases)
-        timed, extra = generating.measure_generation(decoder, backend, data, measure, gen, ctx, size, params, limits)
+        multiplied = generating.matmul_weights(self.uncompressed(model_ref, data))
+        timed, extra = generating.measure_generation(decoder, backend, data, measure, gen, ctx, size, multiplied,
+                                                     limits)
         result = generating.with_quality(base, timed, extra, ppl, fidelity, reference, written, gen,
                                          measure.batch_sizes, notes)
         return replace(result, size_bytes=size, params=params, peak_rss_bytes=footprint.peak_rss_bytes(),
@@ -416,6 +418,11 @@ class Workbench:
             self._models[key] = self._build_and_fill(model_ref, data)
         model, weights = self._models[key]
         return copy.deepcopy(model), weights
+
+    def uncompressed(self, model_ref: PluginRef, data: Any) -> Any:
+        """The model as built and filled, before any compression (shared: do not change it)."""
+        self.trained_model(model_ref, data)
+        return self._models[json.dumps([model_ref.dump(), data.describe()], sort_keys=True)][0]
 
     def _build_and_fill(self, model_ref: PluginRef, data: Any) -> tuple[Any, dict]:
         import torch

@@ -283,3 +283,12 @@ def test_machine_limits_are_positive_and_measured_once_per_run(tmp_path):
     (tmp_path / "limits.json").write_text('{"read_bandwidth_gbps": -1}')  # damaged: measured again
     folder.limits(measure)
     assert len(calls) == 2 and math.isfinite(folder.limits(measure)["matmul_gflops"])
+
+
+def test_prefill_flops_count_each_multiplied_weight_once(data):
+    from suite.generating import matmul_weights
+
+    model = tiny_gpt2(data)  # lm_head tied to the token embedding: looked up, so not counted
+    blocks = sum(p.numel() for p in model.transformer.h.parameters()) + sum(
+        p.numel() for p in model.transformer.ln_f.parameters())
+    assert matmul_weights(model) == blocks
