@@ -22,7 +22,7 @@ def test_the_fastest_variant_within_the_budget_is_recommended():
     selection = recommend(Select(max_accuracy_drop=0.01), variants)
     assert selection["recommended"] == "int8"
     assert [w["variant"] for w in selection["within"]] == ["int8", "bf16", "fp32"]  # fastest first
-    assert selection["broke"] == [{"variant": "pruned90", "accuracy_drop": pytest.approx(0.08)}]
+    assert selection["broke"] == [{"variant": "pruned90", "accuracy_drop": pytest.approx(0.08), "over": ["max_accuracy_drop"]}]
     assert selection["not_judged"] == [{"variant": "broken", "reason": "failed"}]
     lines = describe(selection)
     assert lines[0].startswith("Recommended: int8, the fastest by p50_ms at b=1 (4 ms)")
