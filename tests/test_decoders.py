@@ -61,6 +61,9 @@ def test_text_file_bad_inputs_are_one_line_errors(tmp_path):
     good.write_text("\n\n".join(f"Paragraph {i}: " + "words " * 40 for i in range(30)))
     text = load_file(TextFileParams(path=good, passage_chars=200))
     assert len(text.train) + len(text.val) + len(text.test) == 30
+    assert load_file(TextFileParams(path=good, passage_chars=200)) == text  # fixed by its seed
+    assert not (set(text.train) & set(text.test) or set(text.val) & set(text.test) or set(text.train) & set(text.val))
+    assert text.source.startswith("user text: good.txt")
 
 
 def test_tokenized_streams_and_windows(data):
