@@ -109,54 +109,53 @@ def dequantized(file: Path):
 
 
 def from_folder(folder: Path):
-    """(model, tokenizer) from a save_pretrained folder, offline, float32."""
+    """The float32 causal LM of a save_pretrained folder, offline."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from models.byo import check_weights_cover_config
-
     from suite.quiet import hushed_progress
 
     try:
         check_weights_cover_config(folder, causal=True)
         with hushed_progress():
-            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+            return AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:  # RuntimeError: weights of other shapes
         raise SuiteError(f"{folder}: not a Hugging Face causal LM folder ({first_line(exc)})") from None
-    return model, tokenizer
 
 
-def smollm2_tokenizer(params: NoParams, corpus):
-    _, tokenizer = from_folder(gguf_float_folder(smollm2_file()))
-    return tokenizer, "SmolLM2's own (from its GGUF file)"
-
-
-def smollm2(params: NoParams, data):
-    model, _ = from_folder(gguf_float_folder(smollm2_file()))
-    return model
-
-
-def gguf_tokenizer(params: GgufParams, corpus):
-    _, tokenizer = from_folder(gguf_float_folder(params.path))
-    return tokenizer, f"from {params.path.name}"
-
-
-def gguf_model(params: GgufParams, data):
-    return from_folder(gguf_float_folder(params.path))[0]
-
-
-def folder_tokenizer(params: CausalFolderParams, corpus):
+def tokenizer_of(folder: Path):
+    """The tokenizer of a save_pretrained folder, offline (the model's weights are not read)."""
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(params.path), local_files_only=True), f"from {params.path.name}"
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
-        raise SuiteError(f"{params.path}: no tokenizer transformers can read ({first_line(exc)})") from None
+        raise SuiteError(f"{folder}: no tokenizer transformers can read ({first_line(exc)})") from None
+
+
+def smollm2_tokenizer(params: NoParams, corpus):
+    return tokenizer_of(gguf_float_folder(smollm2_file())), "SmolLM2's own (from its GGUF file)"
+
+
+def smollm2(params: NoParams, data):
+    return from_folder(gguf_float_folder(smollm2_file()))
+
+
+def gguf_tokenizer(params: GgufParams, corpus):
+    return tokenizer_of(gguf_float_folder(params.path)), f"from {params.path.name}"
+
+
+def gguf_model(params: GgufParams, data):
+    return from_folder(gguf_float_folder(params.path))
+
+
+def folder_tokenizer(params: CausalFolderParams, corpus):
+    return tokenizer_of(params.path), f"from {params.path.name}"
 
 
 def folder_model(params: CausalFolderParams, data):
-    return from_folder(params.path)[0]
+    return from_folder(params.path)
 
 
 SMOLLM2 = ModelSpec(

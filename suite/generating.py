@@ -95,8 +95,8 @@ def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen:
                 tokens = {"ttft": batch * prompt_len, "tpot": batch, "request": batch * gen.new_tokens}[metric]
                 rates.append(ThroughputResult(batch, tokens / (row.p50_ms / 1e3), prompt_len, metric))
             caches.append({"batch_size": batch, "prompt_len": prompt_len, "bytes": done.cache_bytes})
-            shapes.append(Shape(batch, prompt_len, request_call(decoder, prompt, gen.new_tokens),
-                                request_call(decoder, prompt, gen.new_tokens)))
+            call = request_call(decoder, prompt, gen.new_tokens)  # host to host already: one call serves both
+            shapes.append(Shape(batch, prompt_len, call, call))
     with ctx.phases("harness"):
         harness = timing.harness_cost(backend.synchronize, clock, HARNESS_CALLS)
     with ctx.phases("energy"):
@@ -180,18 +180,19 @@ def load_mode(decoder: Any, backend: Any, data: Any, measure: Any, gen: Any, row
     return {**result, "prompt_len": prompt_len, "new_tokens": gen.new_tokens, "batch_size": 1}
 
 
-def fidelity_warnings(fidelity: dict, reference: str, ppl: float | None, reference_ppl: float | None,
+def fidelity_warnings(fidelity: dict, reference: str, ppl: float, reference_ppl: float | None,
                       tolerance: Any) -> list[str]:
+    """Warnings for greedy agreement below the floor and perplexity above the reference's by more
+    than the tolerance (`fidelity["perplexity_increase"]`, None without a reference perplexity)."""
     notes = []
     if fidelity["greedy_agreement"] < tolerance.min_greedy_agreement:
         notes.append(f"greedy agreement with {reference!r} {fidelity['greedy_agreement']:.4f} is below "
                      f"fidelity.min_greedy_agreement {tolerance.min_greedy_agreement} (first divergence at token "
                      f"{fidelity['first_divergence_mean']:.1f} on average)")
-    if ppl is not None and reference_ppl:
-        increase = ppl / reference_ppl - 1
-        if increase > tolerance.max_perplexity_increase:
-            notes.append(f"perplexity {ppl:.3f} is {increase:.1%} above {reference!r}'s {reference_ppl:.3f} "
-                         f"(fidelity.max_perplexity_increase {tolerance.max_perplexity_increase:.1%})")
+    increase = fidelity["perplexity_increase"]
+    if increase is not None and increase > tolerance.max_perplexity_increase:
+        notes.append(f"perplexity {ppl:.3f} is {increase:.1%} above {reference!r}'s {reference_ppl:.3f} "
+                     f"(fidelity.max_perplexity_increase {tolerance.max_perplexity_increase:.1%})")
     return notes
 
 

@@ -40,8 +40,6 @@ class LmData:
     def windows(self, split: str, length: int, count: int, start: int = 0) -> Any:
         """`count` consecutive windows of `length` tokens from a split, shape (count, length),
         wrapping around when the split is shorter."""
-        import torch
-
         ids = getattr(self, f"{split}_ids")
         need = start + count * length
         if need > len(ids):
@@ -103,11 +101,12 @@ class Decoder:
             # lengths share the cache and the compiled graphs (attention then spans the bucket).
             max_len = -(-max_len // STATIC_BUCKET) * STATIC_BUCKET
             key = (batch, max_len)
-            if key not in self._static:
+            fresh = key not in self._static
+            if fresh:
                 self._static[key] = StaticCache(config=self.model.config, max_cache_len=max_len)
-                self.cache = self._static[key]
-                self._eager_first_token(batch)
             self.cache = self._static[key]
+            if fresh:
+                self._eager_first_token(batch)
             with torch.inference_mode():  # its tensors were made inside inference mode, by the forward
                 self.cache.reset()
         self.position = 0

@@ -122,6 +122,11 @@ class VariantResult:
     # KV cache bytes, the machine's limits and the share of them each figure reached.
     generation: dict | None = None
 
+    @property
+    def perplexity(self) -> float | None:
+        """A decoder's perplexity on the held-out text; None for other models."""
+        return ((self.generation or {}).get("perplexity") or {}).get("perplexity")
+
 
 @dataclass(frozen=True)
 class RunResult:

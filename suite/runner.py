@@ -369,7 +369,7 @@ class Workbench:
             return reference, None, [f"greedy agreement not measured: reference variant {reference!r} {why}"]
         fidelity = greedy_fidelity(tokens, expected)
         saved = self.folder.finished(reference) if reference != variant.name else None
-        reference_ppl = ((saved.generation or {}).get("perplexity") or {}).get("perplexity") if saved else ppl
+        reference_ppl = saved.perplexity if saved else ppl
         fidelity["perplexity_increase"] = ppl / reference_ppl - 1 if reference_ppl else None
         return reference, fidelity, generating.fidelity_warnings(fidelity, reference, ppl, reference_ppl,
                                                                  self.scenario.fidelity)
@@ -506,8 +506,7 @@ def ending_line(result: VariantResult) -> str:
     figure = f", p50 {result.latency[0].p50_ms:.4g} ms at {result.latency[0].shape}" if result.latency else ""
     tpot = next((r for r in result.latency if r.metric == "tpot"), None)
     if result.generation and tpot:
-        ppl = (result.generation.get("perplexity") or {}).get("perplexity")
-        figure = (f", perplexity {ppl:.4g}, {tpot.p50_ms:.4g} ms per output token "
+        figure = (f", perplexity {result.perplexity:.4g}, {tpot.p50_ms:.4g} ms per output token "
                   f"({tpot.batch_size / tpot.p50_ms * 1e3:.1f} tokens/s) at {tpot.shape}")
     return f"{result.name}: ok{took}{figure}"
 

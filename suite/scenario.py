@@ -158,8 +158,9 @@ class Generate(Params):
 
     prompt_lens: tuple[SeqLen, ...] = Field((32, 128), min_length=1)
     new_tokens: int = Field(32, ge=2, le=4096)
-    # KV cache: "dynamic" grows with each token; "static" is allocated once at prompt + new tokens
-    # (what torch.compile needs). "auto": the backend's choice (eager dynamic, compile static).
+    # KV cache: "dynamic" grows with each token; "static" is allocated once, at prompt + new tokens
+    # rounded up to a multiple of 256 (what torch.compile needs). "auto": the backend's choice
+    # (eager dynamic, compile static).
     cache: Literal["auto", "dynamic", "static"] = "auto"
     perplexity_context: SeqLen = 256  # tokens per scored window
     perplexity_tokens: int = Field(8192, ge=2, le=MAX_SAMPLES)  # test tokens scored, at most

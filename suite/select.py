@@ -49,13 +49,12 @@ def judge(v: VariantResult, reference: VariantResult | None, select: Any) -> tup
 def judge_decoder(v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
     if select.max_perplexity_increase is None:
         return {}, [], "a generative decoder, and select has no max_perplexity_increase"
-    ppl = perplexity_of(v)
-    if ppl is None:
+    if v.perplexity is None:
         return {}, [], "no perplexity"
-    if reference is None or perplexity_of(reference) is None:
+    if reference is None or reference.perplexity is None:
         return {}, [], f"reference variant {v.agreement_with!r} has no perplexity"
-    increase = ppl / perplexity_of(reference) - 1
-    figures = {"perplexity": round(ppl, 6), "perplexity_increase": round(increase, 6)}
+    increase = v.perplexity / reference.perplexity - 1
+    figures = {"perplexity": round(v.perplexity, 6), "perplexity_increase": round(increase, 6)}
     over = ["max_perplexity_increase"] if increase > select.max_perplexity_increase + 1e-12 else []
     if select.min_greedy_agreement is not None:
         if v.agreement is None:
@@ -64,10 +63,6 @@ def judge_decoder(v: VariantResult, reference: VariantResult | None, select: Any
         if v.agreement < select.min_greedy_agreement - 1e-12:
             over.append("min_greedy_agreement")
     return figures, over, None
-
-
-def perplexity_of(v: VariantResult) -> float | None:
-    return ((v.generation or {}).get("perplexity") or {}).get("perplexity")
 
 
 def accuracy_drop(v: VariantResult, reference: VariantResult | None) -> tuple[float | None, str | None]:

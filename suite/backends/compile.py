@@ -34,9 +34,8 @@ class CompileBackend(EagerBackend):
                 "freezing": self.params.freezing, "compile_s": self.compile_s}
 
     def prepare_decoder(self, model: Any, cache: str) -> Any:
-        """A suite.lm.Decoder over the causal LM's compiled forward, with a static KV cache: one
-        graph for every decode step of a batch size (a growing cache would recompile each token),
-        one per prompt length for prefill. Compiling happens in the first calls (warm-up)."""
+        """A suite.lm.Decoder over the causal LM's compiled forward, with a static KV cache (a
+        growing cache would recompile each token). Compiling happens in the first calls."""
         from suite.errors import SuiteError
         from suite.lm import Decoder
 

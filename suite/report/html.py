@@ -102,16 +102,9 @@ def decoders_html(variants: tuple[VariantResult, ...]) -> str:
     first = settings["prompt_lens"][0]
     limits = decoders[0].generation.get("limits") or {}
 
-    def tokens_per_s(v: VariantResult) -> float | None:
-        return next((t.samples_per_s for t in v.throughput if t.metric == "tpot" and t.batch_size == 1
-                     and t.seq_len == first), None)
-
-    def perplexity(v: VariantResult) -> float | None:
-        return (tables.generation_of(v, "perplexity") or {}).get("perplexity")
-
-    def seconds_per_token(v: VariantResult) -> float | None:
-        rate = tokens_per_s(v)
-        return rate and 1e3 / rate
+    def ms_per_token(v: VariantResult) -> float | None:
+        row = tables.decoder_figure(v, "tpot", 1, first)
+        return row and row.p50_ms
 
     intro = (f"<p>Greedy decoding of {settings['new_tokens']} new tokens (no early stop) after prompts of "
              f"{', '.join(map(str, settings['prompt_lens']))} tokens from the held-out text; KV cache "
@@ -124,8 +117,8 @@ def decoders_html(variants: tuple[VariantResult, ...]) -> str:
     bandwidth = figures.bandwidth_figure(decoders, "decoder-bandwidth") or ""
     return ("<h2>Generative decoders</h2>" + intro + tables.decoders_table(decoders)
             + f"<h3>Perplexity against time per output token (b=1, p={first})</h3>"
-            + figures.pareto_figure(decoders, seconds_per_token, "time per output token, ms", "decoder-pareto",
-                                    quality=perplexity, quality_title="perplexity", lower_better=True)
+            + figures.pareto_figure(decoders, ms_per_token, "time per output token, ms", "decoder-pareto",
+                                    quality=lambda v: v.perplexity, quality_title="perplexity", lower_better=True)
             + "<h3>Read bandwidth reached while decoding</h3>" + bandwidth
             + "<h3>What each variant wrote</h3>" + tables.texts_table(decoders))
 

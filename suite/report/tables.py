@@ -211,6 +211,12 @@ def decoder_figure(v: VariantResult, metric: str, batch_size: int, prompt_len: i
                  and (prompt_len is None or r.seq_len == prompt_len)), None)
 
 
+def tokens_per_s(v: VariantResult, batch_size: int, prompt_len: int) -> float | None:
+    """Decoding tokens/s (batch size / median time per output token) at one shape."""
+    return next((t.samples_per_s for t in v.throughput if t.metric == "tpot" and t.batch_size == batch_size
+                 and t.seq_len == prompt_len), None)
+
+
 def decoders_table(variants: tuple[VariantResult, ...]) -> str:
     """Generative decoders, one row each: quality (perplexity, its change, greedy agreement, first
     divergence), time to first token and per output token at batch 1, tokens/s at each batch size
@@ -226,15 +232,13 @@ def decoders_table(variants: tuple[VariantResult, ...]) -> str:
     rows = []
     for v in decoders:
         fidelity = v.fidelity or {}
-        ppl = (generation_of(v, "perplexity") or {}).get("perplexity")
         ttft = [decoder_figure(v, "ttft", 1, p) for p in settings["prompt_lens"]]
         tpot = decoder_figure(v, "tpot", 1, first)
-        rates = [next((t.samples_per_s for t in v.throughput if t.metric == "tpot" and t.batch_size == b
-                       and t.seq_len == first), None) for b in batches]
+        rates = [tokens_per_s(v, b, first) for b in batches]
         caches = [c["bytes"] for c in generation_of(v, "kv_cache") or ()]
         share = next((r["share"] for r in generation_of(v, "roofline") or ()
                       if r["metric"] == "tpot" and r["batch_size"] == 1 and r["prompt_len"] == first), None)
-        rows.append([v.name, v.backend, steps_text(v), number(ppl, ".4g"),
+        rows.append([v.name, v.backend, steps_text(v), number(v.perplexity, ".4g"),
                      number(fidelity.get("perplexity_increase"), "+.1%"), number(fidelity.get("greedy_agreement"), ".1%"),
                      number(fidelity.get("first_divergence_mean"), ".1f"),
                      *(ms(r and r.p50_ms) for r in ttft), ms(tpot and tpot.p50_ms),

@@ -34,8 +34,7 @@ def variant_texts(v: VariantResult) -> list[str]:
 
 
 def perplexity_text(v: VariantResult) -> str | None:
-    ppl = ((v.generation or {}).get("perplexity") or {}).get("perplexity")
-    return None if ppl is None else f"perplexity {ppl:.4g}"
+    return None if v.perplexity is None else f"perplexity {v.perplexity:.4g}"
 
 
 def variant_rows(v: VariantResult) -> list[list[str]]:
