@@ -19,7 +19,7 @@ SMALL_MODELS = {
     "bert_small": ("bert_small", {"layers": 1, "hidden": 16, "heads": 2}, "topics", {"size": 80, "seq_len": 12}),
 }
 # Methods that run on CPU; semi_structured_2_4 and int4_weight_only are checked for their reasons.
-CPU_METHODS = ["int8_dynamic", "int8_static", "int8_weight_only", "fp16", "bf16", "magnitude", "channel", "finetune"]
+CPU_METHODS = ["int8_dynamic", "int8_static", "int8_weight_only", "int8_dynamic_activation", "intx_weight_only", "fp16", "bf16", "magnitude", "channel", "finetune"]
 # Torch-Pruning cannot trace nn.LSTM's packed weights: the method must say so in one line.
 INAPPLICABLE = {("channel", "lstm"): "Torch-Pruning could not prune this model",
                 ("channel", "lstm_tokens"): "Torch-Pruning could not prune this model"}
