@@ -139,7 +139,7 @@ def smollm2_tokenizer(params: NoParams, corpus):
 
 
 def smollm2(params: NoParams, data):
-    return from_folder(gguf_float_folder(smollm2_file()))
+    return with_file(from_folder(gguf_float_folder(smollm2_file())), smollm2_file())
 
 
 def gguf_tokenizer(params: GgufParams, corpus):
@@ -147,7 +147,13 @@ def gguf_tokenizer(params: GgufParams, corpus):
 
 
 def gguf_model(params: GgufParams, data):
-    return from_folder(gguf_float_folder(params.path))
+    return with_file(from_folder(gguf_float_folder(params.path)), params.path)
+
+
+def with_file(model, file: Path):
+    """The float model, remembering the GGUF file it came from (what backend llamacpp runs)."""
+    model.gguf_file = str(file)
+    return model
 
 
 def folder_tokenizer(params: CausalFolderParams, corpus):

@@ -7,7 +7,10 @@ estimated ratio is above 1 + max_slowdown. Two ways to get the samples:
   each set of samples on its own (Mann-Whitney U, bootstrap interval of the ratio). The machine
   may have drifted in between; on shared CI runners that is the weaker option.
 - paired: both scenarios prepared in one process and timed in alternating rounds (A B, B A, ...),
-  so drift between rounds cancels (Wilcoxon signed-rank on the rounds' log ratios).
+  so drift between rounds cancels (Wilcoxon signed-rank on the rounds' log ratios). A generative
+  decoder is timed in whole requests, alternately, and gives two rows per shape: time to first
+  token, and time per output token (each request's decode time over its tokens after the first,
+  as MLPerf's LLM rules define it).
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class PairedPlan:
     rounds: int = 15  # Wilcoxon's one-sided p can go down to 2^-rounds
     block_samples: int = 20  # samples per side per round
     warmup_calls: int = 2  # before each block: the other model has just had the caches
+    block_requests: int = 3  # a decoder's requests per side per round (each one a sample of both metrics)
 
 
 def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars: Any) -> list[Row]:
@@ -89,12 +93,19 @@ def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars:
     rows = []
     for name in names:
         sides = [bench.ready(next(v for v in bench.scenario.variants if v.name == name)) for bench in benches]
+        if (sides[0].new_tokens is None) != (sides[1].new_tokens is None):
+            raise SuiteError(f"variant {name!r} is a generative decoder in one scenario and not in the other: "
+                             "give the variants different names")
         for batch_size, seq_len in shared_shapes(sides[0].shapes, sides[1].shapes):
             with bars.task(f"paired: {name} {shape_label(batch_size, seq_len)}", total=plan.rounds) as task:
                 before = neighbours.snapshot()
-                rounds = time_rounds([side.call(batch_size, seq_len) for side in sides], sides, plan, task)
+                if sides[0].new_tokens is None:
+                    timed = {"call": time_rounds([side.call(batch_size, seq_len) for side in sides], sides, plan, task)}
+                else:
+                    timed = request_rounds([side.request(batch_size, seq_len) for side in sides], sides, plan, task)
                 others = neighbours.others(before, neighbours.snapshot())
-            rows.append(replace(paired_row(name, batch_size, seq_len, rounds), others=others))
+            rows += [replace(paired_row(name, batch_size, seq_len, rounds, metric), others=others)
+                     for metric, rounds in timed.items()]
     return rows
 
 
@@ -125,6 +136,29 @@ def time_rounds(calls: list, sides: list, plan: PairedPlan, task: Any) -> tuple[
     return samples
 
 
+def request_rounds(requests: list, sides: list, plan: PairedPlan, task: Any) -> dict[str, tuple[list, list]]:
+    """Per round, `block_requests` whole requests of each side, alternately (A B, B A, ...), after
+    one warm-up request each: {"ttft": rounds, "tpot": rounds} in milliseconds, one sample per
+    request (TPOT: the request's decode steps over their count)."""
+    samples: dict[str, tuple[list, list]] = {"ttft": ([], []), "tpot": ([], [])}
+    for r in range(plan.rounds):
+        for i in (0, 1):
+            sides[i].use_threads()
+            requests[i]()
+        rows = {metric: ([], []) for metric in samples}
+        for k in range(plan.block_requests):
+            for i in ((0, 1) if (r + k) % 2 == 0 else (1, 0)):
+                sides[i].use_threads()
+                prefill, steps = requests[i]()
+                rows["ttft"][i].append(1e3 * prefill)
+                rows["tpot"][i].append(1e3 * sum(steps) / len(steps))
+        for metric in samples:
+            samples[metric][0].append(rows[metric][0])
+            samples[metric][1].append(rows[metric][1])
+        task.update(r + 1)
+    return samples
+
+
 def calibrate(call: Any, side: Any) -> int:
     from suite.measure import timing
 
@@ -133,12 +167,13 @@ def calibrate(call: Any, side: Any) -> int:
     return timing.calibrate(call, side.sync, timing.shortest_sample(), time.perf_counter, first=last)
 
 
-def paired_row(name: str, batch_size: int, seq_len: int | None, rounds: tuple[list, list]) -> Row:
+def paired_row(name: str, batch_size: int, seq_len: int | None, rounds: tuple[list, list],
+               metric: str = "call") -> Row:
     import numpy as np
 
     from suite.measure.significance import compare_paired
     from suite.results import shape_label
 
     base, candidate = rounds
-    return Row(name, shape_label(batch_size, seq_len), float(np.median(np.concatenate(base))),
+    return Row(name, shape_label(batch_size, seq_len, metric), float(np.median(np.concatenate(base))),
                float(np.median(np.concatenate(candidate))), compare_paired(base, candidate))

@@ -75,8 +75,12 @@ def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen:
     clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
     plan = timing_plan(measure, ctx.quick)
     rows, rates, notes, caches, shapes = [], [], [], [], []
+    largest = getattr(decoder, "max_batch", None)  # a decoder that runs one sequence at a time says so
+    if largest is not None and max(measure.batch_sizes) > largest:
+        notes.append(f"batch sizes above {largest} not timed: the backend "
+                     f"decodes at most {largest} sequence(s) at a time")
     for prompt_len in gen.prompt_lens:
-        for batch in measure.batch_sizes:
+        for batch in (b for b in measure.batch_sizes if largest is None or b <= largest):
             prompt = backend.place(data.windows("test", prompt_len, batch))
             label = shape_label(batch, prompt_len, "request")
             with ctx.bars.task(f"measuring {ctx.name} {label}", total=plan.min_samples) as task:

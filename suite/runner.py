@@ -274,10 +274,19 @@ class Workbench:
         """The variant built, compressed and prepared on its backend, to be timed by the caller
         (the paired gate); nothing is measured or saved."""
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
-        measure, data, model, _, _ = self._built(variant, self.scenario.model_of(variant), backend)
+        model_ref = self.scenario.model_of(variant)
+        measure, data, model, _, _ = self._built(variant, model_ref, backend)
+        threads = measure.threads or self.default_threads
+        if MODELS.get(model_ref.name).task == "generate":
+            from suite import generating
+
+            gen = generating.settings(measure.generate, self.options.quick)
+            decoder = backend.prepare_decoder(model, gen.cache)
+            generating.check_lengths(decoder, gen, self.scenario.source)
+            return Ready(decoder, backend, data, threads, [(b, p) for p in gen.prompt_lens for b in measure.batch_sizes],
+                         new_tokens=gen.new_tokens)
         run_model = backend.prepare(model, data.test.x[:1], data.train.x)
-        return Ready(run_model, backend, data, measure.threads or self.default_threads,
-                     input_shapes(measure, data, self.scenario.source))
+        return Ready(run_model, backend, data, threads, input_shapes(measure, data, self.scenario.source))
 
     def _built(self, variant: Variant, model_ref: PluginRef, backend: Any) -> tuple[Any, Any, Any, dict, tuple]:
         """(measure settings, dataset, model after compression, weights record, compression records)."""
@@ -336,6 +345,7 @@ class Workbench:
         with self.phases("prepare"):
             decoder = backend.prepare_decoder(model, gen.cache)
             generating.check_lengths(decoder, gen, self.scenario.source)
+        size = getattr(decoder, "file_bytes", size)  # a backend that runs the model's own file reads that
         with self.phases("perplexity"):
             ppl = generating.perplexity(decoder, data, gen, measure.eval_batch_size or max(measure.batch_sizes))
         with self.phases("agreement"):
@@ -472,16 +482,25 @@ class Workbench:
 
 @dataclass(frozen=True)
 class Ready:
-    """A prepared variant: what the paired gate times in alternating rounds."""
+    """A prepared variant: what the paired gate times in alternating rounds. For a generative
+    decoder, `run_model` is its suite.lm.Decoder and each shape is (batch size, prompt length)."""
 
     run_model: Any
     backend: Any
     data: Any
     threads: int
     shapes: list[tuple[int, int | None]]  # (batch size, sequence length) its scenario times it at
+    new_tokens: int | None = None  # a decoder's new tokens per request; None: not a decoder
 
     def call(self, batch_size: int, seq_len: int | None) -> Any:
         return shape_of(self.run_model, self.backend, self.data, batch_size, seq_len).call
+
+    def request(self, batch_size: int, prompt_len: int) -> Any:
+        """A decoder's greedy request: the call returns (prefill seconds, seconds of each later step)."""
+        from suite.measure.decoding import one_request
+
+        prompt = self.backend.place(self.data.windows("test", prompt_len, batch_size))
+        return lambda: one_request(self.run_model, prompt, self.new_tokens, self.sync, time.perf_counter)
 
     def sync(self) -> None:
         self.backend.synchronize()

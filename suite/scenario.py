@@ -159,9 +159,10 @@ class Generate(Params):
     prompt_lens: tuple[SeqLen, ...] = Field((32, 128), min_length=1)
     new_tokens: int = Field(32, ge=2, le=4096)
     # KV cache: "dynamic" grows with each token; "static" is allocated once, at prompt + new tokens
-    # rounded up to a multiple of 256 (what torch.compile needs). "auto": the backend's choice
-    # (eager dynamic, compile static).
-    cache: Literal["auto", "dynamic", "static"] = "auto"
+    # rounded up to a multiple of 256 (what torch.compile needs); "fp8" grows, its keys and values
+    # stored in float8 e4m3 with one scale per tensor set at the prefill (transformers'
+    # QuantizedCache, backend fp8; eager only). "auto": the backend's choice (eager dynamic, compile static).
+    cache: Literal["auto", "dynamic", "static", "fp8"] = "auto"
     perplexity_context: SeqLen = 256  # tokens per scored window
     perplexity_tokens: int = Field(8192, ge=2, le=MAX_SAMPLES)  # test tokens scored, at most
     fidelity_prompts: int = Field(8, ge=1, le=4096)
@@ -279,12 +280,15 @@ FORMATS = {"torch": "a torch model", "torch_only": "a torch model that ONNX expo
 def format_conflict(variant: Variant) -> tuple[tuple, str] | None:
     """Where and why the variant's steps and backend do not fit together."""
     made, maker = "torch", None
+    backend = BACKENDS.get(variant.backend.name)
+    if variant.compress and getattr(backend, "runs_model_file", False):
+        return ("compress",), (f"backend {variant.backend.name!r} runs the model's own file, which compression "
+                               "steps do not change: drop them")
     for i, step in enumerate(variant.compress):
         spec = METHODS.get(step.name)
         if made not in spec.takes:
             return ("compress", i, "method"), f"{step.name!r} cannot start from {FORMATS[made]}, which {maker!r} makes"
         made, maker = spec.makes, step.name
-    backend = BACKENDS.get(variant.backend.name)
     if made not in backend.takes:
         return ("backend",), (f"backend {variant.backend.name!r} cannot run {FORMATS[made]}, "
                               f"which compress step {maker!r} makes")

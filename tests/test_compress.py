@@ -22,7 +22,10 @@ SMALL_MODELS = {
 CPU_METHODS = ["int8_dynamic", "int8_static", "int8_weight_only", "int8_dynamic_activation", "intx_weight_only", "fp16", "bf16", "magnitude", "channel", "finetune"]
 # Torch-Pruning cannot trace nn.LSTM's packed weights: the method must say so in one line.
 INAPPLICABLE = {("channel", "lstm"): "Torch-Pruning could not prune this model",
-                ("channel", "lstm_tokens"): "Torch-Pruning could not prune this model"}
+                ("channel", "lstm_tokens"): "Torch-Pruning could not prune this model",
+                # their heads are 8 wide: no input width is a multiple of the default group of 64
+                **{("intx_weight_only", key): "no Linear layer's input width is a multiple of group_size 64"
+                   for key in ("resnet", "lstm", "lstm_tokens")}}
 
 
 def load(key):

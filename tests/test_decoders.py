@@ -90,6 +90,46 @@ def test_greedy_decoding_through_the_cache_matches_full_forward_passes(data, cac
     assert torch.equal(tokens, ids[:, 12:])
 
 
+def test_fp8_kv_cache_holds_a_quarter_of_the_bytes_and_nearly_the_same_logits(data):
+    from transformers import DynamicCache, QuantizedCache
+
+    from suite.lm import Decoder
+
+    model = tiny_gpt2(data)
+    prompt = data.windows("test", 12, 2)
+    plain, fp8 = Decoder(model, "cpu", "dynamic"), Decoder(model, "cpu", "fp8")
+    first, second = plain.generate(prompt, 6), fp8.generate(prompt, 6)
+    assert torch.equal(first[:, 0], second[:, 0])  # the prefill attends to its own float states
+    assert 0 < fp8.cache_bytes() < 0.3 * plain.cache_bytes()
+    logits = []
+    for cache in (DynamicCache(config=model.config), QuantizedCache("fp8", config=model.config)):
+        with torch.inference_mode():
+            model(input_ids=prompt, cache=cache, use_cache=True)
+            logits.append(model(input_ids=prompt[:, :1], position_ids=torch.full((1, 1), 12), cache=cache,
+                                use_cache=True).logits)
+    error = float((logits[0] - logits[1]).abs().max() / logits[0].abs().max())
+    assert 0 < error < 0.05  # de-quantized keys and values: close, not equal
+
+
+@pytest.mark.parametrize("steps", [["int8_dynamic_activation"], ["intx_weight_only"], ["bf16", "int8_weight_only"]])
+def test_torchao_methods_decode_close_to_the_float_model(data, steps):
+    from suite.compress import CompressContext, compress
+    from suite.lm import Decoder, perplexity
+    from suite.registry import METHODS
+    from suite.scenario import PluginRef
+
+    model = tiny_gpt2(data)
+    reference = perplexity(Decoder(model, "cpu", "dynamic"), data, context=32, max_tokens=200, batch_size=4)
+    quantized = tiny_gpt2(data)
+    for name in steps:
+        quantized, _ = compress(quantized, PluginRef(name, METHODS.get(name).Params()),
+                                CompressContext(data=data, seed=0, train_recipe={}, task="generate"))
+    decoder = Decoder(quantized, "cpu", "dynamic")
+    assert decoder.generate(data.windows("test", 12, 2), 5).shape == (2, 5)
+    ppl = perplexity(decoder, data, context=32, max_tokens=200, batch_size=4)["perplexity"]
+    assert ppl != reference["perplexity"] and abs(ppl / reference["perplexity"] - 1) < 0.05
+
+
 def test_perplexity_of_a_model_that_knows_nothing_is_the_vocabulary_size(data):
     from suite.lm import Decoder, perplexity
 
@@ -152,7 +192,13 @@ variants:
 
 @pytest.mark.parametrize("change, message", [
     ("  - {name: x, backend: onnxruntime}", "variants[1].backend: model 'gpt2' is a generative decoder: backend "
-                                           "'onnxruntime' does not run it (backends that do: compile, eager)"),
+                                           "'onnxruntime' does not run it (backends that do: compile, eager, llamacpp)"),
+    ("  - {name: x, backend: llamacpp, compress: [bf16]}", "variants[1].compress: backend 'llamacpp' runs the "
+                                                          "model's own file, which compression steps do not change"),
+    ("  - {name: x, model: mlp, dataset: digits, backend: llamacpp}", "variants[1].backend: model 'mlp' is a model "
+                                                                     "judged by accuracy: backend 'llamacpp' does not"),
+    ("  - {name: x, backend: {name: llamacpp, context: 4}}", "variants[1].backend.context"),
+    ("  - {name: x, compress: [{method: intx_weight_only, bits: 9}]}", "variants[1].compress[0].bits"),
     ("  - {name: x, compress: [int8_static]}", "variants[1].compress[0].method: model 'gpt2' is a generative "
                                               "decoder: method 'int8_static' does not apply to it"),
     ("  - {name: x, compress: [channel]}", "method 'channel' does not apply to it"),
@@ -179,6 +225,23 @@ def test_bad_decoder_scenarios_are_one_line_errors(write_scenario, capsys, chang
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_llamacpp_without_its_package_is_skipped_with_the_reason(write_scenario, run_quick):
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is not None:
+        pytest.skip("llama-cpp-python is installed here: tests/test_llamacpp.py runs the backend")
+    path = write_scenario("""
+        name: absent
+        model: {name: gpt2_random, layers: 1, hidden: 32, heads: 2, context: 64, vocab: 300}
+        measure: {batch_sizes: [1], generate: {prompt_lens: [8], new_tokens: 4}}
+        variants:
+          - {name: native, backend: llamacpp}
+        """)
+    status, _, _, results = run_quick(path, "--in-process")
+    [native] = results["variants"]
+    assert native["status"] == "skipped" and "llama-cpp-python is not installed" in native["error"]
 
 
 def test_select_needs_a_budget(write_scenario, capsys):

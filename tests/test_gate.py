@@ -209,3 +209,54 @@ def test_paired_rounds_alternate_call_by_call():
     assert first_round == ["A", "B", "B", "A", "A", "B", "B", "A"]
     second_round = log[log.index("round 2") - 8:log.index("round 2")]
     assert second_round == ["B", "A", "A", "B", "B", "A", "A", "B"]
+
+
+def decoder_run(tpot_ms: float, seed: int) -> RunResult:
+    """A decoder's rows as `suite run` writes them: ttft, tpot and request at one prompt length."""
+    rows = tuple(replace(latency(1, lognormal(200, median, seed + k if metric == "tpot" else k), seq_len=32),
+                         metric=metric)  # the prefill's samples the same on both sides
+                 for k, (metric, median) in enumerate((("ttft", 140.0), ("tpot", tpot_ms), ("request", 31 * tpot_ms))))
+    variant = VariantResult(name="fp32", model="smollm2", backend="eager", backend_info={"version": "2.13.0"},
+                            latency=rows)
+    return RunResult(suite_version="0.1.0", created="2026-12-02T00:00:00+00:00", scenario={"name": "s"},
+                     environment=ENV, variants=(variant,))
+
+
+def test_stored_gate_catches_a_slower_time_per_output_token(tmp_path, capsys):
+    for name, tpot, seed in (("base", 70.0, 0), ("slow", 84.0, 10)):
+        save_json(decoder_run(tpot, seed), tmp_path / name / "results.json")
+    out = ["--out", str(tmp_path / "out")]
+    assert main(["gate", "--baseline", str(tmp_path / "base"), str(tmp_path / "slow"), *out]) == 1
+    assert "regression: fp32 tpot b=1 p=32: 1.2" in capsys.readouterr().out
+    gate = {row["shape"]: row for row in json.loads((tmp_path / "out" / "gate.json").read_text())["rows"]}
+    assert set(gate) == {"ttft b=1 p=32", "tpot b=1 p=32", "request b=1 p=32"}
+    assert gate["ttft b=1 p=32"]["verdict"] == "no significant change"
+    assert gate["tpot b=1 p=32"]["ratio"] == pytest.approx(1.2, rel=0.02)
+
+
+DECODER = """
+name: decoder
+measure: {{batch_sizes: [1], generate: {{prompt_lens: [16], new_tokens: 6}}}}
+variants:
+  - name: lm
+    model: {{name: gpt2_random, layers: {layers}, hidden: 32, heads: 2, context: 64, vocab: 300}}
+"""
+
+
+def test_paired_gate_on_a_decoder_gives_time_to_first_token_and_per_output_token(write_scenario, tmp_path):
+    base = write_scenario(DECODER.format(layers=1), "a.yaml")
+    deeper = write_scenario(DECODER.format(layers=8), "b.yaml")  # eight times the blocks per token
+    out = ["--out", str(tmp_path / "out"), "--rounds", "9", "--quick"]  # one round may go the other way
+    assert main(["gate", "--paired", str(base), str(deeper), *out]) == 1
+    rows = {row["shape"]: row for row in json.loads((tmp_path / "out" / "gate.json").read_text())["rows"]}
+    assert set(rows) == {"ttft b=1 p=16", "tpot b=1 p=16"}
+    assert all(row["design"] == "paired" and row["verdict"] == "slower" and row["ratio"] > 1.5 for row in rows.values()), rows
+    assert rows["tpot b=1 p=16"]["n_base"] == 9 * 3  # one sample per request, three requests a round
+
+
+def test_paired_gate_refuses_a_decoder_against_a_classifier(write_scenario, tmp_path, capsys):
+    base = write_scenario(DECODER.format(layers=1), "a.yaml")
+    other = write_scenario("name: c\nvariants:\n  - name: lm\n    model: {name: mlp, hidden: [8]}\n", "b.yaml")
+    assert main(["gate", "--paired", str(base), str(other), "--rounds", "7", "--quick",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "'lm' is a generative decoder in one scenario and not in the other" in capsys.readouterr().err

@@ -39,8 +39,8 @@ class CompileBackend(EagerBackend):
         from suite.errors import SuiteError
         from suite.lm import Decoder
 
-        if cache == "dynamic":
-            raise SuiteError("backend compile: generate.cache 'dynamic' grows the KV cache every token, which "
+        if cache in ("dynamic", "fp8"):
+            raise SuiteError(f"backend compile: generate.cache {cache!r} grows the KV cache every token, which "
                              "recompiles the graph each time: use 'static' or 'auto'")
         self._configure()
         model.eval()
