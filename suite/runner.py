@@ -283,7 +283,9 @@ class Workbench:
             gen = generating.settings(measure.generate, self.options.quick)
             decoder = backend.prepare_decoder(model, gen.cache)
             generating.check_lengths(decoder, gen, self.scenario.source)
-            return Ready(decoder, backend, data, threads, [(b, p) for p in gen.prompt_lens for b in measure.batch_sizes],
+            largest = getattr(decoder, "max_batch", None) or max(measure.batch_sizes)
+            return Ready(decoder, backend, data, threads,
+                         [(b, p) for p in gen.prompt_lens for b in measure.batch_sizes if b <= largest],
                          new_tokens=gen.new_tokens)
         run_model = backend.prepare(model, data.test.x[:1], data.train.x)
         return Ready(run_model, backend, data, threads, input_shapes(measure, data, self.scenario.source))
