@@ -54,6 +54,7 @@ class LlamaCppBackend:
         raise SuiteError("backend llamacpp runs generative decoders only")
 
     def prepare_decoder(self, model: Any, cache: str) -> LlamaCppDecoder:
+        import llama_cpp
         import torch
 
         path = getattr(model, "gguf_file", None)
@@ -65,8 +66,6 @@ class LlamaCppBackend:
                              "use 'auto'")
         threads = self.params.threads or torch.get_num_threads()
         decoder = LlamaCppDecoder(model, path, threads, self.params.context)
-        import llama_cpp
-
         self.info = {"file": str(path).rsplit("/", 1)[-1], "threads": threads, "context": self.params.context,
                      "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip()}
         return decoder
