@@ -38,6 +38,13 @@ def max_positions(decoder: Any) -> int:
     return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 1 << 16
 
 
+def batch_sizes_run(decoder: Any, batch_sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """The batch sizes the decoder can time (one that runs a bounded number of sequences at a time
+    says so with `max_batch`)."""
+    largest = getattr(decoder, "max_batch", None)
+    return tuple(b for b in batch_sizes if largest is None or b <= largest)
+
+
 def greedy_tokens(decoder: Any, data: Any, gen: Any) -> Any:
     """Greedy tokens (prompts x fidelity_tokens) after the first fidelity_prompt_len tokens of
     consecutive test windows, as int64 numpy: compared with the reference variant's."""
@@ -75,12 +82,12 @@ def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen:
     clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
     plan = timing_plan(measure, ctx.quick)
     rows, rates, notes, caches, shapes = [], [], [], [], []
-    largest = getattr(decoder, "max_batch", None)  # a decoder that runs one sequence at a time says so
-    if largest is not None and max(measure.batch_sizes) > largest:
-        notes.append(f"batch sizes above {largest} not timed: the backend "
-                     f"decodes at most {largest} sequence(s) at a time")
+    batches = batch_sizes_run(decoder, measure.batch_sizes)
+    if batches != measure.batch_sizes:
+        notes.append(f"batch sizes above {decoder.max_batch} not timed: the backend "
+                     f"decodes at most {decoder.max_batch} sequence(s) at a time")
     for prompt_len in gen.prompt_lens:
-        for batch in (b for b in measure.batch_sizes if largest is None or b <= largest):
+        for batch in batches:
             prompt = backend.place(data.windows("test", prompt_len, batch))
             label = shape_label(batch, prompt_len, "request")
             with ctx.bars.task(f"measuring {ctx.name} {label}", total=plan.min_samples) as task:

@@ -283,9 +283,8 @@ class Workbench:
             gen = generating.settings(measure.generate, self.options.quick)
             decoder = backend.prepare_decoder(model, gen.cache)
             generating.check_lengths(decoder, gen, self.scenario.source)
-            largest = getattr(decoder, "max_batch", None) or max(measure.batch_sizes)
-            return Ready(decoder, backend, data, threads,
-                         [(b, p) for p in gen.prompt_lens for b in measure.batch_sizes if b <= largest],
+            batches = generating.batch_sizes_run(decoder, measure.batch_sizes)
+            return Ready(decoder, backend, data, threads, [(b, p) for p in gen.prompt_lens for b in batches],
                          new_tokens=gen.new_tokens)
         run_model = backend.prepare(model, data.test.x[:1], data.train.x)
         return Ready(run_model, backend, data, threads, input_shapes(measure, data, self.scenario.source))
@@ -343,11 +342,12 @@ class Workbench:
         gen = generating.settings(measure.generate, self.options.quick)
         device = backend.describe().get("device", "cpu")
         footprint.reset_gpu_peak(device)
-        size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
+        params = footprint.parameter_count(model)
         with self.phases("prepare"):
             decoder = backend.prepare_decoder(model, gen.cache)
             generating.check_lengths(decoder, gen, self.scenario.source)
-        size = getattr(decoder, "file_bytes", size)  # a backend that runs the model's own file reads that
+        # A backend that runs the model's own file reads that file's bytes, not the float model's.
+        size = getattr(decoder, "file_bytes", None) or footprint.serialized_size_bytes(model)
         with self.phases("perplexity"):
             ppl = generating.perplexity(decoder, data, gen, measure.eval_batch_size or max(measure.batch_sizes))
         with self.phases("agreement"):

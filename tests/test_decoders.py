@@ -227,11 +227,11 @@ def test_bad_decoder_scenarios_are_one_line_errors(write_scenario, capsys, chang
     assert len(err.splitlines()) == 1 and message in err, err
 
 
-def test_llamacpp_without_its_package_is_skipped_with_the_reason(write_scenario, run_quick):
+def test_llamacpp_says_why_it_cannot_run_a_model(write_scenario, run_quick):
+    """Without llama-cpp-python the variant is skipped with the reason; with it, a model that has
+    no GGUF file of its own fails with the reason (tests/test_llamacpp.py runs the real file)."""
     import importlib.util
 
-    if importlib.util.find_spec("llama_cpp") is not None:
-        pytest.skip("llama-cpp-python is installed here: tests/test_llamacpp.py runs the backend")
     path = write_scenario("""
         name: absent
         model: {name: gpt2_random, layers: 1, hidden: 32, heads: 2, context: 64, vocab: 300}
@@ -241,7 +241,10 @@ def test_llamacpp_without_its_package_is_skipped_with_the_reason(write_scenario,
         """)
     status, _, _, results = run_quick(path, "--in-process")
     [native] = results["variants"]
-    assert native["status"] == "skipped" and "llama-cpp-python is not installed" in native["error"]
+    if importlib.util.find_spec("llama_cpp") is None:
+        assert native["status"] == "skipped" and "llama-cpp-python is not installed" in native["error"]
+    else:
+        assert status == 2 and native["status"] == "failed" and "runs a model's own GGUF file" in native["error"]
 
 
 def test_select_needs_a_budget(write_scenario, capsys):

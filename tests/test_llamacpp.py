@@ -1,6 +1,7 @@
 """Backend llamacpp (llama.cpp through llama-cpp-python) on SmolLM2's own Q4_1 GGUF file, against
 the de-quantized float model on eager. Runs where llama-cpp-python is importable (`tox -e
-llamacpp` builds it); the default test run checks only that the backend says why it is absent."""
+llamacpp` builds it); tests/test_decoders.py checks that the backend says why it cannot run (absent,
+or a model without a GGUF file)."""
 
 from __future__ import annotations
 
@@ -40,15 +41,3 @@ def test_llamacpp_runs_the_gguf_file_and_agrees_with_its_float_model(write_scena
     assert native["backend_info"]["file"].endswith(".gguf") and native["backend_info"]["system_info"]
     assert all(row["p50_ms"] > 0 for row in native["latency"])
 
-
-def test_llamacpp_refuses_a_model_without_a_gguf_file(write_scenario, run_quick):
-    path = write_scenario("""
-        name: nofile
-        model: {name: gpt2_random, layers: 1, hidden: 32, heads: 2, context: 64, vocab: 300}
-        measure: {batch_sizes: [1], generate: {prompt_lens: [8], new_tokens: 4}}
-        variants:
-          - {name: native, backend: llamacpp}
-        """)
-    status, _, _, results = run_quick(path, "--in-process")
-    [native] = results["variants"]
-    assert status == 2 and native["status"] == "failed" and "runs a model's own GGUF file" in native["error"]
