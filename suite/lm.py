@@ -1,7 +1,8 @@
 """Generative decoders: text tokenized by the model's own tokenizer, greedy decoding through a KV
 cache, perplexity and greedy fidelity. Knows no model or backend by name: a backend's
-`prepare_decoder` returns a Decoder over any causal LM with the `transformers` forward
-(`input_ids`, `position_ids`, `cache`, `logits_to_keep` -> `.logits`, transformers 5).
+`prepare_decoder(model, cache, tokenizer)` returns a Decoder over any causal LM with the
+`transformers` forward (`input_ids`, `position_ids`, `cache`, `logits_to_keep` -> `.logits`,
+transformers 5).
 """
 
 from __future__ import annotations

@@ -281,7 +281,7 @@ class Workbench:
             from suite import generating
 
             gen = generating.settings(measure.generate, self.options.quick)
-            decoder = backend.prepare_decoder(model, gen.cache)
+            decoder = backend.prepare_decoder(model, gen.cache, data.tokenizer)
             generating.check_lengths(decoder, gen, self.scenario.source)
             batches = generating.batch_sizes_run(decoder, measure.batch_sizes)
             return Ready(decoder, backend, data, threads, [(b, p) for p in gen.prompt_lens for b in batches],
@@ -344,7 +344,7 @@ class Workbench:
         footprint.reset_gpu_peak(device)
         params = footprint.parameter_count(model)
         with self.phases("prepare"):
-            decoder = backend.prepare_decoder(model, gen.cache)
+            decoder = backend.prepare_decoder(model, gen.cache, data.tokenizer)
             generating.check_lengths(decoder, gen, self.scenario.source)
         # A backend that runs the model's own file reads that file's bytes, not the float model's.
         size = getattr(decoder, "file_bytes", None) or footprint.serialized_size_bytes(model)

@@ -62,6 +62,21 @@ def code_fingerprint(model: Any) -> dict[str, str]:
     return fingerprint
 
 
+def hash_tensors(model: Any, digest: Any) -> bool:
+    """Feed every tensor of the model's state_dict (name, dtype, shape, bytes) into a hashlib
+    digest; False where one cannot be read as bytes (quantized or opaque tensors)."""
+    import torch
+
+    try:
+        for name, tensor in model.state_dict().items():
+            flat = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+    except (RuntimeError, TypeError, AttributeError):
+        return False
+    return True
+
+
 def source_hash(module: Any) -> str:
     try:
         return hashlib.sha256(Path(inspect.getfile(module)).read_bytes()).hexdigest()[:16]

@@ -14,7 +14,7 @@ SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 MOVED_AWAY = re.compile(r"cannot run .*, which compress step|it is the same as variant")
 # Variants each scenario runs here when not all: SmolLM2's torch.compile variants take minutes to
 # compile a 30-layer model on two cores (the compile path for decoders runs here on GPT-2).
-QUICK_ONLY = {"smollm2": ("fp32", "bf16", "int8-dynamic", "int8-weight-only")}
+QUICK_ONLY = {"smollm2": ("fp32", "bf16", "int8-dynamic", "int8-weight-only", "ort-int4")}
 ENVIRONMENT_KEYS = {"python", "torch", "platform", "cpu", "cores", "gpu", "packages", "git_commit"}
 
 

@@ -8,3 +8,4 @@ BACKENDS.register("onnxruntime", "suite.backends.onnxruntime:OnnxRuntimeBackend"
 BACKENDS.register("openvino", "suite.backends.openvino:OpenVinoBackend")
 BACKENDS.register("tensorrt", "suite.backends.tensorrt:TensorRtBackend")
 BACKENDS.register("llamacpp", "suite.backends.llamacpp:LlamaCppBackend")
+BACKENDS.register("ort_genai", "suite.backends.ort_genai:OrtGenaiBackend")

@@ -33,7 +33,7 @@ class CompileBackend(EagerBackend):
         return {**super().describe(), "mode": self.params.mode, "dynamic": self.params.dynamic,
                 "freezing": self.params.freezing, "compile_s": self.compile_s}
 
-    def prepare_decoder(self, model: Any, cache: str) -> Any:
+    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> Any:
         """A suite.lm.Decoder over the causal LM's compiled forward, with a static KV cache (a
         growing cache would recompile each token). Compiling happens in the first calls."""
         from suite.errors import SuiteError

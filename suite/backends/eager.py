@@ -55,7 +55,7 @@ class EagerBackend:
 
         return run
 
-    def prepare_decoder(self, model: Any, cache: str) -> Any:
+    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> Any:
         """A suite.lm.Decoder over the causal LM; cache "auto" is dynamic here."""
         from suite.lm import Decoder
 

@@ -53,7 +53,7 @@ class LlamaCppBackend:
     def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
         raise SuiteError("backend llamacpp runs generative decoders only")
 
-    def prepare_decoder(self, model: Any, cache: str) -> LlamaCppDecoder:
+    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> LlamaCppDecoder:
         import llama_cpp
         import torch
 

@@ -129,17 +129,10 @@ def export_key(model: Any, example: Any) -> str | None:
     and code (weights.code_fingerprint), the input's per-sample shape and dtype, this file (the
     export settings) and the torch, onnx and onnxscript versions. None where the weights cannot be
     read as bytes: such a model is exported every time."""
-    import torch
-
-    from suite.weights import code_fingerprint
+    from suite.weights import code_fingerprint, hash_tensors
 
     digest = hashlib.sha256()
-    try:
-        for name, tensor in model.state_dict().items():
-            flat = tensor.detach().cpu().contiguous().reshape(-1)
-            digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}".encode())
-            digest.update(flat.view(torch.uint8).numpy().tobytes())
-    except (RuntimeError, TypeError, AttributeError):  # quantized or opaque tensors
+    if not hash_tensors(model, digest):
         return None
     versions = {name: package_version(name) for name in ("torch", "onnx", "onnxscript")}
     parts = [repr(model), code_fingerprint(model), tuple(example.shape[1:]), str(example.dtype), versions,
