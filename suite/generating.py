@@ -115,7 +115,7 @@ def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen:
     with ctx.phases("load mode"):
         loaded = load_mode(decoder, backend, data, measure, gen, rows, ctx)
     extra = {"kv_cache": caches, "roofline": roofline(rows, weights_bytes, params, limits),
-             "weights_bytes": weights_bytes, "limits": limits}
+             "weights_read_bytes": weights_bytes, "limits": limits}
     measured = Measured(latency=tuple(rows), throughput=tuple(rates), notes=tuple(notes),
                         harness_overhead_us=harness * 1e6, energy=energy_result, energy_reason=energy_reason,
                         load=loaded)
@@ -142,9 +142,29 @@ def matmul_weights(model: Any) -> int:
     return sum(seen.values())
 
 
+def weights_read_bytes(model: Any, size: int) -> int:
+    """Bytes of weights one decode step reads: the model's size less the embedding tables that are
+    only looked up (a row per token). A table tied to a projection (a tied output head) is read
+    whole, so it stays; once compression gave the head its own quantized copy, the float table
+    is looked up only."""
+    import torch
+
+    projected = set()
+    for module in model.modules():
+        if not isinstance(module, torch.nn.Embedding):
+            for param in module.parameters(recurse=False):
+                try:
+                    projected.add(param.data_ptr())
+                except RuntimeError:  # a tensor subclass without storage of its own
+                    pass
+    looked_up = sum(m.weight.nbytes for m in model.modules()
+                    if isinstance(m, torch.nn.Embedding) and m.weight.data_ptr() not in projected)
+    return max(size - looked_up, 0)
+
+
 def roofline(rows: list[LatencyResult], weights_bytes: int, params: int, limits: dict) -> list[dict]:
-    """Each decode row's achieved read bandwidth (every weight read once per step: weights bytes /
-    time per output token; KV-cache reads not counted, so a lower bound) and each prefill row's
+    """Each decode row's achieved read bandwidth (every weight read once per step: weights read
+    per step (weights_read_bytes) / time per output token; KV-cache reads not counted, so a lower bound) and each prefill row's
     achieved FLOP/s (2 per multiplied weight per prompt token, `params` from matmul_weights;
     attention scores not counted), against the machine's measured limits."""
     out = []

@@ -359,7 +359,8 @@ class Workbench:
         limits = self.folder.limits(lambda: machine.limits(device))
         ctx = Context(self.options.quick, self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases)
         multiplied = generating.matmul_weights(self.uncompressed(model_ref, data))
-        timed, extra = generating.measure_generation(decoder, backend, data, measure, gen, ctx, size, multiplied,
+        read = getattr(decoder, "weights_read_bytes", None) or generating.weights_read_bytes(model, size)
+        timed, extra = generating.measure_generation(decoder, backend, data, measure, gen, ctx, read, multiplied,
                                                      limits)
         result = generating.with_quality(base, timed, extra, ppl, fidelity, reference, written, gen,
                                          measure.batch_sizes, notes)

@@ -192,7 +192,7 @@ variants:
 
 @pytest.mark.parametrize("change, message", [
     ("  - {name: x, backend: onnxruntime}", "variants[1].backend: model 'gpt2' is a generative decoder: backend "
-                                           "'onnxruntime' does not run it (backends that do: compile, eager, llamacpp)"),
+                                           "'onnxruntime' does not run it (backends that do: compile, eager, llamacpp, ort_genai)"),
     ("  - {name: x, backend: llamacpp, compress: [bf16]}", "variants[1].compress: backend 'llamacpp' runs the "
                                                           "model's own file, which compression steps do not change"),
     ("  - {name: x, model: mlp, dataset: digits, backend: llamacpp}", "variants[1].backend: model 'mlp' is a model "
@@ -361,3 +361,15 @@ def test_prefill_flops_count_each_multiplied_weight_once(data):
     blocks = sum(p.numel() for p in model.transformer.h.parameters()) + sum(
         p.numel() for p in model.transformer.ln_f.parameters())
     assert matmul_weights(model) == blocks
+
+
+def test_weights_read_per_token_leave_out_tables_that_are_only_looked_up(data):
+    from suite.generating import weights_read_bytes
+
+    model = tiny_gpt2(data)
+    tokens, positions = model.transformer.wte.weight.nbytes, model.transformer.wpe.weight.nbytes
+    # The token table is the tied output head (read whole each step); the position table is looked up.
+    assert weights_read_bytes(model, 10**7) == 10**7 - positions
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    # The head now has its own int8 copy: the float token table is only looked up too.
+    assert weights_read_bytes(quantized, 10**7) == 10**7 - positions - tokens

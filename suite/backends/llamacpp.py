@@ -98,7 +98,8 @@ class LlamaCppDecoder:
         except (ValueError, RuntimeError) as exc:
             raise SuiteError(f"backend llamacpp: {path}: llama.cpp could not load it ({exc})") from None
         self.vocab = self.llm.n_vocab()
-        self.file_bytes = Path(path).stat().st_size  # the weights read per token (and the tokenizer, a few MB)
+        self.file_bytes = Path(path).stat().st_size
+        self.weights_read_bytes = self.file_bytes  # per token, the tokenizer's few MB aside (SmolLM2's head is tied)
         self._scorer: Any = None
 
     def start(self, batch: int, max_len: int) -> None:

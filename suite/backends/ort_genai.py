@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -162,6 +163,24 @@ def build(model: Any, tokenizer: Any, settings: dict, out: Path) -> None:
                          f"{type(model).__name__} ({reason[:300]})")
 
 
+def read_bytes(path: Path) -> int:
+    """Bytes of the graph's weights one decode step reads: every initializer but those only looked
+    up (by Gather ops, a row per token: the int8 build keeps a float embedding table for them)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    users: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, set()).add(node.op_type)
+    total = 0
+    for tensor in graph.initializer:
+        if users.get(tensor.name) and all(op.startswith("Gather") for op in users[tensor.name]):
+            continue
+        total += math.prod(tensor.dims) * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    return total
+
+
 class OrtGenaiDecoder:
     """suite.lm.Decoder's interface over onnxruntime-genai's Generator, one per request (`start`).
     Greedy (do_sample false): the argmax of the last position's logits, as suite.lm.Decoder picks.
@@ -185,6 +204,7 @@ class OrtGenaiDecoder:
         self.layers = genai["num_hidden_layers"]
         self.present = genai["outputs"]["present_key_names"], genai["outputs"]["present_value_names"]
         self.file_bytes = sum(path.stat().st_size for path in folder.glob("*.onnx*"))
+        self.weights_read_bytes = read_bytes(folder / genai["filename"])
         self.generator: Any = None
 
     def start(self, batch: int, max_len: int) -> None:
