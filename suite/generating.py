@@ -114,8 +114,9 @@ def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen:
         energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure, ctx.quick)
     with ctx.phases("load mode"):
         loaded = load_mode(decoder, backend, data, measure, gen, rows, ctx)
-    extra = {"kv_cache": caches, "roofline": roofline(rows, weights_bytes, params, limits),
-             "weights_read_bytes": weights_bytes, "limits": limits}
+    lines = roofline(rows, weights_bytes, params, limits)
+    notes += above_the_limit(lines, limits)
+    extra = {"kv_cache": caches, "roofline": lines, "weights_read_bytes": weights_bytes, "limits": limits}
     measured = Measured(latency=tuple(rows), throughput=tuple(rates), notes=tuple(notes),
                         harness_overhead_us=harness * 1e6, energy=energy_result, energy_reason=energy_reason,
                         load=loaded)
@@ -180,6 +181,14 @@ def roofline(rows: list[LatencyResult], weights_bytes: int, params: int, limits:
                         "achieved_gflops": achieved, "limit_gflops": limits["matmul_gflops"],
                         "share": achieved / limits["matmul_gflops"]})
     return out
+
+
+def above_the_limit(lines: list[dict], limits: dict) -> list[str]:
+    """A note for each figure above its measured limit: the probes are a lower bound of the
+    machine's limits (one way of reading memory, one matrix shape), and a backend may beat them."""
+    return [f"{row['metric']} b={row['batch_size']} p={row['prompt_len']}: {row['share']:.0%} of the measured limit "
+            f"({limits['how']}): that probe is a lower bound of this machine's, and this backend beats it"
+            for row in lines if row["share"] > 1]
 
 
 def load_mode(decoder: Any, backend: Any, data: Any, measure: Any, gen: Any, rows: list[LatencyResult],

@@ -373,3 +373,16 @@ def test_weights_read_per_token_leave_out_tables_that_are_only_looked_up(data):
     quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     # The head now has its own int8 copy: the float token table is only looked up too.
     assert weights_read_bytes(quantized, 10**7) == 10**7 - positions - tokens
+
+
+def test_a_figure_above_the_measured_limit_says_the_probe_is_a_lower_bound():
+    from types import SimpleNamespace
+
+    from suite.generating import above_the_limit, roofline
+
+    limits = {"read_bandwidth_gbps": 10.0, "matmul_gflops": 100.0, "how": "sum over 512 MiB"}
+    rows = [SimpleNamespace(batch_size=1, seq_len=8, p50_ms=ms, metric="tpot") for ms in (1.0, 0.5)]
+    lines = roofline(rows, 7_500_000, 1000, limits)  # 7.5 and 15 GB/s against 10
+    assert [round(line["share"], 2) for line in lines] == [0.75, 1.5]
+    [note] = above_the_limit(lines, limits)
+    assert note.startswith("tpot b=1 p=8: 150% of the measured limit") and "lower bound" in note

@@ -52,9 +52,10 @@ def test_ort_genai_decodes_as_the_torch_model_and_its_int_weights_shrink_it(llam
           - {name: ort-int8, backend: {name: ort_genai, precision: int8, accuracy_level: 1}}
           - {name: ort-int4, backend: {name: ort_genai, precision: int4, block_size: 16}}
           - {name: ort-pruned, backend: ort_genai, compress: [{method: magnitude, sparsity: 0.5}]}
+          - {name: ort-uint4, backend: {name: ort_genai, precision: int4, symmetric: false}}
         """))
     status, out, _, results = run_quick(path, "--in-process")
-    fp32, ort, int8, int4, pruned = results["variants"]
+    fp32, ort, int8, int4, pruned, uint4 = results["variants"]
     assert status == 0 and all(v["status"] == "ok" for v in results["variants"]), out
     ppl = {v["name"]: v["generation"]["perplexity"]["perplexity"] for v in results["variants"]}
     # The same float weights through ONNX Runtime's kernels: the same scores, the same greedy text.
@@ -65,6 +66,8 @@ def test_ort_genai_decodes_as_the_torch_model_and_its_int_weights_shrink_it(llam
     assert int4["size_bytes"] < int8["size_bytes"] < ort["size_bytes"]  # the graph's own files
     assert ort["backend_info"]["precision"] == "fp32" and "block_size" not in ort["backend_info"]
     assert int4["backend_info"]["precision"] == "int4" and int4["backend_info"]["block_size"] == 16
+    assert int4["backend_info"]["is_symmetric"] and not uint4["backend_info"]["is_symmetric"]
+    assert uint4["size_bytes"] < int8["size_bytes"] and ppl["ort-uint4"] == pytest.approx(ppl["fp32"], rel=0.01)
     assert int8["backend_info"]["accuracy_level"] == 1 and ort["backend_info"]["onnxruntime"]
     # Bandwidth counts the weights a step reads: this Llama's input table (not tied to its head) is
     # only looked up, on either backend; the graph's own files hold it too.

@@ -40,6 +40,7 @@ INSTALL = "pip install -c constraints.txt -e '.[ortgenai]'"
 class OrtGenaiParams(Params):
     precision: Literal["fp32", "int8", "int4"] = "fp32"  # int8 / int4: weight-only, block-wise scales
     block_size: Literal[16, 32, 64, 128, 256] = 32  # int8 / int4: weights per scale
+    symmetric: bool = True  # int8 / int4: a scale per block; false: a scale and a zero point (uint)
     # int8 / int4: what the matrix products compute in. 4: activations quantized to int8 (the
     # builder's CPU default); 3 bf16, 2 fp16, 1 fp32; None: the builder's default.
     accuracy_level: Literal[1, 2, 3, 4] | None = None
@@ -89,7 +90,7 @@ class OrtGenaiBackend:
         """The builder's precision and options (the quantization ones only where they apply)."""
         if self.params.precision == "fp32":
             return {"precision": "fp32"}
-        options = {"block_size": self.params.block_size}
+        options: dict[str, Any] = {"block_size": self.params.block_size, "is_symmetric": self.params.symmetric}
         if self.params.accuracy_level is not None:
             options["accuracy_level"] = self.params.accuracy_level
         return {"precision": self.params.precision, **options}
@@ -148,7 +149,7 @@ def build(model: Any, tokenizer: Any, settings: dict, out: Path) -> None:
     config.save_pretrained(source)
     save_model(model, str(source / "model.safetensors"))  # tied tensors once
     tokenizer.save_pretrained(source)
-    options = [f"{key}={value}" for key, value in settings.items() if key != "precision"]
+    options = [f"{key}={str(value).lower()}" for key, value in settings.items() if key != "precision"]
     command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(out),
                "-p", settings["precision"], "-e", "cpu", "-c", str(out / ".cache"),
                *(["--extra_options", *options] if options else [])]
