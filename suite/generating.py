@@ -184,10 +184,12 @@ def roofline(rows: list[LatencyResult], weights_bytes: int, params: int, limits:
 
 
 def above_the_limit(lines: list[dict], limits: dict) -> list[str]:
-    """A note for each figure above its measured limit: the probes are a lower bound of the
-    machine's limits (one way of reading memory, one matrix shape), and a backend may beat them."""
-    return [f"{row['metric']} b={row['batch_size']} p={row['prompt_len']}: {row['share']:.0%} of the measured limit "
-            f"({limits['how']}): that probe is a lower bound of this machine's, and this backend beats it"
+    """A note for each figure above its measured limit: the probes are lower bounds of the
+    machine's limits (one way of reading memory; one float32 matrix shape, while int8 products
+    and other kernels can go faster), and a backend may beat them."""
+    probe = {"tpot": "read bandwidth (a sum over 512 MiB)", "ttft": "float32 matmul rate (one square shape)"}
+    return [f"{row['metric']} b={row['batch_size']} p={row['prompt_len']}: {row['share']:.0%} of the measured "
+            f"{probe[row['metric']]}: the probe is a lower bound of this machine's limit, and this backend beats it"
             for row in lines if row["share"] > 1]
 
 

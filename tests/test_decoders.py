@@ -385,4 +385,4 @@ def test_a_figure_above_the_measured_limit_says_the_probe_is_a_lower_bound():
     lines = roofline(rows, 7_500_000, 1000, limits)  # 7.5 and 15 GB/s against 10
     assert [round(line["share"], 2) for line in lines] == [0.75, 1.5]
     [note] = above_the_limit(lines, limits)
-    assert note.startswith("tpot b=1 p=8: 150% of the measured limit") and "lower bound" in note
+    assert note.startswith("tpot b=1 p=8: 150% of the measured read bandwidth") and "lower bound" in note
