@@ -34,7 +34,7 @@ from suite.gate import PairedPlan, regressions, time_rounds
 from suite.measure import timing
 from suite.measure.significance import compare_independent, compare_paired
 from suite.progress import Bars
-from suite.runner import RunOptions, Workbench
+from suite.building import Builder
 from suite.scenario import load
 
 THRESHOLD = 0.10
@@ -51,8 +51,7 @@ def ready(blocks: int, slowdown: float, folder: Path, bars: Bars):
     path = folder / f"busy-{slowdown}.yaml"
     path.write_text(SCENARIO.format(blocks=blocks, slowdown=slowdown))
     scenario = load(path)
-    bench = Workbench(scenario, RunOptions(in_process=True), bars, torch.get_num_threads(), folder=None)
-    return bench.ready(scenario.variants[0])
+    return Builder(scenario, False, bars, torch.get_num_threads()).ready(scenario.variants[0])
 
 
 def calibrated(slowdowns: list[float], folder: Path, bars: Bars) -> tuple[int, dict[float, float]]:

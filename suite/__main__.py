@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--in-process", action="store_true",
                      help="run every variant in this process (for a debugger or profiler); no time-out "
                           "or memory limit, and a crash ends the run")
+    run.add_argument("--launcher", default=None, metavar="NAME",
+                     help="where variants run: subprocess (each in its own process, the default unless the "
+                          "scenario's isolation says otherwise) or in_process (as --in-process)")
     run.add_argument("--cache-dir", type=Path, default=None,
                      help="where trained checkpoints are cached (default: the user cache folder)")
     run.set_defaults(handler=cmd_run)
@@ -99,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for option, folder in (("--out", args.out), ("--cache-dir", args.cache_dir)):
         usable_folder(option, folder)
     options = RunOptions(out_dir=args.out, quick=args.quick, only=tuple(args.only), cache_dir=args.cache_dir,
-                         backend=args.backend, in_process=args.in_process)
+                         backend=args.backend, in_process=args.in_process, launcher=args.launcher)
     signal.signal(signal.SIGTERM, interrupt)  # `kill` leaves a resumable run, as Ctrl-C does
     status, out = EXIT_OK, console()
     for scenario in loaded or [None]:

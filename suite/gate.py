@@ -84,15 +84,15 @@ def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars:
 
     from suite.measure import neighbours
     from suite.results import shape_label
-    from suite.runner import Workbench
+    from suite.building import Builder
 
     names = [v.name for v in base.variants if v.name in {c.name for c in candidate.variants}]
     if not names:
         raise SuiteError(f"{candidate.source}: no variant name in common with {base.source}")
-    benches = [Workbench(s, options, bars, torch.get_num_threads(), folder=None) for s in (base, candidate)]
+    builders = [Builder(s, options.quick, bars, torch.get_num_threads(), options.cache_dir) for s in (base, candidate)]
     rows = []
     for name in names:
-        sides = [bench.ready(next(v for v in bench.scenario.variants if v.name == name)) for bench in benches]
+        sides = [builder.ready(next(v for v in builder.scenario.variants if v.name == name)) for builder in builders]
         if (sides[0].new_tokens is None) != (sides[1].new_tokens is None):
             raise SuiteError(f"variant {name!r} is a generative decoder in one scenario and not in the other: "
                              "give the variants different names")

@@ -32,7 +32,9 @@ STDERR_TAIL_LINES = 40  # enough for Python's fault report: the error, the stack
 POLL_S = 0.1
 # Imported once in the fork server. Only modules that start no threads on import: a fork
 # copies no threads, and a child must not inherit a pool whose workers did not come with it.
-PRELOAD = ("torch", "numpy", "scipy.stats", "sklearn.datasets", "suite.runner", "models")
+PRELOAD = ("torch", "numpy", "scipy.stats", "sklearn.datasets", "suite.bench", "models")
+# What a child runs: named, not imported here (isolation knows nothing of what it isolates).
+ENTRY = "suite.bench:variant_in_folder"
 # onnx takes 1.2 s to import here (measured), which each variant with an ort_int8 step paid.
 PRELOAD_IF_INSTALLED = ("transformers", "torchao", "onnx")
 
@@ -78,12 +80,15 @@ def redirected_output(path: str) -> Iterator[None]:
             os.close(copy)
 
 
-def run_isolated(folder: Any, name: str, limits: Any, bars: Any) -> tuple[VariantResult | None, dict]:
-    """Run variant `name` in a child process; return its saved result (None if it saved none)
-    and how the process ended: {"returncode", "killed" (why, if we killed it), "stderr_tail"}."""
+def run_isolated(folder: Any, name: str, limits: Any, bars: Any,
+                 entry: str = ENTRY) -> tuple[VariantResult | None, dict]:
+    """Run variant `name` in a child process (`entry`, "module:function", called with the run
+    folder, the name and progress bars, returns the result); return its saved result (None if it
+    saved none) and how the process ended: {"returncode", "killed" (why, if we killed it),
+    "stderr_tail"}."""
     log = folder.log_file(name)
     receiver, sender = multiprocessing.Pipe(duplex=False)
-    child = start_fork_server(folder).Process(target=child_main, args=(str(folder.path), name, str(log), sender),
+    child = start_fork_server(folder).Process(target=child_main, args=(entry, str(folder.path), name, str(log), sender),
                                                   name=f"suite variant {name}")
     relay = threading.Thread(target=relay_events, args=(receiver, bars), daemon=True)
     try:  # from the start: a Ctrl-C while the fork server makes the child must kill it too, or
@@ -233,13 +238,13 @@ def die_with_parent() -> None:
         pass
 
 
-def child_main(run_dir: str, name: str, log: str, sender: Any) -> None:
+def child_main(entry: str, run_dir: str, name: str, log: str, sender: Any) -> None:
     """The child: its own session (so the parent can kill all it starts), its output to the log
-    file, then one variant measured and saved in the run folder."""
+    file, then one variant measured by `entry` and saved in the run folder."""
+    import importlib
     from pathlib import Path
 
     from suite.run_folder import RunFolder
-    from suite.runner import variant_in_folder
 
     os.setsid()
     die_with_parent()
@@ -248,4 +253,6 @@ def child_main(run_dir: str, name: str, log: str, sender: Any) -> None:
         os.dup2(out.fileno(), 2)
     faulthandler.enable()  # a crash in native code still leaves the Python stack in the log
     folder = RunFolder(Path(run_dir))
-    folder.save_variant(variant_in_folder(folder, name, PipeBars(sender)))
+    module, function = entry.split(":")
+    measure = getattr(importlib.import_module(module), function)
+    folder.save_variant(measure(folder, name, PipeBars(sender)))

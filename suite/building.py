@@ -1,0 +1,255 @@
+"""Building a variant: its dataset (in the model's own tokens for a decoder), the model with its
+weights (the user's checkpoint, the training cache, or training), its compression steps in order,
+and its backend prepared. One entry point, `Builder.build` then `Builder.prepare`, which the
+measurement in this process (suite.bench), the isolated child (through suite.bench) and the
+paired gate (`Builder.ready`) all call. Datasets and trained models are shared between the
+variants one Builder builds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from suite.compress import CompressContext, compress
+from suite.errors import SuiteError
+from suite.measuring import input_shapes, shape_of
+from suite.phases import Phases
+from suite.progress import Bars
+from suite.registry import BACKENDS, DATASETS, MODELS
+from suite.scenario import PluginRef, Scenario, Variant
+from suite.training import TrainConfig, train, train_lm
+from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain, use_cache_root
+
+# --quick: smoke-test sizes for everything that trains (the timing side of it: measuring.QUICK_PLAN).
+QUICK_MAX_EPOCHS = 2
+QUICK_MAX_BATCHES = 10  # per epoch
+
+
+@dataclass(frozen=True)
+class Built:
+    """A variant built: its model compressed, on its dataset, with the backend that will run it."""
+
+    variant: Variant
+    model_ref: PluginRef
+    backend: Any
+    measure: Any  # the variant's measure settings
+    generate: Any  # a decoder's generating.settings (quick applied); None for a classifier
+    data: Any
+    model: Any
+    weights: dict
+    records: tuple
+
+
+class Builder:
+    def __init__(self, scenario: Scenario, quick: bool, bars: Bars, default_threads: int,
+                 cache_dir: Path | None = None):
+        self.scenario, self.quick, self.bars, self.default_threads = scenario, quick, bars, default_threads
+        cache_root = cache_dir or default_cache_dir()
+        self.cache = CheckpointCache(cache_root)
+        use_cache_root(cache_root)  # for the caches below the plugins (ONNX exports)
+        self.phases = Phases()  # the current variant's
+        self._datasets: dict[str, Any] = {}
+        self._models: dict[str, tuple[Any, dict]] = {}
+
+    def build(self, variant: Variant) -> Built:
+        """The variant's dataset, model (weights filled, compression steps applied) and backend."""
+        import torch
+
+        model_ref = self.scenario.model_of(variant)
+        backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
+        measure = self.scenario.measure_of(variant)
+        torch.set_num_threads(measure.threads or self.default_threads)
+        generate = None
+        if MODELS.get(model_ref.name).task == "generate":
+            from suite import generating
+
+            generate = generating.settings(measure.generate, self.quick)
+        with self.phases("data"):
+            data = self.dataset(variant, model_ref)
+        with self.phases("weights"):
+            model, weights = self.trained_model(model_ref, data)
+        model, records = self.compressed(variant, model_ref, model, data, backend)
+        return Built(variant, model_ref, backend, measure, generate, data, model, weights, records)
+
+    def prepare(self, built: Built) -> Any:
+        """The backend's callable on batches, or for a decoder its suite.lm.Decoder (whose requests
+        are checked against the model's positions)."""
+        with self.phases("prepare"):
+            if built.generate is None:
+                return built.backend.prepare(built.model, built.data.test.x[:1], built.data.train.x)
+            from suite import generating
+
+            decoder = built.backend.prepare_decoder(built.model, built.generate.cache, built.data.tokenizer)
+            generating.check_lengths(decoder, built.generate, self.scenario.source)
+            return decoder
+
+    def ready(self, variant: Variant) -> Ready:
+        """The variant built and prepared, to be timed by the caller (the paired gate); nothing is
+        measured or saved."""
+        built = self.build(variant)
+        prepared = self.prepare(built)
+        threads = built.measure.threads or self.default_threads
+        if built.generate is None:
+            return Ready(prepared, built.backend, built.data, threads,
+                         input_shapes(built.measure, built.data, self.scenario.source))
+        from suite import generating
+
+        batches = generating.batch_sizes_run(prepared, built.measure.batch_sizes)
+        return Ready(prepared, built.backend, built.data, threads,
+                     [(b, p) for p in built.generate.prompt_lens for b in batches],
+                     new_tokens=built.generate.new_tokens)
+
+    def compressed(self, variant: Variant, model_ref: PluginRef, model: Any, data: Any, backend: Any) -> tuple[Any, tuple]:
+        """The model after the variant's compression steps, in order, with a record of each."""
+        records = []
+        for step in variant.compress:
+            with self.bars.task(f"{variant.name}: {step.name}", total=None) as task, self.phases(f"compress: {step.name}"):
+                model, record = compress(model, step, self.compress_context(model_ref, data, backend, task))
+            records.append(record)
+            self.bars.log(f"{variant.name}: {describe_step(record)}")
+        return model, tuple(records)
+
+    def compress_context(self, model_ref: PluginRef, data: Any, backend: Any, task: Any) -> CompressContext:
+        def on_epoch(epoch: int, epochs: int, loss: float, val_accuracy: float) -> None:
+            task.update(epoch, note=f"fine-tuning: loss {loss:.3f}  val acc {val_accuracy:.3f}", total=epochs)
+
+        quick = self.quick
+        return CompressContext(data=data, seed=self.scenario.seed, train_recipe=MODELS.get(model_ref.name).train or {},
+                               max_epochs=QUICK_MAX_EPOCHS if quick else None,
+                               max_batches=QUICK_MAX_BATCHES if quick else None,
+                               device=backend.describe().get("device", "cpu"), on_epoch=on_epoch,
+                               task=MODELS.get(model_ref.name).task)
+
+    def dataset(self, variant: Variant, model_ref: PluginRef) -> Any:
+        ref = variant.dataset or self.scenario.dataset or default_dataset(model_ref.name)
+        key = json.dumps(ref.dump(), sort_keys=True)
+        if key not in self._datasets:
+            self._datasets[key] = DATASETS.get(ref.name).load(ref.params)
+        spec = MODELS.get(model_ref.name)
+        if spec.tokenizer is None:
+            return self._datasets[key]
+        tokens_key = json.dumps([ref.dump(), model_ref.dump()], sort_keys=True)  # text in the model's own tokens
+        if tokens_key not in self._datasets:
+            from suite.lm import tokenized
+
+            tokenizer, label = spec.tokenizer(model_ref.params, self._datasets[key])
+            self._datasets[tokens_key] = tokenized(self._datasets[key], tokenizer, label)
+        return self._datasets[tokens_key]
+
+    def trained_model(self, model_ref: PluginRef, data: Any) -> tuple[Any, dict]:
+        """A fresh copy of the model with its weights (trained, cached or the user's checkpoint)."""
+        key = json.dumps([model_ref.dump(), data.describe()], sort_keys=True)
+        if key not in self._models:
+            self._models[key] = self._build_and_fill(model_ref, data)
+        model, weights = self._models[key]
+        return copy.deepcopy(model), weights
+
+    def uncompressed(self, model_ref: PluginRef, data: Any) -> Any:
+        """The model as built and filled, before any compression (shared: do not change it)."""
+        self.trained_model(model_ref, data)
+        return self._models[json.dumps([model_ref.dump(), data.describe()], sort_keys=True)][0]
+
+    def _build_and_fill(self, model_ref: PluginRef, data: Any) -> tuple[Any, dict]:
+        import torch
+
+        spec = MODELS.get(model_ref.name)
+        torch.manual_seed(self.scenario.seed)
+        model = spec.build(model_ref.params, data)
+        if model_ref.checkpoint is None and spec.provides_weights:
+            return model, {"source": "provided", "by": model_ref.dump()}
+        if model_ref.checkpoint is None and (spec.train is None or not data.labelled):
+            return model, self._untrained(model_ref.name, spec, data)
+        config = train_config(spec.train, self.scenario, self.quick)
+        key_parts = {"model": model_ref.dump(), "dataset": data.describe(), "train": config.__dict__,
+                     "seed": self.scenario.seed, "torch": torch.__version__.split("+")[0],
+                     "code": code_fingerprint(model)}
+        weights = obtain(model, model_ref.name, model_ref.checkpoint, key_parts, self.cache,
+                         lambda: self._train(model, model_ref.name, data, config, spec.task))
+        self.bars.log(describe_weights(model_ref.name, weights))
+        return model, weights
+
+    def _untrained(self, name: str, spec: Any, data: Any) -> dict:
+        if spec.train is not None:
+            raise SuiteError(f"{self.scenario.source}: model {name!r} needs training, but dataset {data.name!r} "
+                             "has no labels: give the model a checkpoint or a labelled dataset")
+        self.bars.log(f"{name}: random weights (seed {self.scenario.seed}), untrained: latency and agreement only")
+        return {"source": "untrained", "init_seed": self.scenario.seed}
+
+    def _train(self, model: Any, name: str, data: Any, config: TrainConfig, task_kind: str) -> dict:
+        trainer, judged = (train_lm, "val perplexity") if task_kind == "generate" else (train, "val acc")
+        with self.bars.task(f"training {name}", total=config.epochs) as task:
+            def on_epoch(epoch: int, epochs: int, loss: float, score: float) -> None:
+                task.update(epoch, note=f"loss {loss:.3f}  {judged} {score:.3f}")
+
+            return trainer(model, data, config, self.scenario.seed, on_epoch)
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A prepared variant: what the paired gate times in alternating rounds. For a generative
+    decoder, `run_model` is its suite.lm.Decoder and each shape is (batch size, prompt length)."""
+
+    run_model: Any
+    backend: Any
+    data: Any
+    threads: int
+    shapes: list[tuple[int, int | None]]  # (batch size, sequence length) its scenario times it at
+    new_tokens: int | None = None  # a decoder's new tokens per request; None: not a decoder
+
+    def call(self, batch_size: int, seq_len: int | None) -> Any:
+        return shape_of(self.run_model, self.backend, self.data, batch_size, seq_len).call
+
+    def request(self, batch_size: int, prompt_len: int) -> Any:
+        """A decoder's greedy request: the call returns (prefill seconds, seconds of each later step)."""
+        from suite.measure.decoding import one_request
+
+        prompt = self.backend.place(self.data.windows("test", prompt_len, batch_size))
+        return lambda: one_request(self.run_model, prompt, self.new_tokens, self.sync, time.perf_counter)
+
+    def sync(self) -> None:
+        self.backend.synchronize()
+
+    def use_threads(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+
+
+def describe_step(record: dict) -> str:
+    before, after = record["before"], record["after"]
+    return (f"{record['method']}: size {before['size_bytes'] / 2**20:.2f} -> {after['size_bytes'] / 2**20:.2f} MiB, "
+            f"weights {before['weights']:,} -> {after['weights']:,}, sparsity {after['sparsity']:.1%}")
+
+
+def default_dataset(model_name: str) -> PluginRef:
+    name = MODELS.get(model_name).dataset
+    return PluginRef(name, DATASETS.get(name).Params())
+
+
+def train_config(recipe: dict, scenario: Scenario, quick: bool) -> TrainConfig:
+    config = TrainConfig(**{**recipe, **scenario.train.model_dump(exclude_none=True)})
+    if quick:
+        config = replace(config, epochs=min(config.epochs, QUICK_MAX_EPOCHS), max_batches=QUICK_MAX_BATCHES)
+    return config
+
+
+def describe_weights(name: str, weights: dict) -> str:
+    if weights["source"] == "checkpoint":
+        return f"{name}: loaded checkpoint {weights['path']}"
+    if weights["source"] == "untrained":
+        return f"{name}: untrained, random weights"
+    if weights["source"] == "provided":
+        return f"{name}: weights as loaded from the model's own file or factory"
+    record = weights["training"]
+    judged = (f"val perplexity {record['val_perplexity']:.3f}" if "val_perplexity" in record
+              else f"val accuracy {record['val_accuracy']:.4f}")
+    summary = f"{record['epochs_run']} epochs (best {record['best_epoch']}, {judged})"
+    if weights["source"] == "cache":
+        return f"{name}: loaded cached checkpoint {weights['path']}, no training (trained {summary})"
+    return f"{name}: trained {summary} in {record['seconds']:.1f} s; cached at {weights['path']}"
+

@@ -1,0 +1,72 @@
+"""Where a variant runs. A launcher has one method, `launch(variant) -> VariantResult`, and never
+raises for a variant that fails: the failure is the result. `InProcess` measures in this
+process; `Subprocess` in a child per variant (suite.isolation: time-out, memory limit, crash
+capture, fork server). The runner picks one by name (`LAUNCHERS`), from `--launcher`, else
+`--in-process`, else the scenario's `isolation.subprocess`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from suite.bench import Bench, base_result
+from suite.errors import SuiteError
+from suite.phases import with_start_up
+from suite.registry import did_you_mean
+from suite.results import VariantResult
+from suite.scenario import Variant
+
+
+class InProcess:
+    """Every variant in this process, one after another (datasets and models shared)."""
+
+    def __init__(self, bench: Bench):
+        self.bench = bench
+
+    def launch(self, variant: Variant) -> VariantResult:
+        return self.bench.measured(variant)
+
+
+class Subprocess:
+    """Each variant in its own child process, under the scenario's isolation limits."""
+
+    def __init__(self, bench: Bench):
+        from suite.isolation import start_fork_server
+
+        self.bench = bench
+        start_fork_server(bench.folder)  # it imports its preloads in the background meanwhile
+
+    def launch(self, variant: Variant) -> VariantResult:
+        from suite.isolation import run_isolated, why_it_failed
+
+        bench = self.bench
+        start = time.perf_counter()
+        result, ending = run_isolated(bench.folder, variant.name, bench.scenario.isolation, bench.bars)
+        seconds = round(time.perf_counter() - start, 3)
+        if result is None:
+            error_type, reason = why_it_failed(ending)
+            bench.bars.log(f"{variant.name}: failed: {reason}")
+            return replace(base_result(bench.scenario, variant), status="failed", error=reason,
+                           error_type=error_type, stderr_tail=ending["stderr_tail"], seconds=seconds)
+        if ending["returncode"] != 0:  # it saved a result, then died on the way out
+            result = replace(result, warnings=result.warnings + (f"process exited with status {ending['returncode']} "
+                                                                 "after saving this result",))
+        phases = {k: v for k, v in (result.phases or {}).items() if k != "start-up"}
+        return replace(result, seconds=seconds, phases=with_start_up(phases, seconds))
+
+
+LAUNCHERS: dict[str, Any] = {"in_process": InProcess, "subprocess": Subprocess}
+
+
+def launcher_name(options: Any, isolation: Any) -> str:
+    """--launcher, else --in-process, else the scenario's isolation."""
+    if options.launcher is not None:
+        if options.launcher not in LAUNCHERS:
+            raise SuiteError(f"--launcher: unknown launcher {options.launcher!r}"
+                             f"{did_you_mean(options.launcher, list(LAUNCHERS))}")
+        if options.in_process and options.launcher != "in_process":
+            raise SuiteError(f"--in-process and --launcher {options.launcher}: choose one")
+        return options.launcher
+    return "in_process" if options.in_process or not isolation.subprocess else "subprocess"

@@ -1,0 +1,86 @@
+"""What a run runs: its options, and the variants they select. Run-wide switches that change
+variants are transformations of the validated Scenario (`on_backend`: a new Scenario), so the
+layers below see a scenario, not flags.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from suite.errors import SuiteError
+from suite.registry import BACKENDS, UnknownName, did_you_mean
+from suite.run_folder import RunFolder
+from suite.scenario import PluginRef, Scenario, Variant
+from suite.scenario import load as load_scenario
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: Path = Path("reports")
+    quick: bool = False
+    only: tuple[str, ...] = ()
+    cache_dir: Path | None = None
+    backend: str | None = None  # run every variant on this backend (default params) instead of its own
+    in_process: bool = False  # every variant in this process, whatever the scenario's isolation says
+    launcher: str | None = None  # where variants run (suite.launchers); None: as the scenario's isolation says
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "run.json") -> RunOptions:
+        from suite.results import checked
+
+        return checked(cls, data, f"{where}: options")
+
+
+def planned(scenario: Scenario, options: RunOptions) -> tuple[Scenario, list[Variant], dict[str, str]]:
+    """The scenario as the options transform it, the variants to run in order, and the duplicates."""
+    scenario, duplicates = on_backend(scenario, options.backend)
+    return scenario, select_variants(scenario, options.only), duplicates
+
+
+def select_variants(scenario: Scenario, only: tuple[str, ...]) -> list[Variant]:
+    """The variants to run, in order, with each agreement reference moved before its users."""
+    names = [v.name for v in scenario.variants]
+    for name in only:
+        if name not in names:
+            raise SuiteError(f"{scenario.source}: --only: unknown variant {name!r}{did_you_mean(name, names)}")
+    chosen = [v for v in scenario.variants if not only or v.name in only]
+    first = [v for v in chosen if v.name == scenario.baseline]
+    return first + [v for v in chosen if v.name != scenario.baseline]
+
+
+def on_backend(scenario: Scenario, name: str | None) -> tuple[Scenario, dict[str, str]]:
+    """The scenario with every variant moved to backend `name` with its default params (`suite
+    run --backend`), and the variants that became identical to an earlier one (name -> earlier
+    name): they are not run twice."""
+    if name is None:
+        return scenario, {}
+    try:
+        BACKENDS.check(name)
+    except UnknownName as exc:
+        raise SuiteError(f"--backend: {exc}") from None
+    backend = PluginRef(name, BACKENDS.get(name).Params())
+    moved = [v.model_copy(update={"backend": backend}) for v in scenario.variants]
+    first: dict[str, str] = {}  # a variant's settings, name aside -> the first variant with them
+    same: dict[str, str] = {}
+    for v in moved:
+        key = json.dumps(v.model_dump(mode="json", exclude={"name"}), sort_keys=True)
+        if key in first:
+            same[v.name] = first[key]
+        else:
+            first[key] = v.name
+    return scenario.model_copy(update={"variants": tuple(moved)}), same
+
+
+def started_as(folder: RunFolder) -> tuple[Scenario, RunOptions]:
+    """The scenario (its text as saved in the run folder) and options a run was started with."""
+    started = folder.started()
+    options = RunOptions.from_dict(started.options, str(folder.path / "run.json"))
+    return load_scenario(folder.path / "scenario.yaml", origin=started.scenario_file), options
+
+
+def use_sys_path(folder: RunFolder) -> None:
+    """Find modules where the run's first process found them: the user's own model factories."""
+    sys.path[:0] = [p for p in folder.started().sys_path if p not in sys.path]

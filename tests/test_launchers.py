@@ -1,0 +1,82 @@
+"""Where variants run: launchers picked by name, the same results in this process and in a child,
+bad launcher options as one-line errors, --backend as a new Scenario, and the module structure
+that keeps the orchestrator's pieces apart (no import of the runner from below it)."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from suite.run_plan import RunOptions, on_backend, planned
+from suite.scenario import load
+from tests.conftest import ROOT
+
+SMALL = """
+model: {name: mlp, hidden: [16]}
+measure: {batch_sizes: [1, 4]}
+variants:
+  - name: fp32
+  - name: int8
+    compress: [int8_dynamic]
+  - name: on-cpu
+    backend: {name: eager, device: cpu}
+"""
+
+
+def test_in_process_and_subprocess_launchers_give_the_same_results(write_scenario, run_quick):
+    path = write_scenario(SMALL)
+    results = {}
+    for launcher in ("in_process", "subprocess"):
+        status, _, _, results[launcher] = run_quick(path, "--launcher", launcher)
+        assert status == 0
+    here, child = results["in_process"]["variants"], results["subprocess"]["variants"]
+    assert [(v["name"], v["status"], v["accuracy"], v["agreement"]) for v in here] == [
+        (v["name"], v["status"], v["accuracy"], v["agreement"]) for v in child]
+    # Only a child pays a process start; in this process the phase is absent or near zero.
+    assert all(v["phases"]["start-up"] > 0 for v in child)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--launcher", "rya"], "--launcher: unknown launcher 'rya' (known: in_process, subprocess)"),
+    (["--launcher", "subprocess", "--in-process"], "--in-process and --launcher subprocess: choose one"),
+])
+def test_bad_launcher_options_are_one_line_errors_and_start_no_run(write_scenario, run_quick, extra, message):
+    status, _, err, results = run_quick(write_scenario(SMALL), *extra)
+    assert status == 2 and results is None
+    assert err.strip().splitlines() == [f"error: {message}"]
+
+
+def test_backend_option_is_a_new_scenario_with_every_variant_moved(write_scenario):
+    scenario = load(write_scenario(SMALL))
+    moved, duplicates = on_backend(scenario, "eager")
+    assert moved is not scenario and scenario.variants[2].backend.params.device == "cpu"  # the original stays
+    assert {v.backend.name for v in moved.variants} == {"eager"}
+    assert duplicates == {"on-cpu": "fp32"}  # eager with its default settings: the same as fp32
+    _, variants, _ = planned(scenario, RunOptions(only=("int8",), backend="eager"))
+    assert [v.name for v in variants] == ["int8"]
+    assert on_backend(scenario, None) == (scenario, {})
+
+
+def imported_modules(path) -> set[str]:
+    """Every module a file imports, at the top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("module", ["isolation", "launchers", "bench", "building", "run_plan", "gate"])
+def test_no_piece_below_the_runner_imports_it(module):
+    assert "suite.runner" not in imported_modules(ROOT / "suite" / f"{module}.py")
+
+
+def test_isolation_names_its_child_entry_point_instead_of_importing_it():
+    from suite import isolation
+
+    assert not {"suite.bench", "suite.building"} & imported_modules(ROOT / "suite" / "isolation.py")
+    module, function = isolation.ENTRY.split(":")
+    assert callable(getattr(__import__(module, fromlist=[function]), function))
