@@ -51,7 +51,7 @@ def ready(blocks: int, slowdown: float, folder: Path, bars: Bars):
     path = folder / f"busy-{slowdown}.yaml"
     path.write_text(SCENARIO.format(blocks=blocks, slowdown=slowdown))
     scenario = load(path)
-    return Builder(scenario, False, bars, torch.get_num_threads()).ready(scenario.variants[0])
+    return Builder(scenario, bars, torch.get_num_threads()).ready(scenario.variants[0])
 
 
 def calibrated(slowdowns: list[float], folder: Path, bars: Bars) -> tuple[int, dict[float, float]]:

@@ -31,7 +31,7 @@ class Bench:
                  duplicates: dict[str, str] | None = None):
         self.scenario, self.options, self.bars, self.folder = scenario, options, bars, folder
         self.duplicates = duplicates or {}
-        self.builder = Builder(scenario, options.quick, bars, default_threads, options.cache_dir)
+        self.builder = Builder(scenario, bars, default_threads, options.cache_dir)
 
     @property
     def phases(self) -> Any:
@@ -99,7 +99,7 @@ class Bench:
             self.folder.save_outputs(variant.name, outputs)
             reference, fidelity, notes = self.agreement(variant, model_ref, outputs)
         timed = measure_model(run_model, backend, data, measure, Context(
-            self.options.quick, self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases))
+            self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases))
         accuracy, accuracy_reason = accuracy_of(outputs, data, built.weights)
         return replace(
             base, accuracy=accuracy, accuracy_reason=accuracy_reason, agreement=fidelity.pop("top1", None),
@@ -133,7 +133,7 @@ class Bench:
         with self.phases("texts"):
             written = generating.texts(decoder, data, gen)
         limits = self.folder.limits(lambda: machine.limits(device))
-        ctx = Context(self.options.quick, self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases)
+        ctx = Context(self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases)
         multiplied = generating.matmul_weights(self.builder.uncompressed(model_ref, data))
         read = getattr(decoder, "weights_read_bytes", None) or generating.weights_read_bytes(model, size)
         timed, extra = generating.measure_generation(decoder, backend, data, measure, gen, ctx, read, multiplied,

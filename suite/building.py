@@ -25,11 +25,6 @@ from suite.scenario import PluginRef, Scenario, Variant
 from suite.training import TrainConfig, train, train_lm
 from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain, use_cache_root
 
-# --quick: smoke-test sizes for everything that trains (the timing side of it: measuring.QUICK_PLAN).
-QUICK_MAX_EPOCHS = 2
-QUICK_MAX_BATCHES = 10  # per epoch
-
-
 @dataclass(frozen=True)
 class Built:
     """A variant built: its model compressed, on its dataset, with the backend that will run it."""
@@ -38,7 +33,7 @@ class Built:
     model_ref: PluginRef
     backend: Any
     measure: Any  # the variant's measure settings
-    generate: Any  # a decoder's generating.settings (quick applied); None for a classifier
+    generate: Any  # a decoder's measure.generate; None for a classifier
     data: Any
     model: Any
     weights: dict
@@ -46,9 +41,8 @@ class Built:
 
 
 class Builder:
-    def __init__(self, scenario: Scenario, quick: bool, bars: Bars, default_threads: int,
-                 cache_dir: Path | None = None):
-        self.scenario, self.quick, self.bars, self.default_threads = scenario, quick, bars, default_threads
+    def __init__(self, scenario: Scenario, bars: Bars, default_threads: int, cache_dir: Path | None = None):
+        self.scenario, self.bars, self.default_threads = scenario, bars, default_threads
         cache_root = cache_dir or default_cache_dir()
         self.cache = CheckpointCache(cache_root)
         use_cache_root(cache_root)  # for the caches below the plugins (ONNX exports)
@@ -64,11 +58,7 @@ class Builder:
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
         measure = self.scenario.measure_of(variant)
         torch.set_num_threads(measure.threads or self.default_threads)
-        generate = None
-        if MODELS.get(model_ref.name).task == "generate":
-            from suite import generating
-
-            generate = generating.settings(measure.generate, self.quick)
+        generate = measure.generate if MODELS.get(model_ref.name).task == "generate" else None
         with self.phases("data"):
             data = self.dataset(variant, model_ref)
         with self.phases("weights"):
@@ -118,10 +108,9 @@ class Builder:
         def on_epoch(epoch: int, epochs: int, loss: float, val_accuracy: float) -> None:
             task.update(epoch, note=f"fine-tuning: loss {loss:.3f}  val acc {val_accuracy:.3f}", total=epochs)
 
-        quick = self.quick
+        caps = self.scenario.train
         return CompressContext(data=data, seed=self.scenario.seed, train_recipe=MODELS.get(model_ref.name).train or {},
-                               max_epochs=QUICK_MAX_EPOCHS if quick else None,
-                               max_batches=QUICK_MAX_BATCHES if quick else None,
+                               max_epochs=caps.max_epochs, max_batches=caps.max_batches,
                                device=backend.describe().get("device", "cpu"), on_epoch=on_epoch,
                                task=MODELS.get(model_ref.name).task)
 
@@ -164,7 +153,7 @@ class Builder:
             return model, {"source": "provided", "by": model_ref.dump()}
         if model_ref.checkpoint is None and (spec.train is None or not data.labelled):
             return model, self._untrained(model_ref.name, spec, data)
-        config = train_config(spec.train, self.scenario, self.quick)
+        config = train_config(spec.train, self.scenario)
         key_parts = {"model": model_ref.dump(), "dataset": data.describe(), "train": config.__dict__,
                      "seed": self.scenario.seed, "torch": torch.__version__.split("+")[0],
                      "code": code_fingerprint(model)}
@@ -231,11 +220,12 @@ def default_dataset(model_name: str) -> PluginRef:
     return PluginRef(name, DATASETS.get(name).Params())
 
 
-def train_config(recipe: dict, scenario: Scenario, quick: bool) -> TrainConfig:
-    config = TrainConfig(**{**recipe, **scenario.train.model_dump(exclude_none=True)})
-    if quick:
-        config = replace(config, epochs=min(config.epochs, QUICK_MAX_EPOCHS), max_batches=QUICK_MAX_BATCHES)
-    return config
+def train_config(recipe: dict, scenario: Scenario) -> TrainConfig:
+    """The model's recipe with the scenario's overrides, and its caps (max_epochs, max_batches)."""
+    overrides = scenario.train.model_dump(exclude_none=True)
+    max_epochs = overrides.pop("max_epochs", None)
+    config = TrainConfig(**{**recipe, **overrides})
+    return replace(config, epochs=min(config.epochs, max_epochs)) if max_epochs else config
 
 
 def describe_weights(name: str, weights: dict) -> str:

@@ -85,11 +85,13 @@ def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars:
     from suite.measure import neighbours
     from suite.results import shape_label
     from suite.building import Builder
+    from suite.run_plan import quickened
 
     names = [v.name for v in base.variants if v.name in {c.name for c in candidate.variants}]
     if not names:
         raise SuiteError(f"{candidate.source}: no variant name in common with {base.source}")
-    builders = [Builder(s, options.quick, bars, torch.get_num_threads(), options.cache_dir) for s in (base, candidate)]
+    scenarios = [quickened(s) if options.quick else s for s in (base, candidate)]
+    builders = [Builder(s, bars, torch.get_num_threads(), options.cache_dir) for s in scenarios]
     rows = []
     for name in names:
         sides = [builder.ready(next(v for v in builder.scenario.variants if v.name == name)) for builder in builders]

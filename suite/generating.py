@@ -15,16 +15,7 @@ from suite.measure import decoding, load, timing
 from suite.measuring import Context, Measured, Shape, latency_result, measure_energy, timing_plan
 from suite.results import LatencyResult, ThroughputResult, shape_label
 
-# --quick: enough to prove the decoder path works end to end.
-QUICK_GENERATE = {"new_tokens": 4, "perplexity_tokens": 256, "fidelity_prompts": 2, "fidelity_tokens": 6,
-                  "text_tokens": 8, "server_requests": 4}
 HARNESS_CALLS = 1000
-
-
-def settings(generate: Any, quick: bool) -> Any:
-    if not quick:
-        return generate
-    return generate.model_copy(update={k: min(getattr(generate, k), v) for k, v in QUICK_GENERATE.items()})
 
 
 def perplexity(decoder: Any, data: Any, gen: Any, batch_size: int) -> dict:
@@ -80,7 +71,7 @@ def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen:
     """Time requests at every (prompt length, batch size); return the rows and the decoder's own figures."""
     device = backend.describe().get("device", "cpu")
     clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
-    plan = timing_plan(measure, ctx.quick)
+    plan = timing_plan(measure)
     rows, rates, notes, caches, shapes = [], [], [], [], []
     batches = batch_sizes_run(decoder, measure.batch_sizes)
     if batches != measure.batch_sizes:
@@ -111,7 +102,7 @@ def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen:
     with ctx.phases("harness"):
         harness = timing.harness_cost(backend.synchronize, clock, HARNESS_CALLS)
     with ctx.phases("energy"):
-        energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure, ctx.quick)
+        energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure)
     with ctx.phases("load mode"):
         loaded = load_mode(decoder, backend, data, measure, gen, rows, ctx)
     lines = roofline(rows, weights_bytes, params, limits)

@@ -177,7 +177,6 @@ def perplexity(decoder: Decoder, data: LmData, context: int, max_tokens: int, ba
     tokens (each window scored from its own start: no earlier context), at most `max_tokens`."""
     import math
 
-    import torch
     import torch.nn.functional as F
 
     count = max(1, min(max_tokens, len(data.test_ids)) // context)

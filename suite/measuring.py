@@ -14,15 +14,11 @@ from suite.phases import Phases
 from suite.results import LatencyResult, ThroughputResult, shape_label
 from suite.scenario import Measure
 
-# --quick: enough to prove the pipeline works end to end, not to benchmark anything.
-QUICK_PLAN = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0, "max_time_s": 0.3}
-QUICK_ENERGY = {"idle_baseline_s": 0.1, "energy_window_s": 0.2}
 HARNESS_CALLS = 1000
 
 
 @dataclass(frozen=True)
 class Context:
-    quick: bool
     bars: Any
     name: str  # the variant's, for progress bars
     source: str  # the scenario file, for messages
@@ -60,7 +56,7 @@ class Shape:
 def measure_model(run_model: Any, backend: Any, data: Any, measure: Measure, ctx: Context) -> Measured:
     device = backend.describe().get("device", "cpu")
     clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
-    plan = timing_plan(measure, ctx.quick)
+    plan = timing_plan(measure)
     shapes = [shape_of(run_model, backend, data, b, s) for b, s in input_shapes(measure, data, ctx.source)]
     rows, notes = [], []
     for shape in shapes:
@@ -70,7 +66,7 @@ def measure_model(run_model: Any, backend: Any, data: Any, measure: Measure, ctx
     with ctx.phases("harness"):
         harness = timing.harness_cost(backend.synchronize, clock, HARNESS_CALLS)
     with ctx.phases("energy"):
-        energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure, ctx.quick)
+        energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure)
     throughputs = tuple(ThroughputResult(r.batch_size, r.batch_size / (r.p50_ms / 1e3), r.seq_len) for r in rows)
     with ctx.phases("load mode"):
         loaded = load_result(measure, rows, shapes, backend.synchronize, plan, ctx)
@@ -109,20 +105,18 @@ def time_shape(shape: Shape, sync: Callable[[], None], plan: timing.TimingPlan, 
     return row, notes
 
 
-def measure_energy(shapes: list[Shape], sync: Callable[[], None], device: str, measure: Measure,
-                   quick: bool) -> tuple[dict | None, str | None]:
+def measure_energy(shapes: list[Shape], sync: Callable[[], None], device: str,
+                   measure: Measure) -> tuple[dict | None, str | None]:
     """Energy per call and per inference at every shape, net of the idle baseline; or the reason
     there is none."""
     meter, reason = energy.meter_for(device)
     if meter is None:
         return None, reason
-    settings = QUICK_ENERGY if quick else {"idle_baseline_s": measure.idle_baseline_s,
-                                           "energy_window_s": measure.energy_window_s}
-    idle_w = energy.idle_power(meter, settings["idle_baseline_s"])
+    idle_w = energy.idle_power(meter, measure.idle_baseline_s)
     rows = [{"batch_size": s.batch_size, "seq_len": s.seq_len,
-             **energy.active_energy(s.call, sync, meter, settings["energy_window_s"], idle_w, s.batch_size)}
+             **energy.active_energy(s.call, sync, meter, measure.energy_window_s, idle_w, s.batch_size)}
             for s in shapes]
-    return {"meter": meter.describe(), "idle_power_w": idle_w, "idle_baseline_s": settings["idle_baseline_s"],
+    return {"meter": meter.describe(), "idle_power_w": idle_w, "idle_baseline_s": measure.idle_baseline_s,
             "rows": rows}, None
 
 
@@ -133,7 +127,7 @@ def load_result(measure: Measure, rows: list[LatencyResult], shapes: list[Shape]
     if measure.mode != "server":
         return None
     row, shape = next((r, s) for r, s in zip(rows, shapes) if r.batch_size == 1)  # Measure checks there is one
-    queries = plan.min_samples if ctx.quick else max(plan.min_samples, stats.min_samples_for_percentile(0.99))
+    queries = measure.server_queries or max(plan.min_samples, stats.min_samples_for_percentile(0.99))
     with ctx.bars.task(f"{ctx.name}: server mode, highest rate with p99 <= {measure.latency_bound_ms:g} ms",
                        total=measure.rate_steps) as task:
         steps = iter(range(measure.rate_steps))
@@ -186,11 +180,10 @@ def end_to_end(measured: timing.Timing) -> dict:
             "p99_ms": summary.p99_ms, "mean_ms": summary.mean_ms}
 
 
-def timing_plan(m: Measure, quick: bool) -> timing.TimingPlan:
-    plan = timing.TimingPlan(warmup_s=m.warmup_s, warmup_calls=m.warmup_calls, min_samples=m.min_samples, max_samples=m.max_samples,
+def timing_plan(m: Measure) -> timing.TimingPlan:
+    return timing.TimingPlan(warmup_s=m.warmup_s, warmup_calls=m.warmup_calls, min_samples=m.min_samples, max_samples=m.max_samples,
                              min_time_s=m.min_time_s, max_time_s=m.max_time_s,
                              min_sample_s=m.min_sample_ms / 1e3 if m.min_sample_ms else None)
-    return replace(plan, **QUICK_PLAN) if quick else plan
 
 
 def batch_of(inputs: Any, batch_size: int, seq_len: int | None = None) -> Any:

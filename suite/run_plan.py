@@ -9,12 +9,20 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from suite.errors import SuiteError
 from suite.registry import BACKENDS, UnknownName, did_you_mean
 from suite.run_folder import RunFolder
-from suite.scenario import PluginRef, Scenario, Variant
+from suite.scenario import Measure, PluginRef, Scenario, Variant
 from suite.scenario import load as load_scenario
+
+# --quick: enough to prove the pipeline works end to end, not to benchmark anything.
+QUICK_MEASURE = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0,
+                 "max_time_s": 0.3, "idle_baseline_s": 0.1, "energy_window_s": 0.2, "server_queries": 10}
+QUICK_GENERATE = {"new_tokens": 4, "perplexity_tokens": 256, "fidelity_prompts": 2, "fidelity_tokens": 6,
+                  "text_tokens": 8, "server_requests": 4}  # each at most this
+QUICK_TRAIN = {"max_epochs": 2, "max_batches": 10}  # each at most this
 
 
 @dataclass(frozen=True)
@@ -36,8 +44,24 @@ class RunOptions:
 
 def planned(scenario: Scenario, options: RunOptions) -> tuple[Scenario, list[Variant], dict[str, str]]:
     """The scenario as the options transform it, the variants to run in order, and the duplicates."""
-    scenario, duplicates = on_backend(scenario, options.backend)
+    scenario, duplicates = on_backend(quickened(scenario) if options.quick else scenario, options.backend)
     return scenario, select_variants(scenario, options.only), duplicates
+
+
+def quickened(scenario: Scenario) -> Scenario:
+    """The scenario as a smoke test (`--quick`): brief timing (QUICK_MEASURE), short generation
+    (QUICK_GENERATE) and capped training (QUICK_TRAIN), in the scenario's measure settings and in
+    every variant's own."""
+    def capped(settings: Any, caps: dict) -> dict:
+        return {k: min(v, getattr(settings, k)) if getattr(settings, k) is not None else v for k, v in caps.items()}
+
+    def quick(measure: Measure) -> Measure:
+        generate = measure.generate.model_copy(update=capped(measure.generate, QUICK_GENERATE))
+        return measure.model_copy(update={**QUICK_MEASURE, "generate": generate})
+
+    variants = tuple(v.model_copy(update={"measure": quick(v.measure)}) if v.measure else v for v in scenario.variants)
+    return scenario.model_copy(update={"measure": quick(scenario.measure), "variants": variants,
+                                       "train": scenario.train.model_copy(update=capped(scenario.train, QUICK_TRAIN))})
 
 
 def select_variants(scenario: Scenario, only: tuple[str, ...]) -> list[Variant]:

@@ -145,6 +145,10 @@ class Train(Params):
     lr: PositiveFloat | None = None
     weight_decay: NonNegativeFloat | None = None
     patience: PositiveInt | None = None
+    # Caps for a smoke test (what --quick sets): epochs of training and fine-tuning, and batches
+    # per epoch, of calibration too. None: the recipe's, uncapped.
+    max_epochs: int | None = Field(None, gt=0, le=100_000)
+    max_batches: int | None = Field(None, gt=0, le=100_000)
 
 
 DEFAULT_TEXT_PROMPTS = ("The for statement is used to", "A class definition defines")
@@ -204,6 +208,7 @@ class Measure(Params):
     mode: Literal["single_stream", "offline", "server"] = "single_stream"
     latency_bound_ms: PositiveFloat | None = None
     rate_steps: int = Field(6, gt=0, le=100)
+    server_queries: int | None = Field(None, gt=0, le=MAX_SAMPLES)  # per trial rate; None: enough for p99
     # Energy, where a hardware counter can be read: an idle baseline, then each shape run back to
     # back for this long (at least 10 update periods of the counter).
     idle_baseline_s: NonNegativeFloat = 1.0

@@ -80,3 +80,28 @@ def test_isolation_names_its_child_entry_point_instead_of_importing_it():
     assert not {"suite.bench", "suite.building"} & imported_modules(ROOT / "suite" / "isolation.py")
     module, function = isolation.ENTRY.split(":")
     assert callable(getattr(__import__(module, fromlist=[function]), function))
+
+
+def test_quick_is_a_new_scenario_with_smoke_test_settings_everywhere(write_scenario):
+    from suite.run_plan import QUICK_MEASURE, quickened
+
+    scenario = load(write_scenario("""
+        model: {name: gpt2_random, layers: 1, hidden: 32, heads: 2, context: 64, vocab: 300}
+        train: {epochs: 50, max_batches: 3}
+        measure: {batch_sizes: [1], min_samples: 400, generate: {prompt_lens: [8], new_tokens: 2, text_tokens: 90}}
+        variants:
+          - name: fp32
+          - name: own-measure
+            measure: {batch_sizes: [1], min_samples: 31, max_time_s: 60}
+        """))
+    quick = quickened(scenario)
+    assert scenario.measure.min_samples == 400 and scenario.variants[1].measure.min_samples == 31  # unchanged
+    for measure in (quick.measure, quick.variants[1].measure, quick.measure_of(quick.variants[0])):
+        assert {k: getattr(measure, k) for k in QUICK_MEASURE} == QUICK_MEASURE
+    # Generation and training are capped, never raised: 2 new tokens stay 2, 3 batches stay 3.
+    assert quick.measure.generate.new_tokens == 2 and quick.measure.generate.text_tokens == 8
+    assert quick.variants[1].measure.generate.new_tokens == 2  # its own measure inherits the generate settings
+    assert (quick.train.epochs, quick.train.max_epochs, quick.train.max_batches) == (50, 2, 3)
+    from suite.building import train_config
+
+    assert train_config({"epochs": 30, "batch_size": 8, "lr": 0.1}, quick).epochs == 2
