@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "or memory limit, and a crash ends the run")
     run.add_argument("--launcher", default=None, metavar="NAME",
                      help="where variants run: subprocess (each in its own process, the default unless the "
-                          "scenario's isolation says otherwise) or in_process (as --in-process)")
+                          "scenario's isolation says otherwise), in_process (as --in-process), or ray (each "
+                          "variant a task owning a whole node of a Ray cluster)")
+    run.add_argument("--address", default=None, metavar="ADDR",
+                     help="--launcher ray: the cluster (HOST:PORT); default: RAY_ADDRESS, else a cluster "
+                          "started on this machine with `ray start`, else a new local one")
     run.add_argument("--cache-dir", type=Path, default=None,
                      help="where trained checkpoints are cached (default: the user cache folder)")
     run.set_defaults(handler=cmd_run)
@@ -102,7 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for option, folder in (("--out", args.out), ("--cache-dir", args.cache_dir)):
         usable_folder(option, folder)
     options = RunOptions(out_dir=args.out, quick=args.quick, only=tuple(args.only), cache_dir=args.cache_dir,
-                         backend=args.backend, in_process=args.in_process, launcher=args.launcher)
+                         backend=args.backend, in_process=args.in_process, launcher=args.launcher,
+                         address=args.address)
     signal.signal(signal.SIGTERM, interrupt)  # `kill` leaves a resumable run, as Ctrl-C does
     status, out = EXIT_OK, console()
     for scenario in loaded or [None]:

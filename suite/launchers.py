@@ -1,5 +1,6 @@
-"""Where a variant runs. A launcher has one method, `launch(variant) -> VariantResult`, and never
-raises for a variant that fails: the failure is the result. `InProcess` measures in this
+"""Where a variant runs. A launcher has one method, `run(variants, started)`, which yields each
+variant's VariantResult as it finishes (in any order; `started(variant)` is called as each one
+starts), and never raises for a variant that fails: the failure is the result. `InProcess` measures in this
 process; `Subprocess` in a child per variant (suite.isolation: time-out, memory limit, crash
 capture, fork server). The runner picks one by name (`LAUNCHERS`), from `--launcher`, else
 `--in-process`, else the scenario's `isolation.subprocess`.
@@ -9,17 +10,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Iterator
 
 from suite.bench import Bench, base_result
 from suite.errors import SuiteError
 from suite.phases import with_start_up
+from suite.ray_launcher import RayLauncher
 from suite.registry import did_you_mean
 from suite.results import VariantResult
 from suite.scenario import Variant
 
 
-class InProcess:
+class OneByOne:
+    """Variants launched one after another, in order."""
+
+    def run(self, variants: list[Variant], started: Any) -> Iterator[VariantResult]:
+        for variant in variants:
+            started(variant)
+            yield self.launch(variant)
+
+
+class InProcess(OneByOne):
     """Every variant in this process, one after another (datasets and models shared)."""
 
     def __init__(self, bench: Bench):
@@ -29,7 +40,7 @@ class InProcess:
         return self.bench.measured(variant)
 
 
-class Subprocess:
+class Subprocess(OneByOne):
     """Each variant in its own child process, under the scenario's isolation limits."""
 
     def __init__(self, bench: Bench):
@@ -57,7 +68,7 @@ class Subprocess:
         return replace(result, seconds=seconds, phases=with_start_up(phases, seconds))
 
 
-LAUNCHERS: dict[str, Any] = {"in_process": InProcess, "subprocess": Subprocess}
+LAUNCHERS: dict[str, Any] = {"in_process": InProcess, "subprocess": Subprocess, "ray": RayLauncher}
 
 
 def launcher_name(options: Any, isolation: Any) -> str:
@@ -68,5 +79,9 @@ def launcher_name(options: Any, isolation: Any) -> str:
                              f"{did_you_mean(options.launcher, list(LAUNCHERS))}")
         if options.in_process and options.launcher != "in_process":
             raise SuiteError(f"--in-process and --launcher {options.launcher}: choose one")
+        if options.address is not None and options.launcher != "ray":
+            raise SuiteError("--address is the Ray cluster's: use it with --launcher ray")
         return options.launcher
+    if options.address is not None:
+        raise SuiteError("--address is the Ray cluster's: use it with --launcher ray")
     return "in_process" if options.in_process or not isolation.subprocess else "subprocess"

@@ -118,6 +118,9 @@ class VariantResult:
     seconds: float | None = None  # wall time spent on this variant, training included
     phases: dict | None = None  # where those seconds went: {phase: seconds} (suite.phases)
     stderr_tail: str | None = None  # the last lines its process wrote, when that process died
+    # The machine that measured it, when a launcher ran it on another (ray): node id, host, CPU
+    # model, cores, the CPUs it owned, GPUs, start and end (epoch seconds).
+    node: dict | None = None
     # Generative decoders (suite.generating): settings, perplexity, greedy fidelity, generated texts,
     # KV cache bytes, the machine's limits and the share of them each figure reached.
     generation: dict | None = None

@@ -34,6 +34,7 @@ class RunOptions:
     backend: str | None = None  # run every variant on this backend (default params) instead of its own
     in_process: bool = False  # every variant in this process, whatever the scenario's isolation says
     launcher: str | None = None  # where variants run (suite.launchers); None: as the scenario's isolation says
+    address: str | None = None  # --launcher ray: the cluster's address; None: RAY_ADDRESS, a local cluster
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "run.json") -> RunOptions:

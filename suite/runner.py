@@ -47,17 +47,35 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder |
     result = RunResult(suite_version=__version__, created=folder.started().created,
                        scenario=scenario.model_dump(mode="json"), environment=fingerprint(),
                        variants=(), quick=options.quick)
+    place = {v.name: i for i, v in enumerate(variants)}
+    done: dict[str, VariantResult] = {}
+
+    def record(finished: VariantResult) -> None:
+        nonlocal result
+        done[finished.name] = finished
+        bars.progress(f"[{place[finished.name] + 1}/{len(variants)}] {ending_line(finished)}")
+        variants_done = tuple(sorted(done.values(), key=lambda v: place[v.name]))  # in the scenario's order
+        result = replace(result, variants=variants_done, selection=scenario.select and recommend(scenario.select, variants_done))
+        save_json(result, folder.path / "results.json")
+        task.update(len(done))
+
+    def started(variant) -> None:
+        task.update(len(done), note=variant.name)
+        bars.progress(f"[{place[variant.name] + 1}/{len(variants)}] {variant.name}: started")
+
     try:
         with bars.task("variants", total=len(variants)) as task:
-            for done, variant in enumerate(variants):
-                task.update(done, note=variant.name)
-                bars.progress(f"[{done + 1}/{len(variants)}] {variant.name}: started")
-                finished = result_of(variant, bench, launcher)
-                bars.progress(f"[{done + 1}/{len(variants)}] {ending_line(finished)}")
-                variants_done = result.variants + (finished,)
-                result = replace(result, variants=variants_done,
-                                 selection=scenario.select and recommend(scenario.select, variants_done))
-                save_json(result, folder.path / "results.json")
+            to_launch = []
+            for variant in variants:
+                kept = kept_or_skipped(variant, bench)
+                if kept is None:
+                    to_launch.append(variant)
+                else:
+                    started(variant)
+                    record(kept)
+            for finished in launcher.run(to_launch, started):
+                bench.folder.save_variant(finished)
+                record(finished)
     except KeyboardInterrupt:
         raise RunInterrupted(folder.path, len(result.variants), len(variants)) from None
     save_csv(result, folder.path / "results.csv")
@@ -65,17 +83,19 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder |
     return result, folder.path
 
 
-def result_of(variant, bench: Bench, launcher) -> VariantResult:
-    """The variant's result: saved by an earlier attempt of this run, skipped with the reason, or
-    measured now by the launcher; then saved at once."""
+def kept_or_skipped(variant, bench: Bench) -> VariantResult | None:
+    """The variant's result saved by an earlier attempt of this run, or skipped now with the reason
+    (and saved); None when it is to be measured."""
     finished = bench.folder.finished(variant.name)
     if finished is not None:
         bench.bars.log(f"{variant.name}: {finished.status} in an earlier attempt of this run: kept")
         return finished
     reason = bench.skip_reason(variant)
-    result = bench.skipped(variant, reason) if reason else launcher.launch(variant)
-    bench.folder.save_variant(result)
-    return result
+    if reason is None:
+        return None
+    skipped = bench.skipped(variant, reason)
+    bench.folder.save_variant(skipped)
+    return skipped
 
 
 def resume(run_dir: Path, bars: Bars) -> tuple[RunResult, Path]:

@@ -38,7 +38,8 @@ def test_in_process_and_subprocess_launchers_give_the_same_results(write_scenari
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--launcher", "rya"], "--launcher: unknown launcher 'rya' (known: in_process, subprocess)"),
+    (["--launcher", "rya"], "--launcher: unknown launcher 'rya' (did you mean ray?)"),
+    (["--launcher", "slurm"], "--launcher: unknown launcher 'slurm' (known: in_process, ray, subprocess)"),
     (["--launcher", "subprocess", "--in-process"], "--in-process and --launcher subprocess: choose one"),
 ])
 def test_bad_launcher_options_are_one_line_errors_and_start_no_run(write_scenario, run_quick, extra, message):
