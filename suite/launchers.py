@@ -50,22 +50,27 @@ class Subprocess(OneByOne):
         start_fork_server(bench.folder)  # it imports its preloads in the background meanwhile
 
     def launch(self, variant: Variant) -> VariantResult:
-        from suite.isolation import run_isolated, why_it_failed
+        return in_child(self.bench.folder, self.bench.scenario, variant, self.bench.bars)
 
-        bench = self.bench
-        start = time.perf_counter()
-        result, ending = run_isolated(bench.folder, variant.name, bench.scenario.isolation, bench.bars)
-        seconds = round(time.perf_counter() - start, 3)
-        if result is None:
-            error_type, reason = why_it_failed(ending)
-            bench.bars.log(f"{variant.name}: failed: {reason}")
-            return replace(base_result(bench.scenario, variant), status="failed", error=reason,
-                           error_type=error_type, stderr_tail=ending["stderr_tail"], seconds=seconds)
-        if ending["returncode"] != 0:  # it saved a result, then died on the way out
-            result = replace(result, warnings=result.warnings + (f"process exited with status {ending['returncode']} "
-                                                                 "after saving this result",))
-        phases = {k: v for k, v in (result.phases or {}).items() if k != "start-up"}
-        return replace(result, seconds=seconds, phases=with_start_up(phases, seconds))
+
+def in_child(folder: Any, scenario: Any, variant: Variant, bars: Any) -> VariantResult:
+    """The variant measured in a child process under the scenario's isolation limits: its saved
+    result, or a failed one saying how the child ended (the Ray launcher's tasks call this too)."""
+    from suite.isolation import run_isolated, why_it_failed
+
+    start = time.perf_counter()
+    result, ending = run_isolated(folder, variant.name, scenario.isolation, bars)
+    seconds = round(time.perf_counter() - start, 3)
+    if result is None:
+        error_type, reason = why_it_failed(ending)
+        bars.log(f"{variant.name}: failed: {reason}")
+        return replace(base_result(scenario, variant), status="failed", error=reason,
+                       error_type=error_type, stderr_tail=ending["stderr_tail"], seconds=seconds)
+    if ending["returncode"] != 0:  # it saved a result, then died on the way out
+        result = replace(result, warnings=result.warnings + (f"process exited with status {ending['returncode']} "
+                                                             "after saving this result",))
+    phases = {k: v for k, v in (result.phases or {}).items() if k != "start-up"}
+    return replace(result, seconds=seconds, phases=with_start_up(phases, seconds))
 
 
 LAUNCHERS: dict[str, Any] = {"in_process": InProcess, "subprocess": Subprocess, "ray": RayLauncher}

@@ -1,13 +1,17 @@
 """Launcher `ray`: each variant a task on a node of a Ray cluster, owning all of that node's CPUs
-while it runs (so two measurements never share cores), in a fresh worker process (max_calls=1).
+while it runs (so two measurements never share cores). The task measures the variant in a child
+process, forked from a fork server that the node's Ray worker keeps (suite.isolation: a fresh
+process per variant, torch imported once per worker, the time-out and memory limit enforced on
+the node, a crash captured with its log), as the subprocess launcher does on one machine.
 
 The task is given what it needs as values: the run folder's scenario.yaml and run.json, and the
 saved results and outputs of the variants it is compared with. It measures the variant in a run
 folder of its own on the worker (suite.bench.variant_in_folder) and returns the files it wrote;
 the head writes them into its run folder as each task finishes, so Ctrl-C and --resume work as
-with the other launchers. Variants that others are compared with run first. A task that fails,
-whose worker or node dies, or that runs past isolation.timeout_s is recorded as failed with the
-reason, and the run goes on. Each result carries the node that measured it (`node`).
+with the other launchers. Variants that others are compared with run first. A variant that
+crashes, hangs or runs out of memory on its node, a task whose worker or node dies, or one that
+the head has not heard of in isolation.timeout_s plus HEAD_GRACE_S, is recorded as failed with
+the reason, and the run goes on. Each result carries the node that measured it (`node`).
 
 Paths in the scenario (the user's files, the cache folder) must mean the same on every node: one
 machine, or a shared file system. An optional extra: pip install -c constraints.txt -e '.[ray]'.
@@ -29,6 +33,7 @@ from suite.scenario import Variant
 
 INSTALL = "pip install -c constraints.txt -e '.[ray]'"
 POLL_S = 0.5
+HEAD_GRACE_S = 120.0  # the node enforces isolation.timeout_s; the head gives up this much later
 
 
 class RayLauncher:
@@ -48,7 +53,7 @@ class RayLauncher:
                       if node["Alive"] and node["Resources"].get("CPU", 0) >= 1}
         if not self.nodes:
             raise SuiteError("--launcher ray: the cluster has no node with a CPU")
-        self.task = ray.remote(max_calls=1, max_retries=0)(measure_on_node)
+        self.task = ray.remote(max_retries=0)(measure_on_node)
 
     def run(self, variants: list[Variant], started: Any) -> Iterator[VariantResult]:
         """The references first (others' agreement needs their outputs), then all the others."""
@@ -62,7 +67,7 @@ class RayLauncher:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         waiting, free, running = list(variants), list(self.nodes), {}
-        timeout = self.bench.scenario.isolation.timeout_s
+        timeout = self.bench.scenario.isolation.timeout_s + HEAD_GRACE_S
         try:
             while waiting or running:
                 free = self.alive(free)
@@ -87,8 +92,8 @@ class RayLauncher:
                         self.ray.cancel(ref, force=True)
                         running.pop(ref)
                         free.append(node)
-                        yield self.failed(variant, "Timeout", f"timed out after {timeout:g} s (isolation.timeout_s)",
-                                          time.monotonic() - since)
+                        yield self.failed(variant, "Timeout", f"no answer from its node in {timeout:g} s "
+                                          "(isolation.timeout_s and the head's grace)", time.monotonic() - since)
         finally:  # interrupted: nothing goes on measuring on the cluster
             for ref in running:
                 self.ray.cancel(ref, force=True)
@@ -138,34 +143,36 @@ class RayLauncher:
 
 
 def measure_on_node(files: dict[str, bytes], name: str) -> dict[str, bytes]:
-    """The Ray task: the variant measured in a run folder of its own, on this node; the files it
-    wrote there (its result with the node's fingerprint, its outputs, limits.json, its log)."""
-    import contextlib
+    """The Ray task: the variant measured in a child process in a run folder of its own, on this
+    node; the files it wrote there (its result with the node's fingerprint, its outputs,
+    limits.json, its log)."""
     import os
     import socket
     import tempfile
 
     import ray
 
-    from suite.bench import variant_in_folder
     from suite.environment import cpu_model, gpu_details
+    from suite.launchers import in_child
     from suite.progress import Bars
     from suite.run_folder import RunFolder
+    from suite.run_plan import planned, started_as
 
     with tempfile.TemporaryDirectory(prefix="suite-ray-") as tmp:
         folder = RunFolder(Path(tmp))
         for relative, data in files.items():
             (folder.path / relative).parent.mkdir(parents=True, exist_ok=True)
             (folder.path / relative).write_bytes(data)
-        log = folder.log_file(name)
+        scenario, options = started_as(folder)
+        scenario, variants, _ = planned(scenario, options)
+        [variant] = [v for v in variants if v.name == name]
         began = time.time()
-        with open(log, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            result = variant_in_folder(folder, name, Bars(plain=True))
+        result = in_child(folder, scenario, variant, Bars(plain=True))
         context = ray.get_runtime_context()
         node = {"node_id": context.get_node_id(), "host": socket.gethostname(), "cpu": cpu_model(),
                 "cores": os.cpu_count(), "cpus_owned": context.get_assigned_resources().get("CPU"),
                 "gpus": gpu_details().get("count", 0), "started": began, "ended": time.time()}
         folder.save_variant(replace(result, node=node))
-        made = [folder.path / "limits.json", log, folder.path / "variants" / f"{key(name)}.json",
+        made = [folder.path / "limits.json", folder.log_file(name), folder.path / "variants" / f"{key(name)}.json",
                 folder.path / "outputs" / f"{key(name)}.npy"]
         return {str(path.relative_to(folder.path)): path.read_bytes() for path in made if path.is_file()}
