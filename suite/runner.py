@@ -55,7 +55,8 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder |
         done[finished.name] = finished
         bars.progress(f"[{place[finished.name] + 1}/{len(variants)}] {ending_line(finished)}")
         variants_done = tuple(sorted(done.values(), key=lambda v: place[v.name]))  # in the scenario's order
-        result = replace(result, variants=variants_done, selection=scenario.select and recommend(scenario.select, variants_done))
+        result = replace(result, variants=variants_done,
+                         selection=scenario.select and recommend(scenario.select, variants_done))
         save_json(result, folder.path / "results.json")
         task.update(len(done))
 
