@@ -224,10 +224,8 @@ def variant_in_folder(folder: RunFolder, name: str, bars: Any) -> VariantResult:
     """Measure one variant of the run in `folder` in this process (the isolated child's work)."""
     import torch
 
-    from suite.run_plan import planned, started_as, use_sys_path
+    from suite.run_plan import use_sys_path, variant_of_run
 
     use_sys_path(folder)
-    scenario, options = started_as(folder)
-    scenario, variants, duplicates = planned(scenario, options)
-    [variant] = [v for v in variants if v.name == name]
+    scenario, options, variant, duplicates = variant_of_run(folder, name)
     return Bench(scenario, options, bars, torch.get_num_threads(), folder, duplicates).run_variant(variant)

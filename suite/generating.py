@@ -155,9 +155,9 @@ def weights_read_bytes(model: Any, size: int) -> int:
 
 
 def roofline(rows: list[LatencyResult], weights_bytes: int, params: int, limits: dict) -> list[dict]:
-    """Each decode row's achieved read bandwidth (every weight read once per step: weights read
-    per step (weights_read_bytes) / time per output token; KV-cache reads not counted, so a lower bound) and each prefill row's
-    achieved FLOP/s (2 per multiplied weight per prompt token, `params` from matmul_weights;
+    """Each decode row's achieved read bandwidth (every weight read once per step: the weights a
+    step reads, weights_read_bytes, / time per output token; KV-cache reads not counted, so a
+    lower bound) and each prefill row's achieved FLOP/s (2 per multiplied weight per prompt token, `params` from matmul_weights;
     attention scores not counted), against the machine's measured limits."""
     out = []
     for row in rows:

@@ -80,16 +80,14 @@ def redirected_output(path: str) -> Iterator[None]:
             os.close(copy)
 
 
-def run_isolated(folder: Any, name: str, limits: Any, bars: Any,
-                 entry: str = ENTRY) -> tuple[VariantResult | None, dict]:
-    """Run variant `name` in a child process (`entry`, "module:function", called with the run
-    folder, the name and progress bars, returns the result); return its saved result (None if it
-    saved none) and how the process ended: {"returncode", "killed" (why, if we killed it),
-    "stderr_tail"}."""
+def run_isolated(folder: Any, name: str, limits: Any, bars: Any) -> tuple[VariantResult | None, dict]:
+    """Run variant `name` in a child process (ENTRY: called with the run folder, the name and
+    progress bars, it returns the result); return its saved result (None if it saved none) and
+    how the process ended: {"returncode", "killed" (why, if we killed it), "stderr_tail"}."""
     log = folder.log_file(name)
     receiver, sender = multiprocessing.Pipe(duplex=False)
-    child = start_fork_server(folder).Process(target=child_main, args=(entry, str(folder.path), name, str(log), sender),
-                                                  name=f"suite variant {name}")
+    child = start_fork_server(folder).Process(target=child_main, name=f"suite variant {name}",
+                                              args=(ENTRY, str(folder.path), name, str(log), sender))
     relay = threading.Thread(target=relay_events, args=(receiver, bars), daemon=True)
     try:  # from the start: a Ctrl-C while the fork server makes the child must kill it too, or
         # multiprocessing's exit handler would wait for it to finish

@@ -1,8 +1,8 @@
 """Where a variant runs. A launcher has one method, `run(variants, started)`, which yields each
 variant's VariantResult as it finishes (in any order; `started(variant)` is called as each one
-starts), and never raises for a variant that fails: the failure is the result. `InProcess` measures in this
-process; `Subprocess` in a child per variant (suite.isolation: time-out, memory limit, crash
-capture, fork server). The runner picks one by name (`LAUNCHERS`), from `--launcher`, else
+starts), and never raises for a variant that fails: the failure is the result. `InProcess`
+measures in this process; `Subprocess` in a child per variant (suite.isolation: time-out, memory
+limit, crash capture, fork server); `RayLauncher` on the nodes of a Ray cluster. The runner picks one by name (`LAUNCHERS`), from `--launcher`, else
 `--in-process`, else the scenario's `isolation.subprocess`.
 """
 
@@ -78,15 +78,13 @@ LAUNCHERS: dict[str, Any] = {"in_process": InProcess, "subprocess": Subprocess, 
 
 def launcher_name(options: Any, isolation: Any) -> str:
     """--launcher, else --in-process, else the scenario's isolation."""
+    if options.address is not None and options.launcher != "ray":
+        raise SuiteError("--address is the Ray cluster's: use it with --launcher ray")
     if options.launcher is not None:
         if options.launcher not in LAUNCHERS:
             raise SuiteError(f"--launcher: unknown launcher {options.launcher!r}"
                              f"{did_you_mean(options.launcher, list(LAUNCHERS))}")
         if options.in_process and options.launcher != "in_process":
             raise SuiteError(f"--in-process and --launcher {options.launcher}: choose one")
-        if options.address is not None and options.launcher != "ray":
-            raise SuiteError("--address is the Ray cluster's: use it with --launcher ray")
         return options.launcher
-    if options.address is not None:
-        raise SuiteError("--address is the Ray cluster's: use it with --launcher ray")
     return "in_process" if options.in_process or not isolation.subprocess else "subprocess"

@@ -70,7 +70,7 @@ class RayLauncher:
         timeout = self.bench.scenario.isolation.timeout_s + HEAD_GRACE_S
         try:
             while waiting or running:
-                free = self.alive(free)
+                free = self.alive(free) if waiting else free
                 if waiting and not free and not running:  # every node died
                     for variant in waiting:
                         yield self.failed(variant, "Crash", "no node of the Ray cluster is alive", 0.0)
@@ -84,11 +84,11 @@ class RayLauncher:
                     running[ref] = (variant, node, time.monotonic())
                 ready, _ = self.ray.wait(list(running), num_returns=1, timeout=POLL_S)
                 for ref in ready:
-                    variant, node, _ = running.pop(ref)
+                    variant, node, since = running.pop(ref)
                     free.append(node)
-                    yield self.received(ref, variant)
+                    yield self.received(ref, variant, since)
                 for ref, (variant, node, since) in list(running.items()):
-                    if timeout is not None and time.monotonic() - since > timeout:
+                    if time.monotonic() - since > timeout:
                         self.ray.cancel(ref, force=True)
                         running.pop(ref)
                         free.append(node)
@@ -113,19 +113,20 @@ class RayLauncher:
                   f"outputs/{reference}.npy"]
         return {name: (folder / name).read_bytes() for name in wanted if (folder / name).is_file()}
 
-    def received(self, ref: Any, variant: Variant) -> VariantResult:
+    def received(self, ref: Any, variant: Variant, since: float) -> VariantResult:
+        """The task's result written into the head's run folder, or a failed one (`since`: when the
+        task was submitted)."""
         import ray.exceptions
 
-        start = time.monotonic()
         try:
             files = self.ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             return self.failed(variant, type(cause).__name__, f"{type(cause).__name__}: {first_line(cause)}",
-                               time.monotonic() - start)
+                               time.monotonic() - since)
         except ray.exceptions.RayError as exc:  # the worker or its node died, or the task was cancelled
             return self.failed(variant, "Crash", f"the variant's Ray task ended: {type(exc).__name__}: "
-                               f"{first_line(exc)}", time.monotonic() - start)
+                               f"{first_line(exc)}", time.monotonic() - since)
         from suite.results import atomic_write_bytes
 
         folder = self.bench.folder
@@ -133,7 +134,7 @@ class RayLauncher:
             atomic_write_bytes(folder.path / name, data)
         result = folder.finished(variant.name)
         if result is None:
-            return self.failed(variant, "Crash", "the variant's Ray task saved no result", 0.0)
+            return self.failed(variant, "Crash", "the variant's Ray task saved no result", time.monotonic() - since)
         return result
 
     def failed(self, variant: Variant, error_type: str, reason: str, seconds: float) -> VariantResult:
@@ -156,16 +157,14 @@ def measure_on_node(files: dict[str, bytes], name: str) -> dict[str, bytes]:
     from suite.launchers import in_child
     from suite.progress import Bars
     from suite.run_folder import RunFolder
-    from suite.run_plan import planned, started_as
+    from suite.run_plan import variant_of_run
 
     with tempfile.TemporaryDirectory(prefix="suite-ray-") as tmp:
         folder = RunFolder(Path(tmp))
         for relative, data in files.items():
             (folder.path / relative).parent.mkdir(parents=True, exist_ok=True)
             (folder.path / relative).write_bytes(data)
-        scenario, options = started_as(folder)
-        scenario, variants, _ = planned(scenario, options)
-        [variant] = [v for v in variants if v.name == name]
+        scenario, _, variant, _ = variant_of_run(folder, name)
         began = time.time()
         result = in_child(folder, scenario, variant, Bars(plain=True))
         context = ray.get_runtime_context()

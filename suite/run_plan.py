@@ -99,6 +99,15 @@ def on_backend(scenario: Scenario, name: str | None) -> tuple[Scenario, dict[str
     return scenario.model_copy(update={"variants": tuple(moved)}), same
 
 
+def variant_of_run(folder: RunFolder, name: str) -> tuple[Scenario, RunOptions, Variant, dict[str, str]]:
+    """Variant `name` of the run in `folder`, with the run's options and the scenario and
+    duplicates as they planned them: what a process measuring one variant of that run needs."""
+    scenario, options = started_as(folder)
+    scenario, variants, duplicates = planned(scenario, options)
+    [variant] = [v for v in variants if v.name == name]
+    return scenario, options, variant, duplicates
+
+
 def started_as(folder: RunFolder) -> tuple[Scenario, RunOptions]:
     """The scenario (its text as saved in the run folder) and options a run was started with."""
     started = folder.started()

@@ -35,3 +35,33 @@ class Backend(Protocol):
 
     def synchronize(self) -> None:
         """Wait until all queued work is done, so a timer read afterwards is honest."""
+
+
+class HostDecoderBackend:
+    """The shared part of a backend that runs generative decoders only (prepare_decoder), on the
+    CPU, in a library whose calls return when their work is done: it records what it prepared in
+    `info`, and its decoders take and give host tensors. Subclasses set `name` (their registry
+    name, for messages)."""
+
+    name: str
+
+    def __init__(self, params: Any):
+        self.params = params
+        self.info: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": "cpu", **self.info}
+
+    def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
+        from suite.errors import SuiteError
+
+        raise SuiteError(f"backend {self.name} runs generative decoders only")
+
+    def place(self, inputs: Any) -> Any:
+        return inputs
+
+    def to_host(self, outputs: Any) -> Any:
+        return outputs.numpy()
+
+    def synchronize(self) -> None:
+        pass

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import Field
 
+from suite.backends.base import HostDecoderBackend
 from suite.errors import SuiteError
 from suite.params import Params
 
@@ -26,16 +27,13 @@ class LlamaCppParams(Params):
     threads: int | None = Field(None, ge=1, le=1024)  # None: the scenario's threads (torch's)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(HostDecoderBackend):
+    name = "llamacpp"
     Params = LlamaCppParams
     description = "llama.cpp (llama-cpp-python) on the model's own GGUF file; decoders, batch 1"
     takes = ("torch",)
     tasks = ("generate",)
     runs_model_file = True  # compression steps cannot change what it runs
-
-    def __init__(self, params: LlamaCppParams):
-        self.params = params
-        self.info: dict[str, Any] = {}
 
     def available(self) -> str | None:
         if importlib.util.find_spec("llama_cpp") is None:
@@ -46,12 +44,6 @@ class LlamaCppBackend:
         import llama_cpp
 
         return llama_cpp.__version__
-
-    def describe(self) -> dict[str, Any]:
-        return {"device": "cpu", **self.info}
-
-    def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
-        raise SuiteError("backend llamacpp runs generative decoders only")
 
     def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> LlamaCppDecoder:
         import llama_cpp
@@ -70,14 +62,6 @@ class LlamaCppBackend:
                      "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip()}
         return decoder
 
-    def place(self, inputs: Any) -> Any:
-        return inputs
-
-    def to_host(self, outputs: Any) -> Any:
-        return outputs.numpy()
-
-    def synchronize(self) -> None:
-        pass  # llama.cpp's calls return when the work is done
 
 
 class LlamaCppDecoder:

@@ -27,10 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
+from suite.backends.base import HostDecoderBackend
 from suite.errors import SuiteError
 from suite.params import Params
 
@@ -47,15 +48,12 @@ class OrtGenaiParams(Params):
     threads: int | None = Field(None, ge=1, le=1024)  # None: the scenario's threads (torch's)
 
 
-class OrtGenaiBackend:
+class OrtGenaiBackend(HostDecoderBackend):
+    name = "ort_genai"
     Params = OrtGenaiParams
     description = "ONNX Runtime through onnxruntime-genai (model builder, Generator); decoders, CPU"
     takes = ("torch",)
     tasks = ("generate",)
-
-    def __init__(self, params: OrtGenaiParams):
-        self.params = params
-        self.info: dict[str, Any] = {}
 
     def available(self) -> str | None:
         if importlib.util.find_spec("onnxruntime_genai") is None:
@@ -66,12 +64,6 @@ class OrtGenaiBackend:
         import onnxruntime_genai
 
         return onnxruntime_genai.__version__
-
-    def describe(self) -> dict[str, Any]:
-        return {"device": "cpu", **self.info}
-
-    def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
-        raise SuiteError("backend ort_genai runs generative decoders only")
 
     def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> OrtGenaiDecoder:
         import onnxruntime
@@ -95,14 +87,6 @@ class OrtGenaiBackend:
             options["accuracy_level"] = self.params.accuracy_level
         return {"precision": self.params.precision, **options}
 
-    def place(self, inputs: Any) -> Any:
-        return inputs
-
-    def to_host(self, outputs: Any) -> Any:
-        return outputs.numpy()
-
-    def synchronize(self) -> None:
-        pass  # the Generator's calls return when the work is done
 
 
 def built(model: Any, tokenizer: Any, settings: dict) -> tuple[Path, str]:
