@@ -1,11 +1,20 @@
 """Results: immutable dataclasses, versioned JSON (written atomically) and CSV.
 
-Schema history (bump SCHEMA_VERSION on any change that removes or renames a field):
+Schema history. A field added with a default needs no new version; a change that removes,
+renames or reshapes a field bumps SCHEMA_VERSION and adds a step to MIGRATIONS, which turns a file
+of the version before into this one, so that a stored baseline or an interrupted run from an
+older suite still loads (pyperf's loader does the same):
   1: first version: the contract of the foundation issue. Fields added since, with defaults so
      that older files still load: latency/throughput `seq_len`, run `selection`, variant
      `fidelity`, latency `timer` and `end_to_end`, variant `stderr_tail`, `energy_reason`,
      `gpu_memory`, `harness_overhead_us`, `load`; latency `p90_bound_ms`, `p99_bound_ms`, `others`; variant `phases`;
-     latency / throughput `metric` and variant `generation` (generative decoders).
+     latency / throughput `metric` and variant `generation` (generative decoders); variant `node`.
+  2: the variant's records are typed (suite.records: weights, compression steps, fidelity,
+     energy, load, node; phases are seconds by name). The offline load mode's
+     `samples_per_s_by_batch_size` ({"8": 1234.5}: batch sizes as strings) became `by_batch_size`
+     ([{"batch_size": 8, "samples_per_s": 1234.5}]); a variant without weights has null, not {}.
+     A saved variant (variants/<key>.json) now
+     carries its schema_version too (none: version 1).
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ from typing import Any
 
 from suite.errors import SuiteError, first_line, quote
 from suite.measure.stats import LatencyStats
+from suite.records import RECORDS, CompressRecord, Energy, Fidelity, Load, Node, Weights, as_record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,31 +109,38 @@ class VariantResult:
     accuracy_reason: str | None = None  # why accuracy is null: "untrained", no labels, ...
     agreement: float | None = None
     agreement_with: str | None = None  # the variant whose predictions `agreement` compares to
-    fidelity: dict | None = None  # outputs against agreement_with's: max_abs_error, cosine_mean, cosine_min
+    fidelity: Fidelity | None = None  # outputs against agreement_with's
     size_bytes: int | None = None
     params: int | None = None  # weights stored: parameters, or the quantized weights that replaced them
     peak_rss_bytes: int | None = None
     latency: tuple[LatencyResult, ...] = ()
     throughput: tuple[ThroughputResult, ...] = ()
-    energy: dict | None = None  # meter, idle baseline and per-shape joules; None: see energy_reason
+    energy: Energy | None = None  # meter, idle baseline and per-shape joules; None: see energy_reason
     energy_reason: str | None = None
     gpu_memory: dict | None = None  # peak allocated / reserved on the GPU
     harness_overhead_us: float | None = None  # the harness's own cost per timed call (a no-op timed)
-    load: dict | None = None  # the load mode's result (offline: best throughput; server: highest rate)
+    load: Load | None = None  # the load mode's result (offline: best throughput; server: highest rate)
     warnings: tuple[str, ...] = ()
     dataset: dict | None = None
     backend_info: dict = field(default_factory=dict)  # version, device, ...
-    weights: dict = field(default_factory=dict)  # where the weights came from: trained, cache, checkpoint
-    compress_records: tuple[dict, ...] = ()
+    weights: Weights | None = None  # where the weights came from: trained, cache, checkpoint, ...
+    compress_records: tuple[CompressRecord, ...] = ()
     seconds: float | None = None  # wall time spent on this variant, training included
-    phases: dict | None = None  # where those seconds went: {phase: seconds} (suite.phases)
+    phases: dict[str, float] | None = None  # where those seconds went: {phase: seconds} (suite.phases)
     stderr_tail: str | None = None  # the last lines its process wrote, when that process died
     # The machine that measured it, when a launcher ran it on another (ray): node id, host, CPU
     # model, cores, the CPUs it owned, GPUs, start and end (epoch seconds).
-    node: dict | None = None
+    node: Node | None = None
     # Generative decoders (suite.generating): settings, perplexity, greedy fidelity, generated texts,
     # KV cache bytes, the machine's limits and the share of them each figure reached.
     generation: dict | None = None
+
+    def __post_init__(self) -> None:
+        """Records handed over as plain dicts (by the code that measured them) become typed ones."""
+        for name, cls in RECORDS.items():
+            object.__setattr__(self, name, as_record(cls, getattr(self, name)))
+        records = tuple(as_record(CompressRecord, r) for r in self.compress_records)
+        object.__setattr__(self, "compress_records", records)
 
     @property
     def perplexity(self) -> float | None:
@@ -153,8 +170,11 @@ def variant_dict(result: VariantResult) -> dict[str, Any]:
     """A variant as JSON-ready data that always loads back: a NaN or infinite figure (a meter that
     wrapped, outputs that overflowed) becomes null, and a latency or throughput row with one is
     left out (its statistics derive from its samples), each with a warning saying where, so
-    writing never fails a run and the run folder stays resumable."""
+    writing never fails a run and the run folder stays resumable. A record's unset (None) fields
+    are left out: they load back as None."""
     data = dataclasses.asdict(result)
+    for name in (*RECORDS, "compress_records"):
+        data[name] = compact(getattr(result, name))
     notes = []
     for key in ("latency", "throughput"):
         bad = [row for row in data[key] if finite(row)[1]]
@@ -169,6 +189,16 @@ def variant_dict(result: VariantResult) -> dict[str, Any]:
         notes.append(f"non-finite figures written as null: {', '.join(where[:5])}{more}")
     data["warnings"] = [*data["warnings"], *notes]
     return data
+
+
+def compact(value: Any) -> Any:
+    """A record as JSON data without its None fields (a dict inside it kept whole)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: compact(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if getattr(value, f.name) is not None}
+    if isinstance(value, (list, tuple)):
+        return [compact(v) for v in value]
+    return value
 
 
 def finite(value: Any, path: str = "") -> tuple[Any, list[str]]:
@@ -225,10 +255,45 @@ def load_json(path: str | Path) -> RunResult:
     data = read_json(path)
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: not a suite results file (the JSON is a {type(data).__name__}, not an object)")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise SuiteError(f"{path}: schema_version {quote(data.get('schema_version'), 40)} is not {SCHEMA_VERSION}: "
-                         "not a suite results file, or one from another version")
-    return run_from_dict(data, path)
+    return run_from_dict(migrated(data, data.get("schema_version"), path), path)
+
+
+def migrated(data: dict, version: Any, path: Path | str) -> dict:
+    """A results file's data (or a saved variant's: data without `variants`) brought from `version` to
+    SCHEMA_VERSION, one step of MIGRATIONS at a time; SuiteError for a version this suite does
+    not know (a newer suite's, or not a suite file at all)."""
+    if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
+        newer = type(version) is int and version > SCHEMA_VERSION
+        raise SuiteError(f"{path}: schema_version {quote(version, 40)} is not one this suite reads (1 to "
+                         f"{SCHEMA_VERSION}): " + ("written by a newer suite: upgrade suite to read it" if newer
+                                                   else "not a suite results file"))
+    data = dict(data)
+    for step in range(version, SCHEMA_VERSION):
+        variants = data.get("variants")
+        if isinstance(variants, list):
+            data["variants"] = [MIGRATIONS[step](v) if isinstance(v, dict) else v for v in variants]
+        else:  # a saved variant on its own
+            data = MIGRATIONS[step](data)
+    data["schema_version"] = SCHEMA_VERSION
+    return data
+
+
+def v1_to_v2(variant: dict) -> dict:
+    """Offline load mode: {"8": rate} keyed by batch size as text -> [{batch_size, samples_per_s}];
+    no weights record: {} -> null."""
+    if variant.get("weights") == {}:
+        variant = {**variant, "weights": None}
+    load = variant.get("load")
+    if not isinstance(load, dict) or not isinstance(load.get("samples_per_s_by_batch_size"), dict):
+        return variant
+    rates = load["samples_per_s_by_batch_size"]
+    rows = [{"batch_size": int(k) if str(k).isdigit() else k, "samples_per_s": v} for k, v in rates.items()]
+    load = {k: v for k, v in load.items() if k != "samples_per_s_by_batch_size"}
+    return {**variant, "load": {**load, "by_batch_size": rows}}
+
+
+# MIGRATIONS[n]: a variant's data at schema version n -> version n + 1.
+MIGRATIONS = {1: v1_to_v2}
 
 
 def read_json(path: Path) -> Any:
@@ -271,6 +336,7 @@ def checked(cls: type, data: Any, path: Path | str) -> Any:
 
 
 def run_from_dict(data: dict, path: Path | str = "results") -> RunResult:
+    """A RunResult from data of this schema version (migrated() brings older data to it)."""
     run = checked(RunResult, data, path)
     for i, v in enumerate(run.variants):
         check_samples(v, f"{path}: variants[{i}]")
@@ -278,6 +344,9 @@ def run_from_dict(data: dict, path: Path | str = "results") -> RunResult:
 
 
 def variant_from_dict(data: dict, path: Path | str = "variant") -> VariantResult:
+    """A saved variant (variants/<key>.json), from any schema version this suite reads."""
+    data = migrated(data, data.get("schema_version", 1), path)
+    data.pop("schema_version")
     variant = checked(VariantResult, data, path)
     check_samples(variant, str(path))
     return variant
@@ -301,7 +370,7 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
     rows = []
     for v in run.variants:
         common = {"variant": v.name, "model": v.model, "backend": v.backend, "status": v.status,
-                  "accuracy": v.accuracy, "agreement": v.agreement, **{k: (v.fidelity or {}).get(k) for k in
+                  "accuracy": v.accuracy, "agreement": v.agreement, **{k: getattr(v.fidelity, k, None) for k in
                                                                         ("max_abs_error", "cosine_min")},
                   "size_bytes": v.size_bytes,
                   "params": v.params, "peak_rss_bytes": v.peak_rss_bytes}

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from suite.errors import SuiteError, first_line
-from suite.results import (VariantResult, atomic_write_bytes, atomic_write_text, checked, read_json, variant_dict,
+from suite.results import (SCHEMA_VERSION, VariantResult, atomic_write_bytes, atomic_write_text, checked, read_json, variant_dict,
                            variant_from_dict)
 
 
@@ -71,7 +71,8 @@ class RunFolder:
 
     def save_variant(self, result: VariantResult) -> None:
         atomic_write_text(self._file("variants", result.name, ".json"),
-                          json.dumps(variant_dict(result), indent=1, allow_nan=False) + "\n")
+                          json.dumps({"schema_version": SCHEMA_VERSION, **variant_dict(result)}, indent=1,
+                                     allow_nan=False) + "\n")
 
     def finished(self, name: str) -> VariantResult | None:
         """The saved result of a variant, or None if it has not finished."""

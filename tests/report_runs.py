@@ -40,8 +40,10 @@ RECORD = {"method": "int8_dynamic", "params": {}, "before": {"size_bytes": 4096,
 
 
 def energy(joules_per_inference: float) -> dict:
-    return {"meter": {"kind": "rapl"}, "idle_power_w": 10.0, "idle_baseline_s": 1.0,
-            "rows": [{"batch_size": 1, "seq_len": None, "joules_per_inference": joules_per_inference}]}
+    return {"meter": "RAPL via powercap (package-0)", "idle_power_w": 10.0, "idle_baseline_s": 1.0,
+            "rows": [{"batch_size": 1, "seq_len": None, "window_s": 1.0, "calls": 100, "mean_power_w": 12.0,
+                      "net_power_w": 2.0, "joules_per_call": joules_per_inference,
+                      "joules_per_inference": joules_per_inference}]}
 
 
 def rich_run(created: str = "2026-11-23T00:00:00+00:00", slower: float = 1.0) -> RunResult:

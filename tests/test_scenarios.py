@@ -6,6 +6,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from suite.results import SCHEMA_VERSION
 from suite.scenario import load
 from tests.conftest import ROOT
 
@@ -29,7 +30,7 @@ def test_scenario_runs_quick_and_results_hold(path, run_quick, request):
     status, out, _, results = run_quick(path, "--in-process", *only, *(["--backend", backend] if backend else []))
     assert status == 0, out
     assert "report: " in out.splitlines()[-1]
-    assert results["schema_version"] == 1 and results["quick"] is True
+    assert results["schema_version"] == SCHEMA_VERSION and results["quick"] is True
     assert datetime.fromisoformat(results["created"]).utcoffset().total_seconds() == 0
     assert results["scenario"] == scenario.model_dump(mode="json")
     assert ENVIRONMENT_KEYS <= set(results["environment"])

@@ -19,10 +19,11 @@ SPIN_S = 0.001  # sleep until this close to an arrival, then spin: sleep oversho
 def offline_summary(rows: list[tuple[int, tuple[float, ...]]]) -> dict:
     """Throughput per batch size from the total time of its samples (all the work over all the
     time, as LoadGen's offline mode counts it), and the best batch size."""
-    per_batch = {str(batch): batch * len(samples_ms) / (sum(samples_ms) / 1e3) for batch, samples_ms in rows}
-    best = max(per_batch, key=per_batch.get)
-    return {"mode": "offline", "best_batch_size": int(best), "samples_per_s": per_batch[best],
-            "samples_per_s_by_batch_size": per_batch}
+    per_batch = [{"batch_size": batch, "samples_per_s": batch * len(samples_ms) / (sum(samples_ms) / 1e3)}
+                 for batch, samples_ms in rows]
+    best = max(per_batch, key=lambda row: row["samples_per_s"])
+    return {"mode": "offline", "best_batch_size": best["batch_size"], "samples_per_s": best["samples_per_s"],
+            "by_batch_size": per_batch}
 
 
 @dataclass(frozen=True)

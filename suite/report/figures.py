@@ -131,21 +131,21 @@ def rate_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
     the bound; None when no variant ran in server mode."""
     import plotly.graph_objects as go
 
-    served = [v for v in variants if (v.load or {}).get("mode") == "server"]
+    served = [v for v in variants if v.load and v.load.mode == "server" and v.load.trials]
     if not served:
         return None
     figure = go.Figure()
     for i, v in enumerate(served):
-        trials = sorted(v.load["trials"], key=lambda t: t["rate_qps"])
-        decoder = "ttft" in trials[0]  # decoders: p99 time to first token from arrival, against its bound
-        p99 = [t["ttft"]["p99_ms"] if decoder else t["p99_ms"] for t in trials]
+        trials = sorted(v.load.trials, key=lambda t: t.rate_qps)
+        decoder = trials[0].ttft is not None  # decoders: p99 time to first token from arrival, against its bound
+        p99 = [t.ttft["p99_ms"] if decoder else t.p99_ms for t in trials]
         figure.add_trace(go.Scatter(
-            x=[t["rate_qps"] for t in trials], y=p99, name=shown(v.name) + (" (time to first token)" if decoder else ""),
+            x=[t.rate_qps for t in trials], y=p99, name=shown(v.name) + (" (time to first token)" if decoder else ""),
             mode="lines+markers", line={"color": color(i)},
-            customdata=[["met" if t["met"] else "missed", t.get("requests", t.get("queries"))] for t in trials],
+            customdata=[["met" if t.met else "missed", t.requests if decoder else t.queries] for t in trials],
             hovertemplate="%{x:,.2f} per s<br>p99 %{y:.4g} ms<br>%{customdata[0]} the bound "
                           "(%{customdata[1]} queries)<extra></extra>"))
-        figure.add_hline(y=v.load["ttft_bound_ms"] if decoder else v.load["latency_bound_ms"],
+        figure.add_hline(y=v.load.ttft_bound_ms if decoder else v.load.latency_bound_ms,
                          line={"dash": "dash", "color": color(i)})
     figure.update_xaxes(title="arrival rate, queries/s")
     figure.update_yaxes(title="p99 latency from arrival, ms (log scale)", type="log")

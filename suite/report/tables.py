@@ -11,6 +11,7 @@ from html import escape
 from typing import Any, Iterable
 
 from suite.phases import grouped
+from suite.records import CompressRecord, Fidelity
 from suite.results import LatencyResult, RunResult, VariantResult, measured_shapes
 
 Cell = tuple[str, float | None] | str  # (text, sort value) for a number; plain text otherwise
@@ -96,12 +97,13 @@ def rate_at(v: VariantResult, shape: str | None) -> float | None:
 def energy_per_inference(v: VariantResult, shape: str | None) -> float | None:
     from suite.results import shape_label
 
-    rows = (v.energy or {}).get("rows", ())
-    return next((r["joules_per_inference"] for r in rows if shape_label(r["batch_size"], r["seq_len"]) == shape), None)
+    rows = v.energy.rows if v.energy else ()
+    return next((r.joules_per_inference for r in rows if shape_label(r.batch_size, r.seq_len) == shape), None)
 
 
 VARIANT_HEAD = ["variant", "status", "model", "backend", "compression", "accuracy", "agreement", "p50 ms",
-                "p50 95% CI ms", "p99 ms", "p99 bound ms", "samples/s", "size KiB", "peak RSS MiB", "J/inference"]
+                "p50 95% CI ms", "p99 ms", "p99 bound ms", "samples/s", "size KiB", "peak RSS MiB", "J/inference",
+                "measured on"]
 
 
 def variants_table(run: RunResult, shape: str | None) -> str:
@@ -121,7 +123,8 @@ def variant_cells(v: VariantResult, shape: str | None) -> list[Cell]:
             ms(row and row.p99_bound_ms), number(rate, ",.0f"),
             number(v.size_bytes and v.size_bytes / 1024, ",.1f"),
             number(v.peak_rss_bytes and v.peak_rss_bytes / 2**20, ",.0f"),
-            number(energy_per_inference(v, shape), ".3g")]
+            number(energy_per_inference(v, shape), ".3g"),
+            "" if v.node is None else f"{v.node.label}: {v.node.cpu}, {v.node.cores} cores"]
 
 
 def ci_text(interval: tuple[float, float]) -> str:
@@ -177,15 +180,14 @@ def compression_tables(variants: tuple[VariantResult, ...]) -> str:
     return "".join(parts) or "<p>No variant was compressed.</p>"
 
 
-def step_html(record: dict) -> str:
-    before, after = record.get("before") or {}, record.get("after") or {}
-    summary = " → ".join(f"{s.get('size_bytes', 0) / 1024:,.1f} KiB, {s.get('weights', 0):,} weights, "
-                         f"sparsity {s.get('sparsity', 0):.1%}" for s in (before, after) if s)
+def step_html(record: CompressRecord) -> str:
+    summary = " → ".join(f"{s.size_bytes / 1024:,.1f} KiB, {s.weights:,} weights, sparsity {s.sparsity:.1%}"
+                         for s in (record.before, record.after))
     rows = [[str(layer.get("layer", "")), str(layer.get("type", "")), str(layer.get("precision", "")),
              number(layer.get("weights"), ","), number(layer.get("sparsity"), ".1%")]
-            for layer in record.get("layers", ())]
+            for layer in record.layers]
     table = sortable_table(LAYER_HEAD, rows) if rows else "<p>No per-layer table for this step.</p>"
-    return f"<h4>{escape(str(record.get('method', '?')))}: {escape(summary)}</h4>{table}"
+    return f"<h4>{escape(record.method)}: {escape(summary)}</h4>{table}"
 
 
 def key_value_table(data: dict[str, Any]) -> str:
@@ -231,7 +233,7 @@ def decoders_table(variants: tuple[VariantResult, ...]) -> str:
             + ["KV cache KiB (largest)", "size MiB", "bandwidth share b=1"])
     rows = []
     for v in decoders:
-        fidelity = v.fidelity or {}
+        fidelity = v.fidelity or Fidelity()
         ttft = [decoder_figure(v, "ttft", 1, p) for p in settings["prompt_lens"]]
         tpot = decoder_figure(v, "tpot", 1, first)
         rates = [tokens_per_s(v, b, first) for b in batches]
@@ -239,8 +241,8 @@ def decoders_table(variants: tuple[VariantResult, ...]) -> str:
         share = next((r["share"] for r in generation_of(v, "roofline") or ()
                       if r["metric"] == "tpot" and r["batch_size"] == 1 and r["prompt_len"] == first), None)
         rows.append([v.name, v.backend, steps_text(v), number(v.perplexity, ".4g"),
-                     number(fidelity.get("perplexity_increase"), "+.1%"), number(fidelity.get("greedy_agreement"), ".1%"),
-                     number(fidelity.get("first_divergence_mean"), ".1f"),
+                     number(fidelity.perplexity_increase, "+.1%"), number(fidelity.greedy_agreement, ".1%"),
+                     number(fidelity.first_divergence_mean, ".1f"),
                      *(ms(r and r.p50_ms) for r in ttft), ms(tpot and tpot.p50_ms),
                      *(number(r, ",.1f") for r in rates), number(max(caches) / 1024 if caches else None, ",.0f"),
                      number(v.size_bytes and v.size_bytes / 2**20, ",.1f"), number(share, ".1%")])

@@ -1,0 +1,176 @@
+"""The typed records a variant's result holds (suite.results.VariantResult): where its weights
+came from, what each compression step did, its fidelity to the reference, energy, the load mode's
+result and the node that measured it. Each field's type is checked when a results file loads;
+the code that measures may hand a plain dict, which `VariantResult` turns into its record (so
+a result in memory and one read back from disk are the same thing).
+
+Settings and free text stay dicts where their keys belong to a plugin (a method's `params`, a
+layer table's columns, the energy meter's description), not to the results schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Training:
+    """How the weights were trained here (suite.training; decoders report perplexity)."""
+
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    stopped_early: bool = False
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    val_perplexity: float | None = None
+    context: int | None = None  # decoders: the training windows' length and steps per epoch
+    steps_per_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where a variant's weights came from."""
+
+    source: Literal["trained", "cache", "checkpoint", "provided", "untrained"]
+    path: str | None = None  # the checkpoint read or written
+    training: Training | None = None  # trained, or trained earlier and cached
+    by: dict | None = None  # provided: the model reference that made them (its own weights)
+    init_seed: int | None = None  # untrained: the seed of the random initialization
+
+
+@dataclass(frozen=True)
+class Footprint:
+    size_bytes: int
+    weights: int
+    sparsity: float
+
+
+@dataclass(frozen=True)
+class CompressRecord:
+    """One compression step: its method and settings, the model before and after, a per-layer
+    table (columns as the model's format gives them) and notes."""
+
+    method: str
+    params: dict
+    before: Footprint
+    after: Footprint
+    layers: tuple[dict, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Outputs against the reference variant's. Classifiers: the largest absolute difference and
+    the cosine similarity of output vectors. Decoders: greedy tokens equal to the reference's, and
+    perplexity against the reference's."""
+
+    max_abs_error: float | None = None
+    cosine_mean: float | None = None
+    cosine_min: float | None = None
+    greedy_agreement: float | None = None
+    first_divergence_mean: float | None = None
+    identical_sequences: int | None = None
+    prompts: int | None = None
+    new_tokens: int | None = None
+    perplexity_increase: float | None = None
+
+
+@dataclass(frozen=True)
+class EnergyRow:
+    batch_size: int
+    window_s: float
+    calls: int
+    mean_power_w: float
+    net_power_w: float
+    joules_per_call: float
+    joules_per_inference: float
+    seq_len: int | None = None
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Energy per call and per inference at each shape, net of the idle baseline."""
+
+    meter: str
+    idle_power_w: float
+    idle_baseline_s: float
+    rows: tuple[EnergyRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchThroughput:
+    batch_size: int
+    samples_per_s: float
+
+
+@dataclass(frozen=True)
+class ServerTrial:
+    """One arrival rate tried by the server mode. Classifiers: queries, their p50 / p99 latency
+    from arrival; decoders: requests, with `ttft` and `tpot` figures ({p50_ms, p99_ms,
+    p99_bound_ms, n, met}). `p99_bound_ms` is None when too few were served for a p99 claim."""
+
+    rate_qps: float
+    seconds: float
+    met: bool
+    p99_bound_ms: float | None = None
+    queries: int | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    requests: int | None = None
+    ttft: dict | None = None
+    tpot: dict | None = None
+
+
+@dataclass(frozen=True)
+class Load:
+    """The load mode's result. offline: the best throughput over batch sizes; server: the highest
+    Poisson arrival rate whose p99 (classifiers: latency; decoders: TTFT and TPOT) meets its bound."""
+
+    mode: Literal["offline", "server"]
+    best_batch_size: int | None = None
+    samples_per_s: float | None = None
+    by_batch_size: tuple[BatchThroughput, ...] = ()
+    percentile: int | None = None
+    max_rate_qps: float | None = None
+    latency_bound_ms: float | None = None
+    ttft_bound_ms: float | None = None
+    tpot_bound_ms: float | None = None
+    trials: tuple[ServerTrial, ...] = ()
+    prompt_len: int | None = None  # decoders' server mode: the requests' prompt and new tokens
+    new_tokens: int | None = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """The machine that measured a variant when a launcher ran it on another (ray)."""
+
+    node_id: str
+    host: str
+    cpu: str
+    cores: int | None
+    cpus_owned: float | None
+    gpus: int
+    started: float  # epoch seconds
+    ended: float
+    labels: dict | None = None
+
+    @property
+    def label(self) -> str:
+        """'host (node 1a2b3c4d)': short enough for a table, unique within a cluster."""
+        return f"{self.host} (node {self.node_id[:8]})"
+
+
+RECORDS: dict[str, Any] = {"weights": Weights, "fidelity": Fidelity, "energy": Energy, "load": Load,
+                           "node": Node}
+
+
+def as_record(cls: type, value: Any) -> Any:
+    """`value` as a `cls` record (a dict is checked and converted; a record or None as it is)."""
+    if value is None or isinstance(value, cls):
+        return value
+    from suite.results import checked
+
+    return checked(cls, value, cls.__name__)
