@@ -1,6 +1,9 @@
-"""`suite compare` and the stored-baseline `suite gate`: two runs' variants matched by name and
-input shape, each pair's latency ratio with its interval, significance and verdict; and the
-fingerprint fields that must agree before two runs' latencies mean anything side by side."""
+"""The one place where two runs are compared, for `suite compare`, the stored-baseline `suite
+gate` and the page comparing many runs (suite.report.comparison), so they cannot disagree on the
+same pair: variants matched by name and input shape (and checked to be the same thing), each
+pair's latency ratio with its bootstrap interval, Mann-Whitney significance and verdict; and the
+fingerprint fields that must agree before two runs' latencies mean anything side by side (the
+machine: the run's, or the node that measured the variant)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from suite.results import RunResult, VariantResult, atomic_write_text, finite
 # What must be equal for two runs' latencies to be compared: the hardware and the software that
 # runs the model. (Clocks, governor, platform string and git commit may differ: that is the point.)
 MUST_MATCH = ("cpu", "cores", "gpu", "torch")
+# What a page of many runs also shows of each run's environment, to tell them apart.
+SHOWN = (*MUST_MATCH, "python", "platform", "git_commit")
 
 
 @dataclass(frozen=True)
@@ -52,15 +57,19 @@ def compare_runs(base: RunResult, candidate: RunResult, percentile: int = 50) ->
     dataset, compression, backend): that would compare two different models."""
     check_same_variants(base, candidate)
     rows = []
-    theirs = {(v.name, r.shape): r for v in candidate.variants for r in v.latency}
-    for v in base.variants:
-        for mine in v.latency:
-            other = theirs.get((v.name, mine.shape))
-            if other is not None:
-                rows.append(Row(v.name, mine.shape, percentile_of(mine, percentile), percentile_of(other, percentile),
-                                compare_independent(mine.samples_ms, other.samples_ms, percentile),
-                                busier(other.others, mine.others)))
+    theirs = latency_rows(candidate)
+    for (name, shape), mine in latency_rows(base).items():
+        other = theirs.get((name, shape))
+        if other is not None:
+            rows.append(Row(name, shape, percentile_of(mine, percentile), percentile_of(other, percentile),
+                            compare_independent(mine.samples_ms, other.samples_ms, percentile),
+                            busier(other.others, mine.others)))
     return rows
+
+
+def latency_rows(run: RunResult) -> dict[tuple[str, str], Any]:
+    """{(variant, input shape): its latency row}, in the run's order."""
+    return {(v.name, row.shape): row for v in run.variants for row in v.latency}
 
 
 def identity(run: RunResult, v: VariantResult) -> dict:
@@ -106,7 +115,8 @@ def percentile_of(row, percentile: int) -> float:
 
 
 def env_differences(base: RunResult, candidate: RunResult) -> list[str]:
-    """What differs that matters: hardware, torch, and the version of each matched variant's backend."""
+    """What differs that matters: hardware, torch, and for each matched variant the version of its
+    backend and the machine that measured it (a Ray node's CPU, cores and GPUs)."""
     found = [f"{key}: {base.environment.get(key)!r} vs {candidate.environment.get(key)!r}" for key in MUST_MATCH
              if base.environment.get(key) != candidate.environment.get(key)]
     theirs = {v.name: v for v in candidate.variants}
@@ -117,7 +127,23 @@ def env_differences(base: RunResult, candidate: RunResult) -> list[str]:
         mine, their = v.backend_info.get("version"), other.backend_info.get("version")
         if (v.backend, mine) != (other.backend, their):
             found.append(f"{v.name}: backend {v.backend} {mine} vs {other.backend} {their}")
+        machines = machine(base, v), machine(candidate, other)
+        if (v.node or other.node) and machines[0] != machines[1]:  # else the run-wide keys above say it
+            found.append(f"{v.name}: measured on {describe(machines[0])} vs {describe(machines[1])}")
     return found
+
+
+def machine(run: RunResult, v: VariantResult) -> tuple:
+    """The hardware that measured a variant, its node's where a launcher sent it to one, else its
+    run's: (CPU model, cores, whether it had a GPU)."""
+    if v.node is not None:
+        return v.node.cpu, v.node.cores, v.node.gpus > 0
+    return run.environment.get("cpu"), run.environment.get("cores"), bool(run.environment.get("gpu"))
+
+
+def describe(found: tuple) -> str:
+    cpu, cores, gpu = found
+    return f"{cpu} ({cores} cores{', a GPU' if gpu else ''})"
 
 
 def check_same_machine(base: RunResult, candidate: RunResult, allow_mismatch: bool) -> list[str]:

@@ -9,7 +9,8 @@ import pytest
 
 from suite.__main__ import main
 from suite.report import markdown, render_html, render_summary
-from suite.report.comparison import load_runs, matched_rows, ratio, render_comparison
+from suite.compare import compare_runs
+from suite.report.comparison import load_runs, matched_rows, render_comparison
 from suite.report.figures import MAX_BOX_POINTS, box_points, pareto_front, shown
 from suite.report.tables import headline_shape, significant
 from suite.report.terminal import summary_table
@@ -142,15 +143,8 @@ def test_summary_markdown_table():
     assert markdown.text("a|b\n<i>") == "a\\|b &lt;i&gt;"  # one cell, one line, no HTML
 
 
-def test_ratio_and_its_interval():
-    base, slow = latency(1, [10.0] * 5 + [11.0] * 5), latency(1, [20.0] * 5 + [22.0] * 5)
-    r = ratio(slow, base)
-    assert r.value == pytest.approx(slow.p50_ms / base.p50_ms)
-    assert r.low == pytest.approx(slow.ci95_p50_ms[0] / base.ci95_p50_ms[1]) and r.verdict == "slower"
-    assert ratio(base, base).verdict == "same" and ratio(base, slow).verdict == "faster"
-
-
-def test_two_runs_compared(tmp_path):
+def test_two_runs_compared_as_suite_compare_judges_them(tmp_path):
+    """The page's ratio, interval, p-value and verdict for every pair are suite.compare's."""
     first, second = tmp_path / "a", tmp_path / "b"
     save_json(rich_run("2026-11-20T00:00:00+00:00"), first / "results.json")
     save_json(rich_run("2026-11-21T00:00:00+00:00", slower=1.5), second / "results.json")
@@ -159,12 +153,26 @@ def test_two_runs_compared(tmp_path):
     matched = matched_rows(runs, 0)
     assert set(matched) == {(name, shape) for name in ("fp32", "int8", HOSTILE) for shape in ("b=1", "b=8")}
     page = render_comparison(runs, 0)
-    for (name, shape), (base, candidate) in matched.items():
-        value = candidate.p50_ms / base.p50_ms
-        assert f'data-v="{value!r}">{value:.3f}<' in page
+    rows = compare_runs(runs[0][1], runs[1][1])
+    assert {(row.variant, row.shape) for row in rows} == set(matched)
+    for row in rows:
+        c = row.comparison
+        assert f'data-v="{c.ratio!r}">{c.ratio:.3f}<' in page
+        assert f"{c.ci_low:.3f} – {c.ci_high:.3f}" in page and c.verdict() == "slower"
+    assert page.count(">slower<") == len(rows)
     assert "alert(1)</script>" not in page
     history = plot_data(page, "history")
     assert history[0]["name"] == "fp32 b=1" and len(history[0]["y"]) == 2
+
+
+def test_the_page_names_what_differs_from_the_reference(tmp_path):
+    from dataclasses import replace
+
+    base = rich_run()
+    other = replace(base, environment={**base.environment, "cores": 64, "torch": "9.9"})
+    page = render_comparison([("#1 a", base), ("#2 b", other)], 0)
+    assert "cores: 2 vs 64" in page and "torch: None vs &#x27;9.9&#x27;" in page
+    assert "(the reference)" in page and page.count("this run&#x27;s host") + page.count("this run's host") == 2
 
 
 def test_report_command(tmp_path, capsys):

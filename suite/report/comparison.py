@@ -2,38 +2,24 @@
 name and input shape, their latency as a ratio to a reference run, and each variant's latency
 over the runs in time order.
 
-A ratio's interval is the widest the two medians' 95% intervals allow (candidate low / reference
-high to candidate high / reference low): when it holds 1, the runs do not differ at that level.
+Every pair is judged by suite.compare, as `suite compare` and `suite gate` judge it: the ratio of
+medians, its bootstrap 95% interval, the one-sided Mann-Whitney p-value and the verdict at
+alpha; each run's differences from the reference in what matters for latency (hardware, torch,
+backend versions, the node that measured a variant) are listed, not refused: comparing machines
+is what the page is for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from suite.compare import SHOWN, Row, compare_runs, env_differences, latency_rows
 from suite.errors import SuiteError
+from suite.measure.significance import ALPHA
 from suite.report import figures, tables
 from suite.report.html import page
 from suite.results import LatencyResult, RunResult, atomic_write_text, load_json
-
-ENV_KEYS = ("cpu", "cores", "gpu", "torch", "python", "platform", "git_commit")
-
-
-@dataclass(frozen=True)
-class Ratio:
-    value: float
-    low: float
-    high: float
-
-    @property
-    def verdict(self) -> str:
-        return "slower" if self.low > 1 else "faster" if self.high < 1 else "same"
-
-
-def ratio(candidate: LatencyResult, reference: LatencyResult) -> Ratio:
-    return Ratio(candidate.p50_ms / reference.p50_ms, candidate.ci95_p50_ms[0] / reference.ci95_p50_ms[1],
-                 candidate.ci95_p50_ms[1] / reference.ci95_p50_ms[0])
 
 
 def load_runs(paths: list[Path]) -> list[tuple[str, RunResult]]:
@@ -51,62 +37,80 @@ def matched_rows(runs: list[tuple[str, RunResult]], reference: int) -> dict[tupl
     """{(variant, shape): the row of each run or None}, for pairs the reference and one other run have."""
     found: dict[tuple[str, str], list[LatencyResult | None]] = {}
     for i, (_, run) in enumerate(runs):
-        for v in run.variants:
-            for row in v.latency:
-                found.setdefault((v.name, row.shape), [None] * len(runs))[i] = row
-    return {key: rows for key, rows in found.items()
+        for pair, row in latency_rows(run).items():
+            found.setdefault(pair, [None] * len(runs))[i] = row
+    return {pair: rows for pair, rows in found.items()
             if rows[reference] is not None and sum(r is not None for r in rows) > 1}
+
+
+def judged(runs: list[tuple[str, RunResult]], reference: int) -> list[dict[tuple[str, str], Row] | None]:
+    """For each run but the reference, suite.compare's row for every pair it shares with the
+    reference (None in the reference's place); SuiteError when a name is another thing there."""
+    found: list[dict[tuple[str, str], Row] | None] = []
+    for i, (label, run) in enumerate(runs):
+        if i == reference:
+            found.append(None)
+            continue
+        try:
+            found.append({(row.variant, row.shape): row for row in compare_runs(runs[reference][1], run)})
+        except SuiteError as exc:  # a name shared by two different things is not one variant's history
+            raise SuiteError(f"report: run {label} against the reference: {exc}") from None
+    return found
 
 
 def render_comparison(runs: list[tuple[str, RunResult]], reference: int = 0) -> str:
     if not 0 <= reference < len(runs):
         raise SuiteError(f"report: --reference {reference + 1} is not one of the {len(runs)} runs given")
-    from suite.compare import check_same_variants
-
-    for label, run in runs:  # a name shared by two different things is not one variant's history
-        try:
-            check_same_variants(runs[reference][1], run)
-        except SuiteError as exc:
-            raise SuiteError(f"report: run {label} against the reference: {exc}") from None
+    rows = judged(runs, reference)
     matched = matched_rows(runs, reference)
     ref_label = runs[reference][0]
     body = (f"<h1>{len(runs)} runs compared</h1><p>Reference: {escape(ref_label)}. Variants are matched by "
-            "name and input shape (and checked to be the same model, data, compression and backend); a ratio above 1 is slower than the reference. The interval is the widest "
-            "the two medians' 95% intervals allow: faster or slower when it excludes 1, else same.</p>"
-            + "<h2>Runs</h2>" + runs_table(runs)
-            + f"<h2>Median latency, ratio to {escape(ref_label)}</h2>" + ratio_table(runs, reference, matched)
+            "name and input shape (and checked to be the same model, data, compression and backend); a ratio above "
+            "1 is slower than the reference. Each pair is judged as <code>suite compare</code> and <code>suite "
+            f"gate</code> judge it: the ratio of medians, its bootstrap 95% interval, the one-sided Mann-Whitney "
+            f"p-value, and faster or slower only when p &lt; {ALPHA} on that side.</p>"
+            + "<h2>Runs</h2>" + runs_table(runs, reference)
+            + f"<h2>Median latency, ratio to {escape(ref_label)}</h2>" + ratio_table(runs, reference, matched, rows)
             + "<h2>History</h2><p>Each variant's median latency at each input shape, runs in time order.</p>"
             + history_figure(runs, matched))
     return page(f"{len(runs)} runs compared", body)
 
 
-def runs_table(runs: list[tuple[str, RunResult]]) -> str:
-    head = ["run", "scenario", "created", "variants", "quick", *ENV_KEYS]
+def runs_table(runs: list[tuple[str, RunResult]], reference: int) -> str:
+    head = ["run", "scenario", "created", "variants", "quick", "machines", *SHOWN, "differs from the reference in"]
     rows = [[label, str(run.scenario.get("name", "")), run.created, tables.number(len(run.variants), "d"),
-             "yes" if run.quick else "no", *(tables.flat(run.environment.get(k)) for k in ENV_KEYS)]
-            for label, run in runs]
+             "yes" if run.quick else "no", machines(run), *(tables.flat(run.environment.get(k)) for k in SHOWN),
+             "(the reference)" if i == reference else "; ".join(env_differences(runs[reference][1], run)) or "nothing"]
+            for i, (label, run) in enumerate(runs)]
     return tables.sortable_table(head, rows)
 
 
+def machines(run: RunResult) -> str:
+    """The nodes that measured the run's variants (a Ray run), else the run's own host."""
+    nodes = sorted({v.node.label for v in run.variants if v.node is not None})
+    return ", ".join(nodes) or "this run's host"
+
+
 def ratio_table(runs: list[tuple[str, RunResult]], reference: int,
-                matched: dict[tuple[str, str], list[LatencyResult | None]]) -> str:
+                matched: dict[tuple[str, str], list[LatencyResult | None]],
+                judged_rows: list[dict[tuple[str, str], Row] | None]) -> str:
     if not matched:
         return "<p>No variant and input shape appears in the reference run and another run.</p>"
     others = [i for i in range(len(runs)) if i != reference]
     head = ["variant", "shape", f"{runs[reference][0]} p50 ms"]
-    head += [f"{runs[i][0]} {what}" for i in others for what in ("p50 ms", "ratio", "ratio interval")]
+    head += [f"{runs[i][0]} {what}" for i in others for what in ("p50 ms", "ratio", "95% interval", "p", "verdict")]
     rows = [[name, shape, tables.ms(found[reference].p50_ms),
-             *(cell for i in others for cell in ratio_cells(found[i], found[reference]))]
+             *(cell for i in others for cell in ratio_cells(judged_rows[i].get((name, shape))))]
             for (name, shape), found in matched.items()]
     return tables.sortable_table(head, rows)
 
 
-def ratio_cells(candidate: LatencyResult | None, reference: LatencyResult) -> list[tables.Cell]:
-    if candidate is None:
-        return [("", None)] * 3
-    r = ratio(candidate, reference)
-    return [tables.ms(candidate.p50_ms), (f"{r.value:.3f}", r.value),
-            (f"{r.low:.3f} – {r.high:.3f} ({r.verdict})", r.low)]
+def ratio_cells(row: Row | None) -> list[tables.Cell]:
+    if row is None:
+        return [("", None)] * 5
+    c = row.comparison
+    return [tables.ms(row.candidate_ms), (f"{c.ratio:.3f}", c.ratio), (f"{c.ci_low:.3f} – {c.ci_high:.3f}", c.ci_low),
+            (f"{c.p_value:.2g}", c.p_value), c.verdict(ALPHA)]
 
 
 def history_figure(runs: list[tuple[str, RunResult]], matched: dict[tuple[str, str], list[LatencyResult | None]]) -> str:
