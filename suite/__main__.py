@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", default=None, metavar="ADDR",
                      help="--launcher ray: the cluster (HOST:PORT); default: RAY_ADDRESS, else a cluster "
                           "started on this machine with `ray start`, else a new local one")
+    run.add_argument("--on-each-node", nargs="?", const="", default=None, metavar="KEY=VALUE[,...]",
+                     help="--launcher ray: measure every variant on every node of the cluster (or on the nodes "
+                          "with these Ray labels), one run folder per node, and write a page comparing them")
     run.add_argument("--cache-dir", type=Path, default=None,
                      help="where trained checkpoints are cached (default: the user cache folder)")
     run.set_defaults(handler=cmd_run)
@@ -91,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from suite import fleet
     from suite import scenario as scenarios
     from suite.phases import overhead_line
     from suite.progress import Bars, console
@@ -102,6 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     quiet_known_noise()
     if bool(args.scenarios) == bool(args.resume):
         raise SuiteError("run: name scenario files or --resume RUN_DIR (one of the two, not both)")
+    if args.on_each_node is not None and args.resume:
+        raise SuiteError("run: --on-each-node starts a fleet run; --resume FLEET_DIR finishes one without it")
+    labels = None if args.on_each_node is None else fleet.parse_labels(args.on_each_node)
     loaded = [scenarios.load(path) for path in args.scenarios]  # all checked before any runs
     for option, folder in (("--out", args.out), ("--cache-dir", args.cache_dir)):
         usable_folder(option, folder)
@@ -112,14 +119,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     status, out = EXIT_OK, console()
     for scenario in loaded or [None]:
         with Bars() as bars:
-            result, run_dir = resume(args.resume, bars) if scenario is None else run(scenario, options, bars)
-        out.print(summary_table(result))
-        if overhead_line(result.variants):
-            out.print(overhead_line(result.variants), markup=False, highlight=False, soft_wrap=True)
-        for line in describe_selection(result.selection) if result.selection else ():
-            out.print(line, markup=False, highlight=False, soft_wrap=True)
-        out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True, markup=False)
-        status = max(status, run_status(result))
+            if labels is not None or (scenario is None and fleet.is_fleet(args.resume)):
+                runs, page = (fleet.measured(args.resume, bars) if scenario is None
+                              else fleet.run_fleet(scenario, options, labels, bars))
+            else:
+                runs, page = [resume(args.resume, bars) if scenario is None else run(scenario, options, bars)], None
+        for result, run_dir in runs:
+            out.print(summary_table(result, f" on {run_dir.name}" if page else ""))
+            if overhead_line(result.variants):
+                out.print(overhead_line(result.variants), markup=False, highlight=False, soft_wrap=True)
+            for line in describe_selection(result.selection) if result.selection else ():
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+            out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True, markup=False)
+            status = max(status, run_status(result))
+        if page:
+            out.print(f"nodes compared: {page}", highlight=False, soft_wrap=True, markup=False)
     return status
 
 

@@ -20,6 +20,8 @@ machine, or a shared file system. An optional extra: pip install -c constraints.
 from __future__ import annotations
 
 import importlib.util
+import json
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import Any, Iterator
 
 from suite.bench import Bench, agreement_reference, base_result
 from suite.errors import SuiteError, first_line
+from suite.registry import MODELS
 from suite.results import VariantResult
 from suite.run_folder import key
 from suite.scenario import Variant
@@ -36,28 +39,51 @@ POLL_S = 0.5
 HEAD_GRACE_S = 120.0  # the node enforces isolation.timeout_s; the head gives up this much later
 
 
+# Set (by fleet mode, on Ctrl-C) to stop every launcher of this process at its next poll.
+STOP = threading.Event()
+
+
+def connect(address: str | None) -> Any:
+    """The `ray` module, connected to the cluster at `address` (None: RAY_ADDRESS, a cluster
+    started on this machine, else a new local one); once per process."""
+    if importlib.util.find_spec("ray") is None:
+        raise SuiteError(f"--launcher ray needs Ray: {INSTALL}")
+    import ray
+
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False,
+                 ignore_reinit_error=True)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise SuiteError(f"--address {address}: cannot connect to a Ray cluster ({first_line(exc)})") from None
+    return ray
+
+
+def cpu_nodes(ray: Any, labels: dict[str, str] | None = None) -> dict[str, dict]:
+    """{node id: its entry in ray.nodes()} for the live nodes with a CPU (and `labels`, where given)."""
+    return {node["NodeID"]: node for node in ray.nodes()
+            if node["Alive"] and node["Resources"].get("CPU", 0) >= 1
+            and all((node.get("Labels") or {}).get(k) == v for k, v in (labels or {}).items())}
+
+
 class RayLauncher:
     def __init__(self, bench: Bench):
-        if importlib.util.find_spec("ray") is None:
-            raise SuiteError(f"--launcher ray needs Ray: {INSTALL}")
-        import ray
-
-        self.bench, self.ray = bench, ray
-        address = bench.options.address
-        try:
-            ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False,
-                     ignore_reinit_error=True)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise SuiteError(f"--address {address}: cannot connect to a Ray cluster ({first_line(exc)})") from None
-        self.nodes = {node["NodeID"]: int(node["Resources"]["CPU"]) for node in ray.nodes()
-                      if node["Alive"] and node["Resources"].get("CPU", 0) >= 1}
-        if not self.nodes:
+        self.bench = bench
+        self.ray = ray = connect(bench.options.address)
+        nodes = cpu_nodes(ray)
+        if not nodes:
             raise SuiteError("--launcher ray: the cluster has no node with a CPU")
-        self.task = ray.remote(max_retries=0)(measure_on_node)
+        pinned = bench.options.node  # fleet mode: this run is one node's
+        self.nodes = {node: int(found["Resources"]["CPU"]) for node, found in nodes.items()
+                      if pinned is None or node == pinned}
+        self.task = ray.remote(max_retries=0, num_returns=3)(measure_on_node)
+        self.shipped: list[tuple[dict, Any]] = []  # (manifest, bundle ref) of what tasks built (suite.shipping)
 
     def run(self, variants: list[Variant], started: Any) -> Iterator[VariantResult]:
-        """The references first (others' agreement needs their outputs), then all the others."""
+        """The checkpoints first where the scenario packs untimed work, then the references (others'
+        agreement needs their outputs), then all the others."""
         scenario = self.bench.scenario
+        if scenario.isolation.pack_untimed_cpus and variants:
+            self.train_first(variants, scenario.isolation.pack_untimed_cpus)
         references = {agreement_reference(scenario, v, scenario.model_of(v)) for v in variants}
         yield from self.spread([v for v in variants if v.name in references], started)
         yield from self.spread([v for v in variants if v.name not in references], started)
@@ -72,22 +98,27 @@ class RayLauncher:
             while waiting or running:
                 free = self.alive(free) if waiting else free
                 if waiting and not free and not running:  # every node died
+                    gone = (f"node {self.bench.options.node} is no longer in the Ray cluster"
+                            if self.bench.options.node else "no node of the Ray cluster is alive")
                     for variant in waiting:
-                        yield self.failed(variant, "Crash", "no node of the Ray cluster is alive", 0.0)
+                        yield self.failed(variant, "Crash", gone, 0.0)
                     return
                 while waiting and free:
                     variant, node = waiting.pop(0), free.pop(0)
                     started(variant)
                     strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-                    ref = self.task.options(num_cpus=self.nodes[node], scheduling_strategy=strategy).remote(
-                        self.files_for(variant), variant.name)
-                    running[ref] = (variant, node, time.monotonic())
+                    ref, *built = self.task.options(num_cpus=self.nodes[node], scheduling_strategy=strategy).remote(
+                        self.files_for(variant), variant.name, list(self.shipped))
+                    running[ref] = (variant, node, time.monotonic(), built)
+                if STOP.is_set():
+                    raise KeyboardInterrupt
                 ready, _ = self.ray.wait(list(running), num_returns=1, timeout=POLL_S)
                 for ref in ready:
-                    variant, node, since = running.pop(ref)
+                    variant, node, since, built = running.pop(ref)
                     free.append(node)
+                    self.keep_shipped(*built)
                     yield self.received(ref, variant, since)
-                for ref, (variant, node, since) in list(running.items()):
+                for ref, (variant, node, since, _) in list(running.items()):
                     if time.monotonic() - since > timeout:
                         self.ray.cancel(ref, force=True)
                         running.pop(ref)
@@ -97,6 +128,59 @@ class RayLauncher:
         finally:  # interrupted: nothing goes on measuring on the cluster
             for ref in running:
                 self.ray.cancel(ref, force=True)
+
+    def train_first(self, variants: list[Variant], cpus: int) -> None:
+        """Each checkpoint the variants need trained before anything is timed, as tasks of `cpus`
+        CPUs each that Ray packs several to a node (isolation.pack_untimed_cpus: training is not
+        timed); what they build is shipped to the variants' tasks. A setup that fails to train
+        here is logged and trains again in its first variant's task, which records the failure."""
+        scenario, bars = self.bench.scenario, self.bench.bars
+        setups: dict[str, Variant] = {}
+        for v in variants:
+            model_ref, dataset = scenario.model_of(v), v.dataset or scenario.dataset
+            spec = MODELS.get(model_ref.name)
+            if model_ref.checkpoint is None and spec.train is not None and not spec.provides_weights:
+                setups.setdefault(json.dumps([model_ref.dump(), dataset and dataset.dump()], sort_keys=True), v)
+        if not setups:
+            return
+        cpus = min(cpus, max(self.nodes.values()))
+        task = self.ray.remote(max_retries=0, num_returns=2)(train_on_node)
+        running = {}
+        for v in setups.values():
+            manifest, built = task.options(num_cpus=cpus).remote(self.files_for(v), v.name, cpus)
+            running[manifest] = (v, built)
+        deadline = time.monotonic() + scenario.isolation.timeout_s + HEAD_GRACE_S
+        what = f"training {len(running)} model(s) before timing, {cpus} CPU(s) each, packed"
+        bars.log(what)
+        with bars.task(what, total=len(running)) as progress:
+            try:
+                while running and time.monotonic() < deadline:
+                    if STOP.is_set():
+                        raise KeyboardInterrupt
+                    ready, _ = self.ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                    for manifest in ready:
+                        v, built = running.pop(manifest)
+                        failure = self.keep_shipped(manifest, built)
+                        if failure:
+                            bars.log(f"{v.name}: training on the cluster failed ({failure}); it trains in its own task")
+                        progress.update(len(setups) - len(running))
+            finally:
+                for manifest in running:  # out of time, or interrupted
+                    self.ray.cancel(manifest, force=True)
+
+    def keep_shipped(self, manifest_ref: Any, bundle_ref: Any) -> str | None:
+        """Keep a finished task's bundle of built files in the object store, for the tasks after it;
+        why not, for a task that failed."""
+        import ray.exceptions
+
+        try:
+            manifest = self.ray.get(manifest_ref)
+        except ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            return f"{type(cause).__name__}: {first_line(cause)}"
+        if manifest:
+            self.shipped.append((manifest, bundle_ref))
+        return None
 
     def alive(self, nodes: list[str]) -> list[str]:
         """Those of `nodes` the cluster still has (a dead node's tasks would wait for it forever)."""
@@ -143,35 +227,82 @@ class RayLauncher:
                        error_type=error_type, seconds=round(seconds, 3))
 
 
-def measure_on_node(files: dict[str, bytes], name: str) -> dict[str, bytes]:
+def measure_on_node(files: dict[str, bytes], name: str, shipped: list) -> tuple[dict, dict, dict]:
     """The Ray task: the variant measured in a child process in a run folder of its own, on this
-    node; the files it wrote there (its result with the node's fingerprint, its outputs,
-    limits.json, its log)."""
+    node, after the files other tasks built that this node's cache lacks are laid down; the files
+    it wrote in the run folder (its result with the node's fingerprint, its outputs, limits.json,
+    its log), and the manifest and bundle of what it added to the cache (suite.shipping)."""
     import os
     import socket
     import tempfile
 
     import ray
 
+    from suite import shipping
     from suite.environment import cpu_model, gpu_details
     from suite.launchers import in_child
     from suite.progress import Bars
-    from suite.run_folder import RunFolder
     from suite.run_plan import variant_of_run
 
     with tempfile.TemporaryDirectory(prefix="suite-ray-") as tmp:
-        folder = RunFolder(Path(tmp))
-        for relative, data in files.items():
-            (folder.path / relative).parent.mkdir(parents=True, exist_ok=True)
-            (folder.path / relative).write_bytes(data)
-        scenario, _, variant, _ = variant_of_run(folder, name)
+        folder = unpacked(files, Path(tmp))
+        scenario, options, variant, _ = variant_of_run(folder, name)
+        root = cache_root(options)
+        shipping.lay_down(root, shipped, ray.get)
+        before = shipping.snapshot(root)
         began = time.time()
         result = in_child(folder, scenario, variant, Bars(plain=True))
         context = ray.get_runtime_context()
         node = {"node_id": context.get_node_id(), "host": socket.gethostname(), "cpu": cpu_model(),
                 "cores": os.cpu_count(), "cpus_owned": context.get_assigned_resources().get("CPU"),
-                "gpus": gpu_details().get("count", 0), "started": began, "ended": time.time()}
+                "gpus": gpu_details().get("count", 0), "started": began, "ended": time.time(),
+                "labels": {str(k): str(v) for k, v in (context.get_node_labels() or {}).items()}}
         folder.save_variant(replace(result, node=node))
         made = [folder.path / "limits.json", folder.log_file(name), folder.path / "variants" / f"{key(name)}.json",
                 folder.path / "outputs" / f"{key(name)}.npy"]
-        return {str(path.relative_to(folder.path)): path.read_bytes() for path in made if path.is_file()}
+        return ({str(path.relative_to(folder.path)): path.read_bytes() for path in made if path.is_file()},
+                *shipping.bundle(root, before))
+
+
+def train_on_node(files: dict[str, bytes], name: str, cpus: int) -> tuple[dict, dict]:
+    """A packed Ray task (isolation.pack_untimed_cpus): the checkpoint variant `name` needs,
+    trained (or found) in this node's cache with `cpus` threads; the manifest and bundle of what
+    it added there."""
+    import tempfile
+
+    import torch
+
+    from suite import shipping
+    from suite.building import Builder
+    from suite.progress import Bars
+    from suite.run_plan import use_sys_path, variant_of_run
+
+    with tempfile.TemporaryDirectory(prefix="suite-ray-") as tmp:
+        folder = unpacked(files, Path(tmp))
+        use_sys_path(folder)
+        scenario, options, variant, _ = variant_of_run(folder, name)
+        root = cache_root(options)
+        before = shipping.snapshot(root)
+        torch.set_num_threads(cpus)
+        builder = Builder(scenario, Bars(plain=True), cpus, options.cache_dir)
+        model_ref = scenario.model_of(variant)
+        builder.trained_model(model_ref, builder.dataset(variant, model_ref))
+        return shipping.bundle(root, before)
+
+
+def unpacked(files: dict[str, bytes], path: Path) -> Any:
+    """A run folder at `path` holding `files` (relative path -> bytes)."""
+    from suite.run_folder import RunFolder
+
+    folder = RunFolder(path)
+    for relative, data in files.items():
+        (folder.path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder.path / relative).write_bytes(data)
+    return folder
+
+
+def cache_root(options: Any) -> Path:
+    """The run's cache folder on this node: --cache-dir, else this node's user cache."""
+    from suite.weights import default_cache_dir
+
+    return Path(options.cache_dir) if options.cache_dir else default_cache_dir()

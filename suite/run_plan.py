@@ -35,6 +35,7 @@ class RunOptions:
     in_process: bool = False  # every variant in this process, whatever the scenario's isolation says
     launcher: str | None = None  # where variants run (suite.launchers); None: as the scenario's isolation says
     address: str | None = None  # --launcher ray: the cluster's address; None: RAY_ADDRESS, a local cluster
+    node: str | None = None  # --launcher ray: every variant on this node (a fleet run's share of one node)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "run.json") -> RunOptions:

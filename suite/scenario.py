@@ -346,6 +346,10 @@ class Isolation(Params):
     subprocess: bool = True
     timeout_s: PositiveFloat = 3600.0
     max_memory_mb: PositiveFloat | None = None  # resident memory of the variant's process
+    # --launcher ray: train the checkpoints the variants need first, as tasks of this many CPUs that
+    # Ray packs several to a node (training is not timed); None: each variant's whole-node task
+    # trains what it needs (once per cluster all the same: what a task builds is shipped to the others).
+    pack_untimed_cpus: int | None = Field(None, ge=1, le=4096)
 
     @model_validator(mode="after")
     def _above_the_floor(self) -> Isolation:

@@ -9,8 +9,8 @@ from rich.text import Text
 from suite.results import RunResult, VariantResult
 
 
-def summary_table(run: RunResult) -> Table:
-    title = f"{run.scenario.get('name')}" + ("  (quick run: smoke-test figures)" if run.quick else "")
+def summary_table(run: RunResult, where: str = "") -> Table:
+    title = f"{run.scenario.get('name')}{where}" + ("  (quick run: smoke-test figures)" if run.quick else "")
     table = Table(title=Text(title))
     for column in ["variant", "status", "backend", "accuracy", "agreement", "shape"]:  # decoders: perplexity, greedy
         table.add_column(column)
