@@ -3,7 +3,8 @@ variant on every node of a Ray cluster (or on the nodes whose Ray labels match),
 of our machines should serve this model?". Each node gets a run of its own, pinned to it
 (RunOptions.node), with the Ray launcher's guarantees (a task owns the whole node; crash, hang and
 memory limits enforced there); the nodes work at once, each on its variants one after another.
-Then one page compares the nodes variant by variant (suite.report.comparison, the first node the
+The checkpoints the variants need are trained once, before any node times anything, and
+shipped to every node (suite.shipping). Then one page compares the nodes variant by variant (suite.report.comparison, the first node the
 reference) as `suite report` compares any runs.
 
     fleet.json          how the fleet run was started: the label, and each node's id, host and folder
@@ -98,6 +99,7 @@ def measured(fleet_dir: Path, bars: Bars) -> tuple[list[tuple[RunResult, Path]],
 
     STOP.clear()
     try:
+        train_first(folders[0], bars)
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -105,7 +107,7 @@ def measured(fleet_dir: Path, bars: Bars) -> tuple[list[tuple[RunResult, Path]],
                 thread.join(0.5)
     except KeyboardInterrupt:
         STOP.set()  # each node's launcher cancels its task and its run saves what it has
-        for thread in threads:
+        for thread in (t for t in threads if t.ident is not None):  # those started
             thread.join()
     failures = [o for o in outcomes.values() if isinstance(o, BaseException)]
     if STOP.is_set() or any(isinstance(o, RunInterrupted) for o in failures):
@@ -117,6 +119,18 @@ def measured(fleet_dir: Path, bars: Bars) -> tuple[list[tuple[RunResult, Path]],
     page = fleet_dir / "comparison.html"
     write_comparison([path for _, path in results], page)
     return results, page
+
+
+def train_first(folder: RunFolder, bars: Bars) -> None:
+    """The checkpoints every node's run needs, trained once on the cluster before any node times
+    anything (else each node's first variant would train the same one at the same moment)."""
+    from suite.bench import Bench
+    from suite.ray_launcher import RayLauncher
+
+    scenario, options = started_as(folder)
+    scenario, variants, duplicates = planned(scenario, options)
+    remaining = [v for v in variants if folder.finished(v.name) is None]
+    RayLauncher(Bench(scenario, options, bars, 1, folder, duplicates)).train_first(remaining)
 
 
 def node_folders(fleet_dir: Path) -> list[RunFolder]:

@@ -43,6 +43,18 @@ HEAD_GRACE_S = 120.0  # the node enforces isolation.timeout_s; the head gives up
 STOP = threading.Event()
 
 
+# What tasks built (suite.shipping): (manifest, bundle ref) pairs, one list per Ray session of
+# this process (a reference is valid only there) and cache folder (the files' paths are relative
+# to it), shared by the launchers that use both (fleet mode's nodes).
+SHIPPED: dict[tuple[str, str], list[tuple[dict, Any]]] = {}
+SHIPPED_LOCK = threading.Lock()
+
+
+def shipped_in(ray: Any, cache_dir: Path | None) -> list[tuple[dict, Any]]:
+    with SHIPPED_LOCK:
+        return SHIPPED.setdefault((ray.get_runtime_context().get_job_id(), str(cache_dir or "")), [])
+
+
 def connect(address: str | None) -> Any:
     """The `ray` module, connected to the cluster at `address` (None: RAY_ADDRESS, a cluster
     started on this machine, else a new local one); once per process."""
@@ -76,14 +88,14 @@ class RayLauncher:
         self.nodes = {node: int(found["Resources"]["CPU"]) for node, found in nodes.items()
                       if pinned is None or node == pinned}
         self.task = ray.remote(max_retries=0, num_returns=3)(measure_on_node)
-        self.shipped: list[tuple[dict, Any]] = []  # (manifest, bundle ref) of what tasks built (suite.shipping)
+        self.shipped = shipped_in(ray, bench.options.cache_dir)
 
     def run(self, variants: list[Variant], started: Any) -> Iterator[VariantResult]:
         """The checkpoints first where the scenario packs untimed work, then the references (others'
         agreement needs their outputs), then all the others."""
         scenario = self.bench.scenario
         if scenario.isolation.pack_untimed_cpus and variants:
-            self.train_first(variants, scenario.isolation.pack_untimed_cpus)
+            self.train_first(variants)
         references = {agreement_reference(scenario, v, scenario.model_of(v)) for v in variants}
         yield from self.spread([v for v in variants if v.name in references], started)
         yield from self.spread([v for v in variants if v.name not in references], started)
@@ -108,7 +120,7 @@ class RayLauncher:
                     started(variant)
                     strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
                     ref, *built = self.task.options(num_cpus=self.nodes[node], scheduling_strategy=strategy).remote(
-                        self.files_for(variant), variant.name, list(self.shipped))
+                        self.files_for(variant), variant.name, self.shipped_now())
                     running[ref] = (variant, node, time.monotonic(), built)
                 if STOP.is_set():
                     raise KeyboardInterrupt
@@ -129,11 +141,12 @@ class RayLauncher:
             for ref in running:
                 self.ray.cancel(ref, force=True)
 
-    def train_first(self, variants: list[Variant], cpus: int) -> None:
-        """Each checkpoint the variants need trained before anything is timed, as tasks of `cpus`
-        CPUs each that Ray packs several to a node (isolation.pack_untimed_cpus: training is not
-        timed); what they build is shipped to the variants' tasks. A setup that fails to train
-        here is logged and trains again in its first variant's task, which records the failure."""
+    def train_first(self, variants: list[Variant]) -> None:
+        """Each checkpoint the variants need trained before anything is timed, as tasks of
+        isolation.pack_untimed_cpus CPUs each that Ray packs several to a node (training is not
+        timed), or of a whole node where it is not set (fleet mode); what they build is shipped to
+        the variants' tasks. A setup that fails to train here is logged and trains again in its
+        first variant's task, which records the failure."""
         scenario, bars = self.bench.scenario, self.bench.bars
         setups: dict[str, Variant] = {}
         for v in variants:
@@ -143,7 +156,7 @@ class RayLauncher:
                 setups.setdefault(json.dumps([model_ref.dump(), dataset and dataset.dump()], sort_keys=True), v)
         if not setups:
             return
-        cpus = min(cpus, max(self.nodes.values()))
+        cpus = min(scenario.isolation.pack_untimed_cpus or 1 << 30, max(self.nodes.values()))
         task = self.ray.remote(max_retries=0, num_returns=2)(train_on_node)
         running = {}
         for v in setups.values():
@@ -179,8 +192,13 @@ class RayLauncher:
             cause = getattr(exc, "cause", None) or exc
             return f"{type(cause).__name__}: {first_line(cause)}"
         if manifest:
-            self.shipped.append((manifest, bundle_ref))
+            with SHIPPED_LOCK:
+                self.shipped.append((manifest, bundle_ref))
         return None
+
+    def shipped_now(self) -> list[tuple[dict, Any]]:
+        with SHIPPED_LOCK:
+            return list(self.shipped)
 
     def alive(self, nodes: list[str]) -> list[str]:
         """Those of `nodes` the cluster still has (a dead node's tasks would wait for it forever)."""

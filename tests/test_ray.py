@@ -147,7 +147,7 @@ def test_fleet_mode_measures_every_variant_on_every_node(cluster, tmp_path, writ
     """--on-each-node: a run folder per node with every variant measured there, and one page
     comparing the nodes; a label picks nodes; the head killed mid-run and --resume finishes it."""
     path = write_scenario(SMALL)
-    status, out, _, _ = run_quick(path, "--launcher", "ray", "--address", cluster, "--on-each-node")
+    status, out, err, _ = run_quick(path, "--launcher", "ray", "--address", cluster, "--on-each-node")
     assert status == 0, out
     [fleet_dir] = (tmp_path / "reports").glob("*/*/")
     fleet = json.loads((fleet_dir / "fleet.json").read_text())
@@ -157,7 +157,9 @@ def test_fleet_mode_measures_every_variant_on_every_node(cluster, tmp_path, writ
         assert [(v["name"], v["status"]) for v in results["variants"]] == [("fp32", "ok"), ("int8", "ok"),
                                                                            ("on-cpu", "ok")]
         assert {v["node"]["node_id"] for v in results["variants"]} == {entry["node_id"]}
+        assert {v["weights"]["source"] for v in results["variants"]} == {"cache"}  # trained once, before
         no_overlap_on_a_node(results["variants"])
+    assert "training 1 model(s) before timing" in err
     page = (fleet_dir / "comparison.html").read_text()
     assert all(entry["folder"].split("/")[-1] in page for entry in fleet["nodes"])
     assert f"nodes compared: {fleet_dir / 'comparison.html'}" in out
