@@ -117,7 +117,7 @@ def measured(fleet_dir: Path, bars: Bars) -> tuple[list[tuple[RunResult, Path]],
         raise failure
     results = [outcomes[i] for i in range(len(folders))]
     page = fleet_dir / "comparison.html"
-    write_comparison([path for _, path in results], page)
+    write_comparison([path for _, path in results], page, what="nodes")
     return results, page
 
 

@@ -62,9 +62,10 @@ def connect(address: str | None) -> Any:
         raise SuiteError(f"--launcher ray needs Ray: {INSTALL}")
     import ray
 
+    if ray.is_initialized():  # (again, from a fleet's thread: Ray would warn about signal handlers)
+        return ray
     try:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False,
-                 ignore_reinit_error=True)
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SuiteError(f"--address {address}: cannot connect to a Ray cluster ({first_line(exc)})") from None
     return ray
@@ -163,7 +164,8 @@ class RayLauncher:
             manifest, built = task.options(num_cpus=cpus).remote(self.files_for(v), v.name, cpus)
             running[manifest] = (v, built)
         deadline = time.monotonic() + scenario.isolation.timeout_s + HEAD_GRACE_S
-        what = f"training {len(running)} model(s) before timing, {cpus} CPU(s) each, packed"
+        packed = "packed" if scenario.isolation.pack_untimed_cpus else "a whole node each"
+        what = f"training {len(running)} model(s) before timing, {cpus} CPU(s) each, {packed}"
         bars.log(what)
         with bars.task(what, total=len(running)) as progress:
             try:

@@ -161,6 +161,7 @@ def test_fleet_mode_measures_every_variant_on_every_node(cluster, tmp_path, writ
         no_overlap_on_a_node(results["variants"])
     assert "training 1 model(s) before timing" in err
     page = (fleet_dir / "comparison.html").read_text()
+    assert "<h1>2 nodes compared</h1>" in page and "<h2>History</h2>" not in page
     assert all(entry["folder"].split("/")[-1] in page for entry in fleet["nodes"])
     assert f"nodes compared: {fleet_dir / 'comparison.html'}" in out
     assert main(["compare", str(fleet_dir / fleet["nodes"][0]["folder"]), str(fleet_dir / fleet["nodes"][1]["folder"]),

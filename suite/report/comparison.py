@@ -58,22 +58,24 @@ def judged(runs: list[tuple[str, RunResult]], reference: int) -> list[dict[tuple
     return found
 
 
-def render_comparison(runs: list[tuple[str, RunResult]], reference: int = 0) -> str:
+def render_comparison(runs: list[tuple[str, RunResult]], reference: int = 0, what: str = "runs") -> str:
+    """The page; `what` the runs are ("nodes": a fleet run's, one per node)."""
     if not 0 <= reference < len(runs):
         raise SuiteError(f"report: --reference {reference + 1} is not one of the {len(runs)} runs given")
     rows = judged(runs, reference)
     matched = matched_rows(runs, reference)
     ref_label = runs[reference][0]
-    body = (f"<h1>{len(runs)} runs compared</h1><p>Reference: {escape(ref_label)}. Variants are matched by "
+    over_time = len({run.created for _, run in runs}) > 1  # a fleet's runs all start at once: no history
+    body = (f"<h1>{len(runs)} {what} compared</h1><p>Reference: {escape(ref_label)}. Variants are matched by "
             "name and input shape (and checked to be the same model, data, compression and backend); a ratio above "
             "1 is slower than the reference. Each pair is judged as <code>suite compare</code> and <code>suite "
             f"gate</code> judge it: the ratio of medians, its bootstrap 95% interval, the one-sided Mann-Whitney "
             f"p-value, and faster or slower only when p &lt; {ALPHA} on that side.</p>"
             + "<h2>Runs</h2>" + runs_table(runs, reference)
             + f"<h2>Median latency, ratio to {escape(ref_label)}</h2>" + ratio_table(runs, reference, matched, rows)
-            + "<h2>History</h2><p>Each variant's median latency at each input shape, runs in time order.</p>"
-            + history_figure(runs, matched))
-    return page(f"{len(runs)} runs compared", body)
+            + ("<h2>History</h2><p>Each variant's median latency at each input shape, runs in time order.</p>"
+               + history_figure(runs, matched) if over_time else ""))
+    return page(f"{len(runs)} {what} compared", body)
 
 
 def runs_table(runs: list[tuple[str, RunResult]], reference: int) -> str:
@@ -134,5 +136,5 @@ def history_figure(runs: list[tuple[str, RunResult]], matched: dict[tuple[str, s
     return figures.to_div(figure, "history", height=500)
 
 
-def write_comparison(paths: list[Path], out: Path, reference: int = 0) -> None:
-    atomic_write_text(out, render_comparison(load_runs(paths), reference))
+def write_comparison(paths: list[Path], out: Path, reference: int = 0, what: str = "runs") -> None:
+    atomic_write_text(out, render_comparison(load_runs(paths), reference, what))
