@@ -87,8 +87,8 @@ def test_table_sorts_on_a_click(browser, tmp_path):
 
 
 def test_comparison_page_in_chromium(browser, tmp_path):
-    for name, slower in (("a", 1.0), ("b", 1.3)):
-        save_json(rich_run(slower=slower), tmp_path / name / "results.json")
+    for name, slower, day in (("a", 1.0, 20), ("b", 1.3, 21)):
+        save_json(rich_run(f"2026-11-{day}T00:00:00+00:00", slower=slower), tmp_path / name / "results.json")
     path = tmp_path / "comparison.html"
     write_comparison([tmp_path / "a", tmp_path / "b"], path)
     page, problems = open_page(browser, path)
