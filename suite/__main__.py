@@ -1,4 +1,4 @@
-"""Command line: `python -m suite run|validate|report|compare|gate|baseline|list ...` (also installed as `suite`).
+"""Command line: `python -m suite run|validate|report|explain|compare|gate|baseline|list ...` (also installed as `suite`).
 
 Exit status: 0 success; 1 a variant crashed (a bug or a backend failure, traceback shown);
 2 bad input (a one-line `error: ...`, or a variant failed on bad input such as a checkpoint
@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--reference", type=int, default=1, metavar="N",
                         help="the run the others are compared to, by its place in the list (default: 1)")
     report.set_defaults(handler=cmd_report)
+
+    explain = commands.add_parser("explain", help="where a variant's time goes, and why it is not faster")
+    explain.add_argument("run", type=Path, metavar="RUN_DIR_OR_RESULTS")
+    explain.add_argument("variant", metavar="VARIANT")
+    explain.add_argument("--against", default=None, metavar="OTHER",
+                         help="the variant to compare with (default: the one it was compared with in the run)")
+    explain.set_defaults(handler=cmd_explain)
 
     add_compare_commands(commands)
 
@@ -311,6 +318,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         written = args.output or Path("reports") / "comparison.html"
         write_comparison(args.runs, written, args.reference - 1)
     print(f"report: {written}")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from suite.explain import explain
+    from suite.results import load_json
+
+    for line in explain(load_json(args.run), args.variant, args.against):
+        print(line)
     return EXIT_OK
 
 

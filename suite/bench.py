@@ -16,6 +16,7 @@ from suite.errors import SuiteError, first_line, one_line
 from suite.measure import footprint, quality
 from suite.measuring import Context, measure_model
 from suite.phases import Phases, with_start_up
+from suite.profiling import flops_model, profile_variant, run_limits
 from suite.progress import Bars
 from suite.registry import BACKENDS, METHODS
 from suite.results import VariantResult
@@ -100,9 +101,15 @@ class Bench:
             reference, fidelity, notes = self.agreement(variant, model_ref, outputs)
         timed = measure_model(run_model, backend, data, measure, Context(
             self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases))
+        profiled = None
+        if measure.profile:
+            with self.phases("profile"), self.bars.task(f"{variant.name}: where the time goes", total=None):
+                counted = flops_model(model, self.builder.uncompressed(model_ref, data), len(variant.compress))
+                profiled = profile_variant(run_model, backend, variant.backend.name, data, timed.latency, size,
+                                           counted, run_limits(self.folder, device))
         accuracy, accuracy_reason = accuracy_of(outputs, data, built.weights)
         return replace(
-            base, accuracy=accuracy, accuracy_reason=accuracy_reason, agreement=fidelity.pop("top1", None),
+            base, profile=profiled, accuracy=accuracy, accuracy_reason=accuracy_reason, agreement=fidelity.pop("top1", None),
             fidelity=fidelity or None, agreement_with=reference, size_bytes=size, params=params,
             peak_rss_bytes=footprint.peak_rss_bytes(), gpu_memory=footprint.gpu_peak_memory(device),
             **timed.fields(), warnings=tuple(notes) + timed.notes, dataset=data.describe(),

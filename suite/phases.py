@@ -4,7 +4,8 @@ A variant's `phases` in results.json: start-up (its process, imports, reading th
 weights (trained or loaded), one entry per compression step, prepare (the backend's build: ONNX
 export, session, compiler wrapper), accuracy (the pass over the test set, with the first calls
 that build a compiled graph), agreement, warm-up (warm-up calls and calibration, graph builds at
-each timed shape included), sampling (the timed samples themselves), harness, energy, load mode.
+each timed shape included), sampling (the timed samples themselves), harness, energy, load mode,
+profile (where the time goes: FLOPs, the roofline, the backend profiler's operators).
 """
 
 from __future__ import annotations

@@ -163,8 +163,62 @@ class Node:
         return f"{self.host} (node {self.node_id[:8]})"
 
 
+@dataclass(frozen=True)
+class OpRow:
+    """One operator (or 'other (N operators)') of a profile, per model call."""
+
+    op: str
+    family: str  # convolution, matrix product, conversion, attention, normalization, other
+    per_call: float  # times it ran per model call
+    ms: float  # its own time per model call
+    share: float  # of the time inside operators
+    precision: str | None = None
+
+
+@dataclass(frozen=True)
+class OpTable:
+    """The backend profiler's view of one shape (suite.measure.ops)."""
+
+    profiler: str
+    calls: int
+    wall_ms: float  # per call, profiler on
+    ops_ms: float  # per call, inside operators
+    outside_share: float | None  # of the timed median, in no operator: overhead (a lower bound)
+    by_family: dict[str, float]  # ms per call
+    ops: tuple[OpRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """One timed shape: the work of a call, the rates achieved at its median, and the operators."""
+
+    shape: str
+    batch_size: int
+    p50_ms: float
+    seq_len: int | None = None
+    flops: int | None = None
+    achieved_gflops: float | None = None
+    achieved_gbps: float | None = None
+    compute_share: float | None = None
+    bandwidth_share: float | None = None
+    bound: str | None = None  # compute, memory, overhead or mixed (suite.measure.work)
+    ops: OpTable | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Where a variant's time goes (measure.profile), taken after its timed samples."""
+
+    shapes: tuple[ShapeProfile, ...]
+    weight_bytes: int | None  # read once per call
+    flops_counted_on: str | None  # which model the FLOPs were counted on, or why not
+    limits: dict  # the machine's measured limits (suite.measure.machine)
+    top_modules: dict[str, int] | None = None  # FLOPs of the heaviest modules at batch 1
+    ops_reason: str | None = None  # why there is no operator table
+
+
 RECORDS: dict[str, Any] = {"weights": Weights, "fidelity": Fidelity, "energy": Energy, "load": Load,
-                           "node": Node}
+                           "node": Node, "profile": Profile}
 
 
 def as_record(cls: type, value: Any) -> Any:

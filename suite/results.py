@@ -14,7 +14,8 @@ older suite still loads (pyperf's loader does the same):
      `samples_per_s_by_batch_size` ({"8": 1234.5}: batch sizes as strings) became `by_batch_size`
      ([{"batch_size": 8, "samples_per_s": 1234.5}]); a variant without weights has null, not {}.
      A saved variant (variants/<key>.json) now
-     carries its schema_version too (none: version 1).
+     carries its schema_version too (none: version 1). Added since, with a default: variant
+     `profile` (where the time goes).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 from suite.errors import SuiteError, first_line, quote
 from suite.measure.stats import LatencyStats
-from suite.records import RECORDS, CompressRecord, Energy, Fidelity, Load, Node, Weights, as_record
+from suite.records import RECORDS, CompressRecord, Energy, Fidelity, Load, Node, Profile, Weights, as_record
 
 SCHEMA_VERSION = 2
 
@@ -134,6 +135,8 @@ class VariantResult:
     # Generative decoders (suite.generating): settings, perplexity, greedy fidelity, generated texts,
     # KV cache bytes, the machine's limits and the share of them each figure reached.
     generation: dict | None = None
+    # Where the time goes (measure.profile): work, roofline position and operators at each shape.
+    profile: Profile | None = None
 
     def __post_init__(self) -> None:
         """Records handed over as plain dicts (by the code that measured them) become typed ones."""

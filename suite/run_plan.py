@@ -52,14 +52,15 @@ def planned(scenario: Scenario, options: RunOptions) -> tuple[Scenario, list[Var
 
 def quickened(scenario: Scenario) -> Scenario:
     """The scenario as a smoke test (`--quick`): brief timing (QUICK_MEASURE), short generation
-    (QUICK_GENERATE) and capped training (QUICK_TRAIN), in the scenario's measure settings and in
-    every variant's own."""
+    (QUICK_GENERATE), capped training (QUICK_TRAIN) and no profile unless the scenario asks for
+    one, in the scenario's measure settings and in every variant's own."""
     def capped(settings: Any, caps: dict) -> dict:
         return {k: min(v, getattr(settings, k)) if getattr(settings, k) is not None else v for k, v in caps.items()}
 
     def quick(measure: Measure) -> Measure:
         generate = measure.generate.model_copy(update=capped(measure.generate, QUICK_GENERATE))
-        return measure.model_copy(update={**QUICK_MEASURE, "generate": generate})
+        profile = measure.profile and "profile" in measure.model_fields_set  # on only where the scenario says so
+        return measure.model_copy(update={**QUICK_MEASURE, "generate": generate, "profile": profile})
 
     variants = tuple(v.model_copy(update={"measure": quick(v.measure)}) if v.measure else v for v in scenario.variants)
     return scenario.model_copy(update={"measure": quick(scenario.measure), "variants": variants,

@@ -213,6 +213,10 @@ class Measure(Params):
     # back for this long (at least 10 update periods of the counter).
     idle_baseline_s: NonNegativeFloat = 1.0
     energy_window_s: PositiveFloat = 2.0
+    # Where the time goes, after the timed samples (suite.profiling): FLOPs and weight bytes of a
+    # call, its share of the machine's compute and bandwidth roofs, and the backend profiler's
+    # per-operator table at each shape. Off in --quick runs.
+    profile: bool = True
     generate: Generate = Generate()
 
     @model_validator(mode="after")

@@ -62,6 +62,12 @@ class EagerBackend:
         model.eval()
         return Decoder(model.to(self.device), self.device, "dynamic" if cache == "auto" else cache)
 
+    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float]:
+        """torch.profiler over `calls` calls (suite.measure.ops)."""
+        from suite.measure.ops import torch_ops
+
+        return torch_ops(lambda: run(inputs), calls, self.synchronize)
+
     def place(self, inputs: Any) -> Any:
         return inputs.to(self.device)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 from pydantic import PositiveInt
@@ -73,10 +74,12 @@ class OnnxRuntimeBackend:
         self.session_s = round(time.perf_counter() - start, 3)
         return self._run_on_device() if self.device == "cuda" else self._run_on_host()
 
-    def _session(self, default_threads: int) -> Any:
+    def _session(self, default_threads: int, profile_prefix: str | None = None) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        if profile_prefix is not None:
+            options.enable_profiling, options.profile_file_prefix = True, profile_prefix
         options.intra_op_num_threads = self.params.threads or default_threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION[self.params.graph_optimization])
@@ -113,6 +116,41 @@ class OnnxRuntimeBackend:
             return binding.get_outputs()[0]
 
         return run
+
+    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float]:
+        """ONNX Runtime's own session profiling (enable_profiling), on a second session of the same
+        graph and settings: every node's kernel time, by operator type and input precision."""
+        import json
+        import tempfile
+
+        from suite.backends.onnx_model import INPUT, OUTPUT
+        from suite.measure.ops import Op
+
+        with tempfile.TemporaryDirectory(prefix="suite-ort-profile-") as folder:
+            session = self._session(self.session.get_session_options().intra_op_num_threads,
+                                    profile_prefix=str(Path(folder) / "ort"))
+            feed = {INPUT: inputs if self.device == "cpu" else inputs.numpy()}
+            for _ in range(2):
+                session.run([OUTPUT], feed)
+            start = time.perf_counter()
+            for _ in range(calls):
+                session.run([OUTPUT], feed)
+            wall = time.perf_counter() - start
+            events = json.loads(Path(session.end_profiling()).read_text())
+        runs = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
+        timed_from = runs[2] if len(runs) > 2 else 0  # the two warm-up runs are in the profile too
+        found: dict[tuple, list] = {}
+        for event in events:
+            args = event.get("args") or {}
+            if (event.get("cat") != "Node" or "op_name" not in args or event.get("ts", 0) < timed_from
+                    or not event.get("name", "").endswith("_kernel_time")):
+                continue
+            types = [next(iter(t), None) for t in args.get("input_type_shape") or () if isinstance(t, dict)]
+            precision = "int8" if {"int8", "uint8"} & set(types) else types[0] if types else None
+            entry = found.setdefault((args["op_name"], precision), [0, 0.0])
+            entry[0] += 1
+            entry[1] += event.get("dur", 0) / 1e6
+        return [Op(name, count, seconds, precision) for (name, precision), (count, seconds) in found.items()], wall
 
     def place(self, inputs: Any) -> Any:
         array = inputs.numpy()

@@ -85,20 +85,48 @@ class OpenVinoBackend:
         run(self.place(example_inputs))
         return run
 
-    def _compile(self, core: Any, shape: tuple) -> Any:
+    def _compile(self, core: Any, shape: tuple, extra: dict | None = None) -> Any:
         model = core.read_model(str(self.onnx.path))
         if shape:
             model.reshape({0: list(shape)})
         start = time.perf_counter()
         compiled = core.compile_model(model, self.params.device, {
             "INFERENCE_PRECISION_HINT": self.params.precision, "PERFORMANCE_HINT": self.params.performance_hint,
-            "INFERENCE_NUM_THREADS": self.threads})
+            "INFERENCE_NUM_THREADS": self.threads, **(extra or {})})
         self.compile_s += time.perf_counter() - start
         self.runtime_precisions = runtime_precisions(compiled)
         lowered = sorted(set(self.runtime_precisions) & set(LOWER_FLOATS))
         if self.params.precision == "f32" and lowered:
             raise RuntimeError(f"OpenVINO compiled an f32 variant with layers in {', '.join(lowered)}")
         return compiled
+
+    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float]:
+        """OpenVINO's performance counters (PERF_COUNT) on a model compiled again with the same
+        settings for these inputs: each executed layer's time, by layer type and the precision
+        its kernel ran in (from its implementation's name, e.g. brgconv_avx512_I8)."""
+        import openvino
+
+        from suite.measure.ops import Op
+
+        compile_s, precisions = self.compile_s, self.runtime_precisions  # the variant's own, not this one's
+        request = self._compile(openvino.Core(), inputs.shape if self.params.static_shapes else (),
+                                {"PERF_COUNT": True}).create_infer_request()
+        self.compile_s, self.runtime_precisions = compile_s, precisions
+        for _ in range(2):
+            request.infer([inputs], share_inputs=True)
+        found: dict[tuple, list] = {}
+        wall = 0.0
+        for _ in range(calls):
+            start = time.perf_counter()
+            request.infer([inputs], share_inputs=True)
+            wall += time.perf_counter() - start
+            for info in request.get_profiling_info():
+                if str(info.status).endswith("EXECUTED") and not str(info.status).endswith("NOT_EXECUTED"):
+                    precision = info.exec_type.rsplit("_", 1)[-1] if "_" in info.exec_type else None
+                    entry = found.setdefault((info.node_type, precision), [0, 0.0])
+                    entry[0] += 1
+                    entry[1] += info.real_time.total_seconds()
+        return [Op(name, count, seconds, precision) for (name, precision), (count, seconds) in found.items()], wall
 
     def place(self, inputs: Any) -> Any:
         return inputs.numpy()

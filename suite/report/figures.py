@@ -112,6 +112,26 @@ def batch_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None
     return to_div(figure, div_id, height=450)
 
 
+def family_figure(variants: tuple[VariantResult, ...], shape: str | None, div_id: str) -> str | None:
+    """Milliseconds per call by operator family (the backend profiler's), a stacked bar per
+    profiled variant at `shape`, with the time outside operators on top; None without profiles."""
+    import plotly.graph_objects as go
+
+    tables = [(v.name, s.ops) for v in variants if v.profile for s in v.profile.shapes if s.shape == shape and s.ops]
+    if not tables:
+        return None
+    families = list(dict.fromkeys(fam for _, t in tables for fam in t.by_family))
+    figure = go.Figure()
+    names = [shown(name) for name, _ in tables]
+    for i, fam in enumerate([*families, "outside operators"]):
+        ms = [t.wall_ms - t.ops_ms if fam == "outside operators" else t.by_family.get(fam, 0.0) for _, t in tables]
+        figure.add_trace(go.Bar(x=names, y=ms, name=fam, marker={"color": color(i)},
+                                hovertemplate="%{x}<br>%{y:.4g} ms<extra>" + fam + "</extra>"))
+    figure.update_layout(barmode="stack")
+    figure.update_yaxes(title=f"ms per call at {shape} (profiler on)")
+    return to_div(figure, div_id, height=450)
+
+
 def batch_lines(variants: tuple[VariantResult, ...]) -> dict[str, list[tuple[int, float, float]]]:
     """{variant label: [(batch size, samples/s, p50 ms)]} for each variant and sequence length
     timed at two batch sizes or more."""

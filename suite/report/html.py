@@ -76,7 +76,24 @@ def variant_sections(run: RunResult) -> str:
                  "accuracy (the pass over the test set, first graph builds included), warm-up, sampling (the "
                  "timed samples), harness, energy, load mode.</p>" + tables.phases_table(run.variants),
                  "<h2>Compression, layer by layer</h2>" + tables.compression_tables(run.variants)]
+    if any(v.profile for v in run.variants):
+        sections.append(profile_html(run, shape))
     return "".join(sections)
+
+
+def profile_html(run: RunResult, shape: str | None) -> str:
+    """Where the time goes (measure.profile): time by operator family, and per variant what
+    `suite explain` prints: work, roofline position, top operators, the diff against its
+    reference and the reasons it is not faster where it is not."""
+    from suite.explain import explain
+
+    bars = figures.family_figure(run.variants, shape, "operator-families") or ""
+    details = "".join(f"<details><summary>{escape(v.name)}</summary><pre>{escape(chr(10).join(explain(run, v.name)))}"
+                      "</pre></details>" for v in run.variants if v.profile)
+    return ("<h2>Where the time goes, operator by operator</h2><p>From each backend's own profiler, after the "
+            "timed samples; FLOPs and the roofline against this machine's measured limits. A variant's "
+            "reasons for not being faster than its reference are drawn from these figures "
+            f"(<code>suite explain RUN VARIANT</code> prints the same).</p>{bars}{details}")
 
 
 def pareto_html(variants: tuple[VariantResult, ...], shape: str | None) -> str:

@@ -1,0 +1,68 @@
+"""Where a variant's time goes (measure.profile), measured after its timed samples so that it
+never changes them: the work of one call at each timed shape (FLOPs, weight bytes) and where its
+median stands against the machine's measured compute and bandwidth limits (suite.measure.work),
+and the backend's own profiler, operator by operator (suite.measure.ops, through the backend's
+`profile_ops`). Knows no backend by name: one without `profile_ops` gets no operator table, with
+the reason. Classifiers only for now: decoders have their own roofline (suite.generating).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suite.measure import machine, ops, work
+from suite.records import Profile, as_record
+
+AS_RUN = "the model as the backend gets it"
+
+
+def profile_variant(run_model: Any, backend: Any, backend_name: str, data: Any, rows: tuple, size_bytes: int | None,
+                    counted: tuple[Any, str], limits: dict) -> Profile:
+    """`counted`: the torch model to count FLOPs on, and what it is (see flops_model); the bytes
+    read per call are its weights' where it is the model the backend runs, else `size_bytes`."""
+    from suite.measuring import batch_of
+
+    model, counted_on = counted
+    bytes_read = (work.weight_bytes(model) if counted_on == AS_RUN else None) or size_bytes
+    flops_at: dict[int | None, tuple[int, dict] | None] = {}
+    hook = getattr(backend, "profile_ops", None)
+    shapes = []
+    for row in (r for r in rows if r.metric == "call"):
+        if row.seq_len not in flops_at:
+            flops_at[row.seq_len] = work.count_flops(model, batch_of(data.test.x, 1, row.seq_len))
+        counted_flops = flops_at[row.seq_len]
+        flops = counted_flops[0] * row.batch_size if counted_flops else None
+        table = None
+        if hook is not None:
+            calls = ops.calls_for(row.p50_ms)
+            found, wall = hook(run_model, backend.place(batch_of(data.test.x, row.batch_size, row.seq_len)), calls)
+            table = {"profiler": backend_name, **ops.table(found, calls, wall, row.p50_ms)}
+        shapes.append({"shape": row.shape, "batch_size": row.batch_size, "seq_len": row.seq_len, "p50_ms": row.p50_ms,
+                       "flops": flops, **work.roof(flops, bytes_read, row.p50_ms, limits), "ops": table})
+    first = next((found for found in flops_at.values() if found), None)
+    return as_record(Profile, {
+        "shapes": shapes, "weight_bytes": bytes_read, "limits": limits, "top_modules": first[1] if first else None,
+        "flops_counted_on": counted_on if first else f"not counted: {counted_on} showed the counter no work",
+        "ops_reason": None if hook else f"backend {backend_name} has no per-operator profiler here"})
+
+
+def flops_model(compressed: Any, uncompressed: Any, steps: int) -> tuple[Any, str]:
+    """The model to count FLOPs on: the one the backend gets where it is a plain float torch model
+    (pruning changes the work), else the float model before its `steps` compression steps (a
+    quantized kernel's work is not known to the counter; its nominal work is the float model's)."""
+    import torch
+
+    from suite.compress.record import is_subclass
+    from suite.measure.footprint import weight_tensors
+
+    if not steps:
+        return compressed, AS_RUN
+    if isinstance(compressed, torch.nn.Module) and not any(
+            t.is_quantized or is_subclass(t) or not t.is_floating_point() for t in weight_tensors(compressed)):
+        return compressed, AS_RUN
+    return uncompressed, "the float model before compression (the counter cannot see quantized kernels)"
+
+
+def run_limits(folder: Any, device: str) -> dict:
+    """The machine's limits, measured once per run (kept in the run folder's limits.json)."""
+    return folder.limits(lambda: machine.limits(device))
