@@ -34,8 +34,7 @@ def find(run: RunResult, name: str, what: str = "variant") -> VariantResult:
 def explain(run: RunResult, name: str, against: str | None = None) -> list[str]:
     """The lines `suite explain` prints."""
     variant = find(run, name)
-    reference = find(run, against, "--against") if against else (
-        find(run, variant.agreement_with) if variant.agreement_with and variant.agreement_with != name else None)
+    reference = find(run, against, "--against") if against else reference_for(run, variant)
     if variant.status != "ok":
         return [f"{name}: {variant.status}: {variant.error}"]
     if variant.profile is None:
@@ -54,12 +53,29 @@ def explain(run: RunResult, name: str, against: str | None = None) -> list[str]:
     return lines
 
 
+def reference_for(run: RunResult, variant: VariantResult) -> VariantResult | None:
+    """What a variant is set against: the uncompressed variant of its model and data on the same
+    backend (so the difference is the compression's, and the two operator tables come from one
+    profiler), else the variant its agreement was measured against."""
+    same = [v for v in run.variants if v.name != variant.name and v.status == "ok" and not v.compress
+            and v.model == variant.model and v.backend == variant.backend
+            and json.dumps(v.dataset, sort_keys=True) == json.dumps(variant.dataset, sort_keys=True)]
+    if variant.compress and same:
+        return same[0]
+    names = [v.name for v in run.variants]
+    agreed = variant.agreement_with
+    return run.variants[names.index(agreed)] if agreed in names and agreed != variant.name else None
+
+
 def shape_lines(shape: ShapeProfile) -> list[str]:
     work = (f"{flop_text(shape.flops)}, {shape.achieved_gflops:,.3g} GFLOP/s = {shape.compute_share:.1%} of the "
             "compute roof" if shape.flops else "FLOPs not counted")
     bandwidth = (f"{shape.achieved_gbps:,.3g} GB/s = {shape.bandwidth_share:.1%} of the bandwidth roof"
                  if shape.achieved_gbps is not None else "bytes not known")
     lines = [f"{shape.shape}: p50 {shape.p50_ms:.4g} ms; {work}; {bandwidth}; bound: {shape.bound or 'unknown'}"]
+    if (shape.compute_share or 0) > 1 or (shape.bandwidth_share or 0) > 1:
+        lines.append("  above a measured limit: the probes (a float32 matmul, a float32 sum) are lower bounds, and "
+                     "int8 or bf16 kernels compute faster than the float32 product the compute probe times")
     if shape.ops:
         t = shape.ops
         outside = f", {t.outside_share:.0%} of the timed median outside them" if t.outside_share is not None else ""
@@ -83,6 +99,11 @@ def comparison_lines(run: RunResult, variant: VariantResult, reference: VariantR
         return lines
     mine = shape.ops
     ref_shape = next((s for s in reference.profile.shapes if s.shape == shape.shape), None)
+    if mine is not None and ref_shape is not None and ref_shape.ops is not None and mine.profiler != ref_shape.ops.profiler:
+        lines.append(f"  operators not set side by side: {mine.profiler}'s profiler against {ref_shape.ops.profiler}'s "
+                     "(each adds its own cost to what it times); --against an uncompressed variant on "
+                     f"{variant.backend} compares like with like")
+        ref_shape = None
     if mine is not None and ref_shape is not None and ref_shape.ops is not None:
         found = ops.diff(table_dict(mine), table_dict(ref_shape.ops))
         for fam, figures in found["families"].items():
@@ -152,12 +173,13 @@ def p50_at(v: VariantResult | None, shape: str) -> float | None:
     return next((row.p50_ms for row in v.latency if row.shape == shape), None) if v is not None else None
 
 
-def fastest_uncompressed(run: RunResult, variant: VariantResult) -> VariantResult | None:
-    """The uncompressed variant of the same model and data with the lowest median at the first shape."""
+def fastest_uncompressed(run: RunResult, variant: VariantResult, shape: str | None = None) -> VariantResult | None:
+    """The uncompressed variant of the same model and data (on any backend) with the lowest median
+    at `shape` (default: the variant's first): the honest reference for a compressed one's gain."""
     same = [v for v in run.variants if v.status == "ok" and not v.compress and v.model == variant.model
             and json.dumps(v.dataset, sort_keys=True) == json.dumps(variant.dataset, sort_keys=True) and v.latency]
-    first = variant.latency[0].shape if variant.latency else None
-    timed = [(p50_at(v, first), v) for v in same if p50_at(v, first)]
+    shape = shape or (variant.latency[0].shape if variant.latency else None)
+    timed = [(p50_at(v, shape), v) for v in same if p50_at(v, shape)]
     return min(timed, key=lambda pair: pair[0])[1] if timed else None
 
 

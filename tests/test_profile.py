@@ -72,6 +72,8 @@ def test_an_operator_table_keeps_the_top_and_adds_up():
     assert {ops.family(n) for n in ("aten::addmm", "MatMulInteger", "FullyConnected", "DynamicQuantizeMatMul",
                                     "quantized::linear_dynamic")} == {"matrix product"}
     assert {ops.family(n) for n in ("QLinearConv", "aten::mkldnn_convolution", "brgconv")} == {"convolution"}
+    assert (ops.family("QLinearAdd"), ops.family("QGemm"), ops.family("QLinearMatMul")) == (
+        "other", "matrix product", "matrix product")
     assert {ops.family(n) for n in ("DynamicQuantizeLinear", "Reorder", "aten::dequantize", "FakeQuantize",
                                     "aten::quantize_per_tensor")} == {"conversion"}
     mine = ops.table([ops.Op("Conv", 1, 0.002), ops.Op("Reorder", 1, 0.002)], 1, 0.005)
@@ -115,7 +117,7 @@ def test_each_backend_gives_an_operator_table(profiled_run, variant, profiler, w
     assert profile["shapes"][1]["flops"] == 32 * profile["shapes"][0]["flops"] == 32 * 2 * (64 * 32 + 32 * 10)
     for shape in profile["shapes"]:
         table = shape["ops"]
-        assert table["profiler"] == profiler and table["calls"] >= 3 and table["ops_ms"] > 0
+        assert table["profiler"] == profiler and table["calls"] >= 2 and table["ops_ms"] > 0
         assert any(wanted in row["op"] for row in table["ops"]), [row["op"] for row in table["ops"]]
         assert sum(row["share"] for row in table["ops"]) == pytest.approx(1.0)
         assert shape["compute_share"] > 0 and shape["bound"] in ("compute", "memory", "overhead", "mixed")
@@ -133,6 +135,10 @@ def test_explain_prints_the_work_the_operators_and_the_reasons(profiled_run, cap
     assert main(["explain", str(profiled_run), "ort-int8", "--against", "ort"]) == 0
     out = capsys.readouterr().out
     assert "against its reference ort:" in out and "onnxruntime profiler" in out
+    assert main(["explain", str(profiled_run), "ort-int8"]) == 0  # by default: uncompressed, same backend
+    assert "against its reference ort:" in capsys.readouterr().out
+    assert main(["explain", str(profiled_run), "ort-int8", "--against", "fp32"]) == 0
+    assert "operators not set side by side: onnxruntime's profiler against eager's" in capsys.readouterr().out
     assert main(["explain", str(profiled_run), "nope"]) == 2
     assert "variant 'nope' is not in the run" in capsys.readouterr().err
     assert main(["explain", str(profiled_run), "fp32", "--against", "ghost"]) == 2

@@ -100,6 +100,9 @@ def test_table_holds_the_figures_and_sorts_by_value():
     assert f'data-v="{float(fp32.p50_ms)!r}">{significant(fp32.p50_ms)}<' in page
     assert '<tr class="ok recommended">' in page and '<tr class="failed">' in page
     assert "J/inference" in page and "table.sortable th" in page
+    int8, fp32_b1 = run.variants[1].latency[0], run.variants[0].latency[0]  # int8 against the fastest uncompressed
+    value = fp32_b1.p50_ms / int8.p50_ms
+    assert "speed-up vs fastest uncompressed" in page and f'data-v="{value!r}">{value:.2f}x (fp32)<' in page
 
 
 def test_columns_no_variant_has_are_left_out():

@@ -42,7 +42,10 @@ class Op:
 
 
 def family(name: str) -> str:
-    lowered = name.lower()
+    """The operator's family; ONNX Runtime's QLinear* ops are the op after the prefix (QLinearAdd
+    is an addition, QLinearConv a convolution)."""
+    lowered = name.lower().rsplit("::", 1)[-1]
+    lowered = lowered.removeprefix("qlinear")
     return next((fam for fam, words in FAMILIES if any(w in lowered for w in words)), "other")
 
 
@@ -81,17 +84,17 @@ def by_family(rows: list[dict]) -> dict[str, float]:
     return dict(sorted(found.items(), key=lambda item: -item[1]))
 
 
-def calls_for(p50_ms: float, budget_s: float = 0.3, least: int = 3, most: int = 200) -> int:
+def calls_for(p50_ms: float, budget_s: float = 0.3, least: int = 2, most: int = 200) -> int:
     """How many calls to profile: about `budget_s` of them, within [least, most]."""
     return int(min(most, max(least, budget_s / max(p50_ms / 1e3, 1e-9))))
 
 
 def torch_ops(call: Callable[[], Any], calls: int, sync: Callable[[], None] = lambda: None) -> tuple[list[Op], float]:
-    """torch.profiler over `calls` calls after two warm-up ones: every operator's own CPU time."""
+    """torch.profiler over `calls` calls after a warm-up one (the model is warm from its timed
+    samples already): every operator's own CPU time."""
     from torch.profiler import ProfilerActivity, profile
 
-    for _ in range(2):
-        call()
+    call()
     sync()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()

@@ -102,29 +102,41 @@ def energy_per_inference(v: VariantResult, shape: str | None) -> float | None:
 
 
 VARIANT_HEAD = ["variant", "status", "model", "backend", "compression", "accuracy", "agreement", "p50 ms",
-                "p50 95% CI ms", "p99 ms", "p99 bound ms", "samples/s", "size KiB", "peak RSS MiB", "J/inference",
-                "measured on"]
+                "p50 95% CI ms", "p99 ms", "p99 bound ms", "samples/s", "speed-up vs fastest uncompressed",
+                "size KiB", "peak RSS MiB", "J/inference", "measured on"]
 
 
 def variants_table(run: RunResult, shape: str | None) -> str:
     recommended = (run.selection or {}).get("recommended")
     classes = [f"{v.status}{' recommended' if v.name == recommended else ''}" for v in run.variants]
-    head, rows = without_empty_columns(VARIANT_HEAD, [variant_cells(v, shape) for v in run.variants])
+    head, rows = without_empty_columns(VARIANT_HEAD, [variant_cells(v, shape, run) for v in run.variants])
     return sortable_table(head, rows, classes)
 
 
-def variant_cells(v: VariantResult, shape: str | None) -> list[Cell]:
+def variant_cells(v: VariantResult, shape: str | None, run: RunResult | None = None) -> list[Cell]:
     row = row_at(v, shape)
     rate = rate_at(v, shape)
     ci = "" if row is None else ci_text(row.ci95_p50_ms)
     accuracy = number(v.accuracy, ".4f") if v.accuracy is not None else (v.accuracy_reason or "", None)
     return [v.name, v.status, v.model, v.backend, steps_text(v), accuracy, number(v.agreement, ".4f"),
             ms(row and row.p50_ms), (ci, row and row.ci95_p50_ms[0]), ms(row and row.p99_ms),
-            ms(row and row.p99_bound_ms), number(rate, ",.0f"),
+            ms(row and row.p99_bound_ms), number(rate, ",.0f"), speedup_cell(run, v, row),
             number(v.size_bytes and v.size_bytes / 1024, ",.1f"),
             number(v.peak_rss_bytes and v.peak_rss_bytes / 2**20, ",.0f"),
             number(energy_per_inference(v, shape), ".3g"),
             "" if v.node is None else f"{v.node.label}: {v.node.cpu}, {v.node.cores} cores"]
+
+
+def speedup_cell(run: RunResult | None, v: VariantResult, row: LatencyResult | None) -> Cell:
+    """A compressed variant's median against the fastest uncompressed one of its model and data at
+    the same shape, on whichever backend: '3.4x (ort-fp32)'."""
+    from suite.explain import fastest_uncompressed
+
+    best = fastest_uncompressed(run, v, row.shape) if run is not None and row is not None and v.compress else None
+    if best is None:
+        return ("", None)
+    value = row_at(best, row.shape).p50_ms / row.p50_ms
+    return (f"{value:.2f}x ({best.name})", value)
 
 
 def ci_text(interval: tuple[float, float]) -> str:
