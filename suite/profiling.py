@@ -34,8 +34,8 @@ def profile_variant(run_model: Any, backend: Any, backend_name: str, data: Any, 
         flops = counted_flops[0] * row.batch_size if counted_flops else None
         table = None
         if hook is not None:
-            calls = ops.calls_for(row.p50_ms)
-            found, wall = hook(run_model, backend.place(batch_of(data.test.x, row.batch_size, row.seq_len)), calls)
+            inputs = backend.place(batch_of(data.test.x, row.batch_size, row.seq_len))
+            found, wall, calls = hook(run_model, inputs, ops.calls_for(row.p50_ms))
             table = {"profiler": backend_name, **ops.table(found, calls, wall, row.p50_ms)}
         shapes.append({"shape": row.shape, "batch_size": row.batch_size, "seq_len": row.seq_len, "p50_ms": row.p50_ms,
                        "flops": flops, **work.roof(flops, bytes_read, row.p50_ms, limits), "ops": table})
@@ -48,8 +48,9 @@ def profile_variant(run_model: Any, backend: Any, backend_name: str, data: Any, 
 
 def flops_model(compressed: Any, uncompressed: Any, steps: int) -> tuple[Any, str]:
     """The model to count FLOPs on: the one the backend gets where it is a plain float torch model
-    (pruning changes the work), else the float model before its `steps` compression steps (a
-    quantized kernel's work is not known to the counter; its nominal work is the float model's)."""
+    (pruning changes the work) or a PT2E graph (the counter sees its float operations), else the
+    float model before its `steps` compression steps (a quantized module's kernel is not known to
+    the counter; its nominal work is the float model's)."""
     import torch
 
     from suite.compress.record import is_subclass
@@ -57,6 +58,8 @@ def flops_model(compressed: Any, uncompressed: Any, steps: int) -> tuple[Any, st
 
     if not steps:
         return compressed, AS_RUN
+    if isinstance(compressed, torch.fx.GraphModule):  # a PT2E int8 graph runs dequantize -> float op -> quantize
+        return compressed, "the quantized graph as the backend gets it (its operations on dequantized values)"
     if isinstance(compressed, torch.nn.Module) and not any(
             t.is_quantized or is_subclass(t) or not t.is_floating_point() for t in weight_tensors(compressed)):
         return compressed, AS_RUN

@@ -46,6 +46,14 @@ def test_flops_match_hand_counts_for_an_mlp_and_a_cnn():
     assert total == conv1 + conv2 + 2 * (8 * 4 * 4) * 16 + 2 * 16 * 10
     assert top["SmallCNN.features.2"] == conv2 and max(top, key=top.get) == "SmallCNN.features.2"
     assert work.count_flops("not a module", None) is None
+    from suite.profiling import flops_model
+
+    pruned = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))  # as channel pruning leaves it
+    assert flops_model(pruned, mlp, 1) == (pruned, "the model as the backend gets it")
+    dynamic = torch.ao.quantization.quantize_dynamic(mlp, {nn.Linear}, dtype=torch.qint8)
+    assert flops_model(dynamic, mlp, 1)[0] is mlp  # the counter cannot see quantized::linear_dynamic
+    graph = torch.fx.symbolic_trace(cnn)
+    assert flops_model(graph, cnn, 1)[0] is graph and work.count_flops(graph, torch.zeros(1, 1, 8, 8))[0] == total
     assert work.weight_bytes(nn.Linear(64, 32)) == (64 * 32 + 32) * 4
 
 
@@ -117,7 +125,7 @@ def test_each_backend_gives_an_operator_table(profiled_run, variant, profiler, w
     assert profile["shapes"][1]["flops"] == 32 * profile["shapes"][0]["flops"] == 32 * 2 * (64 * 32 + 32 * 10)
     for shape in profile["shapes"]:
         table = shape["ops"]
-        assert table["profiler"] == profiler and table["calls"] >= 2 and table["ops_ms"] > 0
+        assert table["profiler"] == profiler and table["calls"] >= 1 and table["ops_ms"] > 0
         assert any(wanted in row["op"] for row in table["ops"]), [row["op"] for row in table["ops"]]
         assert sum(row["share"] for row in table["ops"]) == pytest.approx(1.0)
         assert shape["compute_share"] > 0 and shape["bound"] in ("compute", "memory", "overhead", "mixed")
@@ -194,7 +202,7 @@ def test_profiling_leaves_the_timed_figures_alone():
     for _ in range(9):
         before.append(block())
         with torch.inference_mode():
-            ops.torch_ops(lambda: model(inputs), 20)
+            ops.torch_ops(lambda: model(inputs), ops.TORCH_MOST_CALLS)
         after.append(block())
     comparison = compare_paired(before, after)
     assert comparison.verdict() != "slower" or comparison.ratio < 1.10, comparison

@@ -1,8 +1,9 @@
 """The contract every backend meets. A backend is built from its validated Params.
 
-Optional: `profile_ops(run, inputs, calls) -> (ops, wall_s)`, the backend's own profiler over
-`calls` calls of the prepared `run` on placed `inputs` (suite.measure.ops.Op rows: operator,
-count, own seconds, precision), for measure.profile's operator tables (suite.profiling)."""
+Optional: `profile_ops(run, inputs, calls) -> (ops, wall_s, calls_made)`, the backend's own
+profiler over up to `calls` calls of the prepared `run` on placed `inputs` (suite.measure.ops.Op
+rows: operator, count, own seconds, precision), for measure.profile's operator tables
+(suite.profiling)."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ class EagerBackend:
         model.eval()
         return Decoder(model.to(self.device), self.device, "dynamic" if cache == "auto" else cache)
 
-    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float]:
+    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float, int]:
         """torch.profiler over `calls` calls (suite.measure.ops)."""
         from suite.measure.ops import torch_ops
 

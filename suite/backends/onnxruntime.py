@@ -117,7 +117,7 @@ class OnnxRuntimeBackend:
 
         return run
 
-    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float]:
+    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float, int]:
         """ONNX Runtime's own session profiling (enable_profiling), on a second session of the same
         graph and settings: every node's kernel time, by operator type and input precision."""
         import json
@@ -150,7 +150,7 @@ class OnnxRuntimeBackend:
             entry = found.setdefault((args["op_name"], precision), [0, 0.0])
             entry[0] += 1
             entry[1] += event.get("dur", 0) / 1e6
-        return [Op(name, count, seconds, precision) for (name, precision), (count, seconds) in found.items()], wall
+        return [Op(name, count, seconds, precision) for (name, precision), (count, seconds) in found.items()], wall, calls
 
     def place(self, inputs: Any) -> Any:
         array = inputs.numpy()

@@ -100,7 +100,7 @@ class OpenVinoBackend:
             raise RuntimeError(f"OpenVINO compiled an f32 variant with layers in {', '.join(lowered)}")
         return compiled
 
-    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float]:
+    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float, int]:
         """OpenVINO's performance counters (PERF_COUNT) on a model compiled again with the same
         settings for these inputs: each executed layer's time, by layer type and the precision
         its kernel ran in (from its implementation's name, e.g. brgconv_avx512_I8)."""
@@ -126,7 +126,7 @@ class OpenVinoBackend:
                     entry = found.setdefault((info.node_type, precision), [0, 0.0])
                     entry[0] += 1
                     entry[1] += info.real_time.total_seconds()
-        return [Op(name, count, seconds, precision) for (name, precision), (count, seconds) in found.items()], wall
+        return [Op(name, count, seconds, precision) for (name, precision), (count, seconds) in found.items()], wall, calls
 
     def place(self, inputs: Any) -> Any:
         return inputs.numpy()

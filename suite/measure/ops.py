@@ -1,7 +1,7 @@
 """Per-operator time from each backend's own profiler, taken after the timed samples (so it never
 touches them): torch.profiler for torch models, ONNX Runtime's session profiling, OpenVINO's
 performance counters. A backend offers `profile_ops(run, inputs, calls)`, returning what its
-profiler saw as Op rows and the wall seconds of those calls; this module turns that into the
+profiler saw as Op rows, the wall seconds of those calls and how many it made; this module turns that into the
 bounded table a result keeps (the top operators and an "other" row) and compares two tables.
 
 Times are per model call. `outside_share` is the part of a call's timed median (profiler off) that
@@ -12,8 +12,9 @@ profiler's own cost lengthens the operators it times, so this is a lower bound o
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 TOP_OPS = 15
 # Operator families, by words in the operator's name as each profiler spells it (aten::addmm,
@@ -84,26 +85,49 @@ def by_family(rows: list[dict]) -> dict[str, float]:
     return dict(sorted(found.items(), key=lambda item: -item[1]))
 
 
-def calls_for(p50_ms: float, budget_s: float = 0.3, least: int = 2, most: int = 200) -> int:
+def calls_for(p50_ms: float, budget_s: float = 0.3, least: int = 1, most: int = 200) -> int:
     """How many calls to profile: about `budget_s` of them, within [least, most]."""
     return int(min(most, max(least, budget_s / max(p50_ms / 1e3, 1e-9))))
 
 
-def torch_ops(call: Callable[[], Any], calls: int, sync: Callable[[], None] = lambda: None) -> tuple[list[Op], float]:
-    """torch.profiler over `calls` calls after a warm-up one (the model is warm from its timed
-    samples already): every operator's own CPU time."""
+TORCH_MOST_CALLS = 20  # torch.profiler's summary costs ~0.2 ms per event: ResNet-20 x 200 calls took 15 s
+
+
+def torch_ops(call: Callable[[], Any], calls: int,
+              sync: Callable[[], None] = lambda: None) -> tuple[list[Op], float, int]:
+    """torch.profiler over `calls` calls (at most TORCH_MOST_CALLS; the model is warm from its
+    timed samples): every operator's own CPU time, the wall seconds and the calls made."""
     from torch.profiler import ProfilerActivity, profile
 
-    call()
+    calls = min(calls, TORCH_MOST_CALLS)
     sync()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with native_stderr_to_null(), profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         for _ in range(calls):
             call()
         sync()
         wall = time.perf_counter() - start
     return [Op(event.key, event.count, event.self_cpu_time_total / 1e6) for event in prof.key_averages()
-            if event.self_cpu_time_total > 0], wall
+            if event.self_cpu_time_total > 0], wall, calls
+
+
+@contextmanager
+def native_stderr_to_null() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the block: torch's profiler library prints a line on
+    starting and stopping ('USDT: ... profiler_start') that no setting turns off."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def diff(mine: dict, reference: dict) -> dict:
