@@ -61,7 +61,7 @@ def run_fleet(scenario: Scenario, options: RunOptions, labels: dict[str, str], b
         raise SuiteError(f"--on-each-node: the Ray cluster has no live node with a CPU{wanted}")
     fleet_dir = new_run_dir(options.out_dir, scenario.name)
     entries = []
-    for node_id, node in sorted(nodes.items(), key=lambda item: (item[1]["NodeManagerHostname"], item[0])):
+    for node_id, node in sorted(nodes.items(), key=lambda item: (str(item[1].get("NodeManagerHostname")), item[0])):
         host = str(node.get("NodeManagerHostname") or node.get("NodeManagerAddress") or "node")
         slug = re.sub(r"[^\w.-]+", "-", host).strip("-.")[:40] or "node"
         folder = RunFolder(fleet_dir / "nodes" / f"{slug}-{node_id[:8]}")
