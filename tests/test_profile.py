@@ -152,6 +152,7 @@ def test_explain_prints_the_work_the_operators_and_the_reasons(profiled_run, cap
     assert main(["explain", str(profiled_run), "fp32", "--against", "ghost"]) == 2
     page = (profiled_run / "index.html").read_text()
     assert "Where the time goes, operator by operator" in page and 'id="operator-families"' in page
+    assert 'id="roofline"' in page
     assert page.count("<details><summary>") >= 5
 
 

@@ -77,3 +77,18 @@ def test_a_second_prepare_reads_the_cached_engine(tmp_path):
         run(backend.place(data.test.x[:8]))
         assert backend.cached_engines == expected_cached
 
+
+
+@needs_tensorrt
+def test_the_layer_profiler_gives_an_operator_table(tmp_path):
+    from suite.measure import ops
+
+    model, data, _ = load_model("cnn")
+    backend = TensorRtBackend(TensorRtParams(cache_dir=tmp_path))
+    run = backend.prepare(model, data.test.x[:1], data.train.x)
+    inputs = backend.place(data.test.x[:8])
+    run(inputs)
+    found, wall, calls = backend.profile_ops(run, inputs, 5)
+    table = ops.table(found, calls, wall)
+    assert calls == 5 and wall > 0 and table["ops_ms"] > 0
+    assert any(row["family"] == "convolution" for row in table["ops"]), [row["op"] for row in table["ops"]]

@@ -129,6 +129,39 @@ class TensorRtBackend:
 
         return run
 
+    def profile_ops(self, run: Callable[[Any], Any], inputs: Any, calls: int) -> tuple[list, float, int]:
+        """TensorRT's layer profiler (IProfiler) on a second execution context of the engine for
+        these inputs: each layer's time as TensorRT reports it (fused layers under their fused
+        names); torch.profiler for the Torch-TensorRT route."""
+        import tensorrt as trt
+        import torch
+
+        from suite.measure.ops import Op, torch_ops
+
+        if self.params.route == "torch_tensorrt":
+            return torch_ops(lambda: run(inputs), calls, self.synchronize)
+        runner = EngineRunner(self._engine(inputs))
+        times: dict[str, list] = {}
+
+        class LayerTimes(trt.IProfiler):
+            def __init__(self) -> None:
+                super().__init__()
+
+            def report_layer_time(self, layer_name: str, ms: float) -> None:
+                entry = times.setdefault(layer_name, [0, 0.0])
+                entry[0] += 1
+                entry[1] += ms / 1e3
+
+        runner(inputs)  # warm-up, before the profiler is attached
+        runner.context.profiler = LayerTimes()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            runner(inputs)
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+        return [Op(name, count, seconds) for name, (count, seconds) in times.items()], wall, calls
+
     def place(self, inputs: Any) -> Any:
         return inputs.cuda()
 

@@ -113,8 +113,9 @@ def batch_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None
 
 
 def family_figure(variants: tuple[VariantResult, ...], shape: str | None, div_id: str) -> str | None:
-    """Milliseconds per call by operator family (the backend profiler's), a stacked bar per
-    profiled variant at `shape`, with the time outside operators on top; None without profiles."""
+    """Where a profiled call's time goes by operator family (the backend profiler's), a 100 %
+    stacked bar per variant at `shape` (models of very different sizes stay readable; the
+    milliseconds are in the hover), the time outside operators on top; None without profiles."""
     import plotly.graph_objects as go
 
     tables = [(v.name, s.ops) for v in variants if v.profile for s in v.profile.shapes if s.shape == shape and s.ops]
@@ -124,11 +125,45 @@ def family_figure(variants: tuple[VariantResult, ...], shape: str | None, div_id
     figure = go.Figure()
     names = [shown(name) for name, _ in tables]
     for i, fam in enumerate([*families, "outside operators"]):
-        ms = [t.wall_ms - t.ops_ms if fam == "outside operators" else t.by_family.get(fam, 0.0) for _, t in tables]
-        figure.add_trace(go.Bar(x=names, y=ms, name=fam, marker={"color": color(i)},
-                                hovertemplate="%{x}<br>%{y:.4g} ms<extra>" + fam + "</extra>"))
+        ms = [max(t.wall_ms - t.ops_ms, 0.0) if fam == "outside operators" else t.by_family.get(fam, 0.0)
+              for _, t in tables]
+        whole = [max(t.wall_ms, t.ops_ms) for _, t in tables]
+        figure.add_trace(go.Bar(x=names, y=[100 * m / w if w else 0.0 for m, w in zip(ms, whole)], customdata=ms,
+                                name=fam, marker={"color": color(i)},
+                                hovertemplate="%{x}<br>%{y:.1f} %, %{customdata:.4g} ms<extra>" + fam + "</extra>"))
     figure.update_layout(barmode="stack")
-    figure.update_yaxes(title=f"ms per call at {shape} (profiler on)")
+    figure.update_yaxes(title=f"% of a profiled call at {shape}", range=[0, 100])
+    return to_div(figure, div_id, height=450)
+
+
+def roofline_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
+    """The roofline: achieved GFLOP/s against arithmetic intensity (FLOPs per byte of weights read)
+    at each profiled shape, a marker per shape and a line per variant, under the roof that this
+    run's measured limits draw (min(matmul rate, read bandwidth x intensity)); None without FLOPs."""
+    import plotly.graph_objects as go
+
+    points = {v.name: [(s.flops / v.profile.weight_bytes, s.achieved_gflops, s.shape) for s in v.profile.shapes
+                       if s.flops and s.achieved_gflops] for v in variants if v.profile and v.profile.weight_bytes}
+    points = {name: found for name, found in points.items() if found}
+    if not points:
+        return None
+    limits = next(v.profile.limits for v in variants if v.profile)
+    figure = go.Figure()
+    for i, (name, found) in enumerate(points.items()):
+        figure.add_trace(go.Scatter(
+            x=[x for x, _, _ in found], y=[y for _, y, _ in found], text=[shape for _, _, shape in found],
+            name=shown(name), mode="lines+markers", line={"color": color(i)},
+            hovertemplate="%{text}<br>%{x:.3g} FLOP/byte<br>%{y:.3g} GFLOP/s<extra>%{fullData.name}</extra>"))
+    xs = [x for found in points.values() for x, _, _ in found]
+    low, high = min(xs) / 4, max(xs) * 4
+    knee = limits["matmul_gflops"] / limits["read_bandwidth_gbps"]
+    roof_x = [low, *([knee] if low < knee < high else []), high]
+    figure.add_trace(go.Scatter(x=roof_x, y=[min(limits["matmul_gflops"], limits["read_bandwidth_gbps"] * x)
+                                             for x in roof_x],
+                                name="roof (measured limits)", mode="lines", line={"color": "black", "dash": "dash"},
+                                hovertemplate="%{y:.3g} GFLOP/s<extra>roof</extra>"))
+    figure.update_xaxes(title="arithmetic intensity, FLOPs per byte of weights read (log)", type="log")
+    figure.update_yaxes(title="achieved GFLOP/s at the median (log)", type="log")
     return to_div(figure, div_id, height=450)
 
 

@@ -88,12 +88,15 @@ def profile_html(run: RunResult, shape: str | None) -> str:
     from suite.explain import explain
 
     bars = figures.family_figure(run.variants, shape, "operator-families") or ""
+    roof = figures.roofline_figure(run.variants, "roofline") or ""
     details = "".join(f"<details><summary>{escape(v.name)}</summary><pre>{escape(chr(10).join(explain(run, v.name)))}"
                       "</pre></details>" for v in run.variants if v.profile)
     return ("<h2>Where the time goes, operator by operator</h2><p>From each backend's own profiler, after the "
             "timed samples; FLOPs and the roofline against this machine's measured limits. A variant's "
             "reasons for not being faster than its reference are drawn from these figures "
-            f"(<code>suite explain RUN VARIANT</code> prints the same).</p>{bars}{details}")
+            f"(<code>suite explain RUN VARIANT</code> prints the same). The roofline sets each shape's "
+            "achieved rate against the roof this run's measured limits draw (lower bounds of the true "
+            f"peaks: an int8 kernel can pass the float32 matmul rate).</p>{bars}{roof}{details}")
 
 
 def pareto_html(variants: tuple[VariantResult, ...], shape: str | None) -> str:
