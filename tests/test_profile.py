@@ -156,6 +156,19 @@ def test_explain_prints_the_work_the_operators_and_the_reasons(profiled_run, cap
     assert page.count("<details><summary>") >= 5
 
 
+def test_the_comparison_page_sets_operator_families_side_by_side(profiled_run, tmp_path):
+    from suite.report.comparison import load_runs, render_comparison
+
+    page = render_comparison(load_runs([profiled_run, profiled_run]), 0)
+    assert "<h2>Operators by family</h2>" in page and "matrix product" in page
+    assert page.count(">1.00<") >= 5  # a run against itself: every family's speed-up is 1
+    results = json.loads((profiled_run / "results.json").read_text())
+    for v in results["variants"]:
+        v["profile"] = None
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert "Operators by family" not in render_comparison(load_runs([profiled_run, tmp_path]), 0)
+
+
 def test_reasons_come_from_the_figures():
     from suite.explain import reasons
     from suite.records import OpRow, OpTable, ShapeProfile

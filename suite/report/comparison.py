@@ -73,6 +73,7 @@ def render_comparison(runs: list[tuple[str, RunResult]], reference: int = 0, wha
             f"p-value, and faster or slower only when p &lt; {ALPHA} on that side.</p>"
             + "<h2>Runs</h2>" + runs_table(runs, reference)
             + f"<h2>Median latency, ratio to {escape(ref_label)}</h2>" + ratio_table(runs, reference, matched, rows)
+            + operators_html(runs, reference)
             + ("<h2>History</h2><p>Each variant's median latency at each input shape, runs in time order.</p>"
                + history_figure(runs, matched) if over_time else ""))
     return page(f"{len(runs)} {what} compared", body)
@@ -105,6 +106,36 @@ def ratio_table(runs: list[tuple[str, RunResult]], reference: int,
              *(cell for i in others for cell in ratio_cells(judged_rows[i].get((name, shape))))]
             for (name, shape), found in matched.items()]
     return tables.sortable_table(head, rows)
+
+
+def operators_html(runs: list[tuple[str, RunResult]], reference: int) -> str:
+    """Where the time goes in each run (measure.profile): milliseconds per call by operator family
+    for each variant and shape the reference and another run profiled with the same profiler, and
+    each family's speed-up against the reference's; empty where fewer than two runs have profiles."""
+    tables_of = [{(v.name, s.shape): s.ops for v in run.variants if v.profile for s in v.profile.shapes if s.ops}
+                 for _, run in runs]
+    others = [i for i in range(len(runs)) if i != reference]
+    rows = []
+    for (name, shape), mine in tables_of[reference].items():
+        theirs = {i: tables_of[i].get((name, shape)) for i in others}
+        theirs = {i: t for i, t in theirs.items() if t is not None and t.profiler == mine.profiler}
+        if not theirs:
+            continue
+        for fam in dict.fromkeys([*mine.by_family, *(f for t in theirs.values() for f in t.by_family)]):
+            before = mine.by_family.get(fam, 0.0)
+            cells = []
+            for i in others:
+                after = theirs[i].by_family.get(fam, 0.0) if i in theirs else None
+                cells += [tables.ms(after), tables.number(before / after if before and after else None, ".2f")]
+            rows.append([name, shape, fam, tables.ms(before), *cells])
+    if not rows:
+        return ""
+    head = ["variant", "shape", "operator family", f"{runs[reference][0]} ms"]
+    head += [f"{runs[i][0]} {what}" for i in others for what in ("ms", "speed-up")]
+    return ("<h2>Operators by family</h2><p>Milliseconds per call in each family of operators, from each "
+            "run's profile (the same backend profiler on both sides, which adds its own cost to what it "
+            f"times), and the speed-up against {escape(runs[reference][0])}.</p>"
+            + tables.sortable_table(head, rows))
 
 
 def ratio_cells(row: Row | None) -> list[tables.Cell]:
