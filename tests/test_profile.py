@@ -30,6 +30,8 @@ variants:
     compress: [ort_int8_dynamic]
   - name: openvino
     backend: {name: openvino, precision: f32}
+  - name: compiled
+    backend: compile
 """
 
 
@@ -115,6 +117,7 @@ def installed(module: str) -> bool:
         not installed("onnxruntime"), reason="onnxruntime is not installed")),
     pytest.param("openvino", "openvino", "FullyConnected", marks=pytest.mark.skipif(
         not installed("openvino"), reason="openvino is not installed")),
+    ("compiled", "compile", "Torch-Compiled Region"),  # inductor's kernels: mkl or oneDNN linear, by CPU
 ])
 def test_each_backend_gives_an_operator_table(profiled_run, variant, profiler, wanted):
     results = json.loads((profiled_run / "results.json").read_text())
@@ -127,6 +130,7 @@ def test_each_backend_gives_an_operator_table(profiled_run, variant, profiler, w
         table = shape["ops"]
         assert table["profiler"] == profiler and table["calls"] >= 1 and table["ops_ms"] > 0
         assert any(wanted in row["op"] for row in table["ops"]), [row["op"] for row in table["ops"]]
+        assert any(row["family"] == "matrix product" for row in table["ops"]), [row["op"] for row in table["ops"]]
         assert sum(row["share"] for row in table["ops"]) == pytest.approx(1.0)
         assert shape["compute_share"] > 0 and shape["bound"] in ("compute", "memory", "overhead", "mixed")
     if variant == "openvino":
