@@ -121,7 +121,6 @@ class Bench:
         import torch
 
         from suite import generating
-        from suite.measure import machine
 
         variant, model_ref, backend, measure, data, model, gen = (
             built.variant, built.model_ref, built.backend, built.measure, built.data, built.model, built.generate)
@@ -139,7 +138,7 @@ class Bench:
             reference, fidelity, notes = self.greedy_agreement(variant, model_ref, tokens, ppl["perplexity"])
         with self.phases("texts"):
             written = generating.texts(decoder, data, gen)
-        limits = self.folder.limits(lambda: machine.limits(device))
+        limits = run_limits(self.folder, device)
         ctx = Context(self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases)
         multiplied = generating.matmul_weights(self.builder.uncompressed(model_ref, data))
         read = getattr(decoder, "weights_read_bytes", None) or generating.weights_read_bytes(model, size)

@@ -23,7 +23,7 @@ from suite.progress import Bars
 from suite.registry import BACKENDS, DATASETS, MODELS
 from suite.scenario import PluginRef, Scenario, Variant
 from suite.training import TrainConfig, train, train_lm
-from suite.weights import CheckpointCache, code_fingerprint, default_cache_dir, obtain, use_cache_root
+from suite.weights import CheckpointCache, cache_root, code_fingerprint, obtain, use_cache_root
 
 @dataclass(frozen=True)
 class Built:
@@ -43,9 +43,9 @@ class Built:
 class Builder:
     def __init__(self, scenario: Scenario, bars: Bars, default_threads: int, cache_dir: Path | None = None):
         self.scenario, self.bars, self.default_threads = scenario, bars, default_threads
-        cache_root = cache_dir or default_cache_dir()
-        self.cache = CheckpointCache(cache_root)
-        use_cache_root(cache_root)  # for the caches below the plugins (ONNX exports)
+        root = cache_root(cache_dir)
+        self.cache = CheckpointCache(root)
+        use_cache_root(root)  # for the caches below the plugins (ONNX exports)
         self.phases = Phases()  # the current variant's
         self._datasets: dict[str, Any] = {}
         self._models: dict[str, tuple[Any, dict]] = {}

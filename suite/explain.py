@@ -57,9 +57,7 @@ def reference_for(run: RunResult, variant: VariantResult) -> VariantResult | Non
     """What a variant is set against: the uncompressed variant of its model and data on the same
     backend (so the difference is the compression's, and the two operator tables come from one
     profiler), else the variant its agreement was measured against."""
-    same = [v for v in run.variants if v.name != variant.name and v.status == "ok" and not v.compress
-            and v.model == variant.model and v.backend == variant.backend
-            and json.dumps(v.dataset, sort_keys=True) == json.dumps(variant.dataset, sort_keys=True)]
+    same = [v for v in uncompressed_peers(run, variant) if v.name != variant.name and v.backend == variant.backend]
     if variant.compress and same:
         return same[0]
     names = [v.name for v in run.variants]
@@ -173,11 +171,17 @@ def p50_at(v: VariantResult | None, shape: str) -> float | None:
     return next((row.p50_ms for row in v.latency if row.shape == shape), None) if v is not None else None
 
 
+def uncompressed_peers(run: RunResult, variant: VariantResult) -> list[VariantResult]:
+    """The run's measured, uncompressed variants of the same model on the same data (any backend)."""
+    data = json.dumps(variant.dataset, sort_keys=True)
+    return [v for v in run.variants if v.status == "ok" and not v.compress and v.model == variant.model
+            and json.dumps(v.dataset, sort_keys=True) == data]
+
+
 def fastest_uncompressed(run: RunResult, variant: VariantResult, shape: str | None = None) -> VariantResult | None:
     """The uncompressed variant of the same model and data (on any backend) with the lowest median
     at `shape` (default: the variant's first): the honest reference for a compressed one's gain."""
-    same = [v for v in run.variants if v.status == "ok" and not v.compress and v.model == variant.model
-            and json.dumps(v.dataset, sort_keys=True) == json.dumps(variant.dataset, sort_keys=True) and v.latency]
+    same = uncompressed_peers(run, variant)
     shape = shape or (variant.latency[0].shape if variant.latency else None)
     timed = [(p50_at(v, shape), v) for v in same if p50_at(v, shape)]
     return min(timed, key=lambda pair: pair[0])[1] if timed else None

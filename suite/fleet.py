@@ -29,7 +29,7 @@ from typing import Any
 from suite.errors import RunInterrupted, SuiteError
 from suite.progress import Bars, OpensTasks
 from suite.results import RunResult, atomic_write_text, read_json
-from suite.run_folder import RunFolder, options_dict
+from suite.run_folder import RunFolder, options_dict, slug
 from suite.run_plan import RunOptions, planned, started_as
 from suite.scenario import Scenario
 
@@ -63,8 +63,7 @@ def run_fleet(scenario: Scenario, options: RunOptions, labels: dict[str, str], b
     entries = []
     for node_id, node in sorted(nodes.items(), key=lambda item: (str(item[1].get("NodeManagerHostname")), item[0])):
         host = str(node.get("NodeManagerHostname") or node.get("NodeManagerAddress") or "node")
-        slug = re.sub(r"[^\w.-]+", "-", host).strip("-.")[:40] or "node"
-        folder = RunFolder(fleet_dir / "nodes" / f"{slug}-{node_id[:8]}")
+        folder = RunFolder(fleet_dir / "nodes" / f"{slug(host, 'node', 40)}-{node_id[:8]}")
         folder.path.mkdir(parents=True)
         folder.start(Path(scenario.source), options_dict(replace(options, node=node_id)), sys.path)
         entries.append({"node_id": node_id, "host": host, "folder": str(folder.path.relative_to(fleet_dir))})

@@ -263,11 +263,12 @@ def measure_on_node(files: dict[str, bytes], name: str, shipped: list) -> tuple[
     from suite.launchers import in_child
     from suite.progress import Bars
     from suite.run_plan import variant_of_run
+    from suite.weights import cache_root
 
     with tempfile.TemporaryDirectory(prefix="suite-ray-") as tmp:
         folder = unpacked(files, Path(tmp))
         scenario, options, variant, _ = variant_of_run(folder, name)
-        root = cache_root(options)
+        root = cache_root(options.cache_dir)  # this node's
         shipping.lay_down(root, shipped, ray.get)
         before = shipping.snapshot(root)
         began = time.time()
@@ -296,12 +297,13 @@ def train_on_node(files: dict[str, bytes], name: str, cpus: int) -> tuple[dict, 
     from suite.building import Builder
     from suite.progress import Bars
     from suite.run_plan import use_sys_path, variant_of_run
+    from suite.weights import cache_root
 
     with tempfile.TemporaryDirectory(prefix="suite-ray-") as tmp:
         folder = unpacked(files, Path(tmp))
         use_sys_path(folder)
         scenario, options, variant, _ = variant_of_run(folder, name)
-        root = cache_root(options)
+        root = cache_root(options.cache_dir)  # this node's
         before = shipping.snapshot(root)
         torch.set_num_threads(cpus)
         builder = Builder(scenario, Bars(plain=True), cpus, options.cache_dir)
@@ -320,9 +322,3 @@ def unpacked(files: dict[str, bytes], path: Path) -> Any:
         (folder.path / relative).write_bytes(data)
     return folder
 
-
-def cache_root(options: Any) -> Path:
-    """The run's cache folder on this node: --cache-dir, else this node's user cache."""
-    from suite.weights import default_cache_dir
-
-    return Path(options.cache_dir) if options.cache_dir else default_cache_dir()

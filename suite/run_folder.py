@@ -39,10 +39,15 @@ class RunStart:
     sys_path: tuple[str, ...] = ()  # where the user's own modules (model factories) were found
 
 
+def slug(text: str, default: str, limit: int | None = None) -> str:
+    """`text` as a safe file name: runs of other characters than letters, digits, '.', '-' and '_'
+    as one '-', cut to `limit`; `default` when nothing is left."""
+    return re.sub(r"[^\w.-]+", "-", text).strip("-.")[:limit] or default
+
+
 def key(variant_name: str) -> str:
     """A file name for a variant: readable, and unique even for names with odd characters."""
-    slug = re.sub(r"[^\w.-]+", "-", variant_name).strip("-.")[:40] or "variant"
-    return f"{slug}-{hashlib.sha1(variant_name.encode()).hexdigest()[:8]}"
+    return f"{slug(variant_name, 'variant', 40)}-{hashlib.sha1(variant_name.encode()).hexdigest()[:8]}"
 
 
 class RunFolder:

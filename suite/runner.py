@@ -9,7 +9,6 @@ how it is measured, suite.bench; which variants run, suite.run_plan.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -21,7 +20,7 @@ from suite.errors import RunInterrupted, SuiteError
 from suite.launchers import LAUNCHERS, launcher_name
 from suite.progress import Bars
 from suite.results import RunResult, VariantResult, save_csv, save_json
-from suite.run_folder import RunFolder, options_dict
+from suite.run_folder import RunFolder, options_dict, slug
 from suite.run_plan import RunOptions, planned, started_as, use_sys_path
 from suite.scenario import Scenario
 from suite.select import recommend
@@ -112,10 +111,10 @@ def resume(run_dir: Path, bars: Bars) -> tuple[RunResult, Path]:
 
 def new_run_dir(out_dir: Path, scenario_name: str) -> Path:
     """reports/<scenario-name>/<UTC timestamp>/, made unique if two runs start in one second."""
-    slug = re.sub(r"[^\w.-]+", "-", scenario_name).strip("-.") or "scenario"
+    name = slug(scenario_name, "scenario")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for attempt in range(1, 1000):
-        folder = Path(out_dir) / slug / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        folder = Path(out_dir) / name / (stamp if attempt == 1 else f"{stamp}-{attempt}")
         try:
             folder.mkdir(parents=True)
             return folder

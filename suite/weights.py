@@ -25,6 +25,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "suite"
 
 
+def cache_root(cache_dir: Path | str | None) -> Path:
+    """A run's cache folder: --cache-dir, else this machine's user cache (default_cache_dir)."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
 # The run's cache folder (`--cache-dir`, else default_cache_dir()), set by the runner for the
 # caches that live below the plugins (ONNX exports): None, as in a bare library call, caches nothing.
 _cache_root: Path | None = None
