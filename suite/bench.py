@@ -16,7 +16,7 @@ from suite.errors import SuiteError, first_line, one_line
 from suite.measure import footprint, quality
 from suite.measuring import Context, measure_model
 from suite.phases import Phases, with_start_up
-from suite.profiling import flops_model, profile_variant, run_limits
+from suite.profiling import flops_model, profile_decoder, profile_variant, run_limits
 from suite.progress import Bars
 from suite.registry import BACKENDS, METHODS
 from suite.results import VariantResult
@@ -144,9 +144,14 @@ class Bench:
         read = getattr(decoder, "weights_read_bytes", None) or generating.weights_read_bytes(model, size)
         timed, extra = generating.measure_generation(decoder, backend, data, measure, gen, ctx, read, multiplied,
                                                      limits)
+        profiled = None
+        if measure.profile:
+            with self.phases("profile"), self.bars.task(f"{variant.name}: where the time goes", total=None):
+                profiled = profile_decoder(decoder, backend, variant.backend.name, data, gen.new_tokens,
+                                           timed.latency, read, multiplied, limits)
         result = generating.with_quality(base, timed, extra, ppl, fidelity, reference, written, gen,
                                          measure.batch_sizes, notes)
-        return replace(result, size_bytes=size, params=params, peak_rss_bytes=footprint.peak_rss_bytes(),
+        return replace(result, profile=profiled, size_bytes=size, params=params, peak_rss_bytes=footprint.peak_rss_bytes(),
                        gpu_memory=footprint.gpu_peak_memory(device), dataset=data.describe(),
                        backend_info={"version": backend.version(), "threads": torch.get_num_threads(),
                                      **backend.describe()},

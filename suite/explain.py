@@ -38,8 +38,8 @@ def explain(run: RunResult, name: str, against: str | None = None) -> list[str]:
     if variant.status != "ok":
         return [f"{name}: {variant.status}: {variant.error}"]
     if variant.profile is None:
-        return [f"{name}: no profile in these results (measure.profile was off, a --quick run, or a generative "
-                "decoder): run it again without --quick"]
+        return [f"{name}: no profile in these results (measure.profile was off, or a --quick run): run it again "
+                "without --quick"]
     lines = [f"{name} ({variant.backend}{steps(variant)}); FLOPs counted on {variant.profile.flops_counted_on}; "
              f"weights read per call {size(variant.profile.weight_bytes)}; limits: "
              f"{variant.profile.limits.get('matmul_gflops')} GFLOP/s, {variant.profile.limits.get('read_bandwidth_gbps')} GB/s "
@@ -142,7 +142,7 @@ def reasons(variant: VariantResult, reference: VariantResult, shape: ShapeProfil
                       for fam, figures in ops.diff(table_dict(table), table_dict(ref_shape.ops))["families"].items()
                       if figures["speedup"] and figures["speedup"] < NOT_FASTER and figures["ms"] > 0.2 * table.ops_ms]
     larger = [s for s in (variant.profile.shapes if variant.profile else ())
-              if s.batch_size > shape.batch_size and s.seq_len == shape.seq_len]
+              if s.batch_size > shape.batch_size and s.seq_len == shape.seq_len and s.metric == shape.metric]
     for bigger in sorted(larger, key=lambda s: -s.batch_size)[:1]:
         theirs = p50_at(reference, bigger.shape)
         if theirs and bigger.p50_ms < NOT_FASTER * theirs:

@@ -143,6 +143,14 @@ class Decoder:
     def step(self, tokens: Any) -> Any:
         return self._run(tokens)
 
+    def profile_ops(self, call: Callable[[], Any], calls: int) -> tuple[list, float, int]:
+        """torch.profiler over `calls` calls of `call` (suite.measure.ops, suite.profiling)."""
+        import torch
+
+        from suite.measure.ops import torch_ops
+
+        return torch_ops(call, calls, torch.cuda.synchronize if self.device.startswith("cuda") else lambda: None)
+
     def logits(self, ids: Any) -> Any:
         """Next-token logits at every position of `ids` (no cache), as float32 on the host."""
         import torch

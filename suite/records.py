@@ -203,6 +203,7 @@ class ShapeProfile:
     bandwidth_share: float | None = None
     bound: str | None = None  # compute, memory, overhead or mixed (suite.measure.work)
     ops: OpTable | None = None
+    metric: str = "call"  # a decoder's: ttft (the prefill) or tpot (one decode step)
 
 
 @dataclass(frozen=True)

@@ -225,3 +225,66 @@ def test_profiling_leaves_the_timed_figures_alone():
     comparison = compare_paired(before, after)
     assert comparison.verdict() != "slower" or comparison.ratio < 1.10, comparison
     assert np.isfinite(comparison.ratio)
+
+
+DECODER = """
+model: {name: gpt2, layers: 1, hidden: 32, heads: 2, context: 128, vocab: 400}
+dataset: pydoc
+measure: {batch_sizes: [1, 2], profile: true, generate: {prompt_lens: [8]}}
+variants:
+  - name: fp32
+  - name: int8-dynamic
+    compress: [int8_dynamic]
+"""
+
+
+def test_a_decoder_is_profiled_per_token(tmp_path, capsys):
+    """The prefill and a decode step each get their work, roofline and operators; explain reads them."""
+    (tmp_path / "s.yaml").write_text(DECODER)
+    assert main(["run", str(tmp_path / "s.yaml"), "--quick", "--in-process", "--out", str(tmp_path / "out"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    [results] = list((tmp_path / "out").glob("*/*/results.json"))
+    variants = {v["name"]: v for v in json.loads(results.read_text())["variants"]}
+    # Hand count: one block (ln_1 64, c_attn 32x96+96, c_proj 32x32+32, ln_2 64, c_fc 32x128+128,
+    # c_proj 128x32+32) and ln_f 64 = 12,768 weights outside the (tied) embedding tables, 2 FLOPs each per token.
+    per_token = 2 * 12_768
+    for name, wanted in (("fp32", "aten::addmm"), ("int8-dynamic", "quantized::linear_dynamic")):
+        v = variants[name]
+        assert v["status"] == "ok", v["error"]
+        shapes = {s["shape"]: s for s in v["profile"]["shapes"]}
+        assert set(shapes) == {"ttft b=1 p=8", "tpot b=1 p=8", "ttft b=2 p=8", "tpot b=2 p=8"}
+        for batch in (1, 2):
+            prefill, step = shapes[f"ttft b={batch} p=8"], shapes[f"tpot b={batch} p=8"]
+            assert (prefill["metric"], step["metric"]) == ("ttft", "tpot")
+            assert step["flops"] == batch * per_token and prefill["flops"] == 8 * batch * per_token
+            # --quick: 4 new tokens, so 3 decode steps, the first of them not profiled
+            assert prefill["ops"]["calls"] == 3 and step["ops"]["calls"] == 2
+            for shape in (prefill, step):
+                ops_seen = [row["op"] for row in shape["ops"]["ops"]]
+                assert any(wanted in op for op in ops_seen), ops_seen
+                assert shape["ops"]["by_family"].get("matrix product", 0) > 0
+                assert shape["bound"] in ("compute", "memory", "overhead", "mixed")
+        phases = list(v["phases"])
+        assert phases.index("profile") > phases.index("sampling")
+    assert main(["explain", str(results.parent), "int8-dynamic"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs counted on 2 per weight outside the embedding tables" in out
+    assert "tpot b=1 p=8: p50" in out and "eager profiler, 2 calls" in out and "against its reference fp32:" in out
+    assert "matrix products:" in out
+
+
+def test_a_decoder_without_a_profiler_says_so():
+    from types import SimpleNamespace
+
+    from suite.profiling import profile_decoder
+    from suite.results import LatencyResult
+
+    row = LatencyResult(batch_size=1, seq_len=4, metric="tpot", samples_ms=(2.0,), n=1, p50_ms=2.0, p90_ms=2.0,
+                        p95_ms=2.0, p99_ms=2.0, mean_ms=2.0, std_ms=0.0, cv=0.0, ci95_p50_ms=(2.0, 2.0),
+                        robust_cv=0.0, outliers=0)
+    profile = profile_decoder(SimpleNamespace(), None, "llamacpp", None, 8, (row,), 4_000_000, 1_000_000,
+                              {"matmul_gflops": 100.0, "read_bandwidth_gbps": 10.0})
+    [shape] = profile.shapes
+    assert shape.ops is None and "backend llamacpp has no per-operator profiler" in profile.ops_reason
+    assert shape.flops == 2_000_000 and shape.achieved_gbps == pytest.approx(2.0)  # 4 MB in 2 ms
+    assert shape.bandwidth_share == pytest.approx(0.2) and shape.bound == "mixed"
