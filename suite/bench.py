@@ -22,6 +22,7 @@ from suite.registry import BACKENDS, METHODS
 from suite.results import VariantResult
 from suite.run_folder import RunFolder
 from suite.scenario import PluginRef, Scenario, Variant, format_conflict, task_conflict
+from suite.search import search_missed, search_variant
 
 
 class Bench:
@@ -58,7 +59,14 @@ class Bench:
         start = time.perf_counter()
         self.builder.phases = Phases()
         try:
+            searched = None
+            if variant.search is not None:
+                with self.phases.folded("search"):
+                    variant, searched = search_variant(self.builder, self.scenario, variant, self.folder, self.bars)
+                base = replace(base_result(self.scenario, variant), search=searched)
             result = self._measure(base, self.builder.build(variant))
+            if searched is not None and not searched["met"]:
+                result = replace(result, warnings=result.warnings + (search_missed(searched),))
         except SuiteError as exc:
             result = self._failed(base, exc, one_line(str(exc)))
         except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on

@@ -5,7 +5,8 @@ weights (trained or loaded), one entry per compression step, prepare (the backen
 export, session, compiler wrapper), accuracy (the pass over the test set, with the first calls
 that build a compiled graph), agreement, warm-up (warm-up calls and calibration, graph builds at
 each timed shape included), sampling (the timed samples themselves), harness, energy, load mode,
-profile (where the time goes: FLOPs, the roofline, the backend profiler's operators).
+profile (where the time goes: FLOPs, the roofline, the backend profiler's operators), search (an
+accuracy-aware search's trials, every phase inside them folded into it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ class Phases:
         try:
             yield
         finally:
+            self.add(name, time.perf_counter() - start)
+
+    @contextmanager
+    def folded(self, name: str) -> Iterator[None]:
+        """The block's whole time under `name`; the phases timed inside it are not kept apart."""
+        kept, start = dict(self.seconds), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds = kept
             self.add(name, time.perf_counter() - start)
 
     def add(self, name: str, seconds: float) -> None:

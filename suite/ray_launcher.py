@@ -209,12 +209,12 @@ class RayLauncher:
 
     def files_for(self, variant: Variant) -> dict[str, bytes]:
         """The run folder's files the variant's task needs: the run's start, and the saved results
-        and outputs of the variant it is compared with."""
+        and outputs of the variant it is compared with, and its search's saved trials."""
         folder = self.bench.folder.path
         scenario = self.bench.scenario
         reference = key(agreement_reference(scenario, variant, scenario.model_of(variant)))
         wanted = ["scenario.yaml", "run.json", "limits.json", f"variants/{reference}.json",
-                  f"outputs/{reference}.npy"]
+                  f"outputs/{reference}.npy", f"search/{key(variant.name)}.json"]
         return {name: (folder / name).read_bytes() for name in wanted if (folder / name).is_file()}
 
     def received(self, ref: Any, variant: Variant, since: float) -> VariantResult:
@@ -280,7 +280,7 @@ def measure_on_node(files: dict[str, bytes], name: str, shipped: list) -> tuple[
                 "labels": {str(k): str(v) for k, v in (context.get_node_labels() or {}).items()}}
         folder.save_variant(replace(result, node=node))
         made = [folder.path / "limits.json", folder.log_file(name), folder.path / "variants" / f"{key(name)}.json",
-                folder.path / "outputs" / f"{key(name)}.npy"]
+                folder.path / "outputs" / f"{key(name)}.npy", folder.path / "search" / f"{key(name)}.json"]
         return ({str(path.relative_to(folder.path)): path.read_bytes() for path in made if path.is_file()},
                 *shipping.bundle(root, before))
 

@@ -58,6 +58,8 @@ class CompressRecord:
     after: Footprint
     layers: tuple[dict, ...] = ()
     notes: tuple[str, ...] = ()
+    # A method that can leave layers in float (keep_float): the layers it quantized, by name.
+    quantized_layers: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -218,8 +220,46 @@ class Profile:
     ops_reason: str | None = None  # why there is no operator table
 
 
+@dataclass(frozen=True)
+class SearchTrial:
+    """One trial of an accuracy-aware search (suite.search), measured on the validation split."""
+
+    index: int
+    phase: str  # reference (uncompressed), all quantized, sensitivity, fallback, bisect, grid
+    meets: bool
+    seconds: float
+    replayed: bool = False  # read back from an interrupted run's saved trials
+    kept_float: tuple[str, ...] | None = None
+    value: Any = None  # bisect: the setting's value; grid: {setting: value}
+    val_accuracy: float | None = None
+    agreement: float | None = None  # top-1, with the reference trial's outputs
+    speed_ms: float | None = None  # the search's `by` figure at its batch size (a short timing plan)
+    error: str | None = None
+    steps: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class Search:
+    """A variant's accuracy-aware search: its goal, the trials, the one chosen (whose settings the
+    variant then ran with, measured in full on the test split)."""
+
+    strategy: str
+    goal: dict
+    by: str
+    split: str  # the trials' accuracy: "validation"
+    met: bool  # False: the budget ran out first; the chosen trial is the closest to the goal
+    stopped_by: str  # done, max_trials, max_time_s
+    chosen: int
+    seconds: float
+    trials: tuple[SearchTrial, ...]
+    batch_size: int | None = None
+    kept_float: tuple[str, ...] | None = None
+    value: Any = None
+    replayed: int = 0
+
+
 RECORDS: dict[str, Any] = {"weights": Weights, "fidelity": Fidelity, "energy": Energy, "load": Load,
-                           "node": Node, "profile": Profile}
+                           "node": Node, "profile": Profile, "search": Search}
 
 
 def as_record(cls: type, value: Any) -> Any:

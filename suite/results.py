@@ -32,7 +32,7 @@ from typing import Any
 
 from suite.errors import SuiteError, first_line, quote
 from suite.measure.stats import LatencyStats
-from suite.records import RECORDS, CompressRecord, Energy, Fidelity, Load, Node, Profile, Weights, as_record
+from suite.records import RECORDS, CompressRecord, Energy, Fidelity, Load, Node, Profile, Search, Weights, as_record
 
 SCHEMA_VERSION = 2
 
@@ -137,6 +137,8 @@ class VariantResult:
     generation: dict | None = None
     # Where the time goes (measure.profile): work, roofline position and operators at each shape.
     profile: Profile | None = None
+    # An accuracy-aware search's goal, trials and choice (suite.search); None for other variants.
+    search: Search | None = None
 
     def __post_init__(self) -> None:
         """Records handed over as plain dicts (by the code that measured them) become typed ones."""

@@ -105,6 +105,22 @@ class RunFolder:
             raise SuiteError(f"{file}: damaged outputs file ({first_line(exc, 80)}); delete it and variant "
                              f"{name!r}'s result to measure it again") from None
 
+    def save_search_trials(self, name: str, trials: list[dict]) -> None:
+        """A searched variant's trials so far (suite.search), rewritten after each one."""
+        atomic_write_text(self._file("search", name, ".json"), json.dumps({"trials": trials}, indent=1) + "\n")
+
+    def search_trials(self, name: str) -> list[dict]:
+        """The trials an interrupted search saved; none where there is no such file or it is damaged
+        (the trials are then measured again)."""
+        file = self._file("search", name, ".json")
+        try:
+            data = read_json(file) if file.exists() else None
+        except SuiteError:
+            return []
+        trials = data.get("trials") if isinstance(data, dict) else None
+        return [t for t in trials if isinstance(t, dict) and isinstance(t.get("key"), str)] if isinstance(
+            trials, list) else []
+
     def limits(self, measure: Any) -> dict:
         """The machine's limits as measured by the run's first variant that needed them (`measure()`
         otherwise, then kept): one figure per run, the same for every variant."""

@@ -29,6 +29,7 @@ from suite import safe_yaml
 from suite.errors import ScenarioError, first_line, quote
 from suite.params import NestedError, Params, existing_path
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, Registry, UnknownName, did_you_mean
+from suite.search import SearchSpec, spec_conflict
 from suite.sweep import DEFAULT_MAX_VARIANTS, LIMIT_MAX_VARIANTS, expand_variants
 
 
@@ -270,10 +271,12 @@ class Variant(Params):
     compress: tuple[StepRef, ...] = ()
     # Overrides of the scenario's measure block, key by key (merged before validation).
     measure: Measure | None = None
+    # An accuracy-aware search over its compression steps' settings (suite.search).
+    search: SearchSpec | None = None
 
     @model_validator(mode="after")
     def _formats_fit(self) -> Variant:
-        conflict = format_conflict(self)
+        conflict = format_conflict(self) or (spec_conflict(self) if self.search else None)
         if conflict:
             raise NestedError(*conflict)
         return self
@@ -321,6 +324,8 @@ def task_conflict(variant: Variant, model: PluginRef, dataset: PluginRef | None,
             return ("measure", "generate", "ttft_bound_ms"), f"{what}: mode server needs generate.ttft_bound_ms and tpot_bound_ms"
         if task == "classify" and measure.latency_bound_ms is None:
             return ("measure", "latency_bound_ms"), f"{what}: mode server needs latency_bound_ms"
+    if variant.search is not None and task != "classify":
+        return ("search",), f"{what}: a search needs a model judged by accuracy (decoders are not searched yet)"
     for i, step in enumerate(variant.compress):
         if task not in METHODS.get(step.name).tasks:
             return ("compress", i, "method"), f"{what}: method {step.name!r} does not apply to it"

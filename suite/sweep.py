@@ -4,7 +4,8 @@
 `pruned[sparsity=0.5]` and `pruned[sparsity=0.7]`; several swept keys give every combination.
 The number of variants a scenario makes is counted before anything is expanded and capped (the
 scenario's `max_variants`, DEFAULT_MAX_VARIANTS unless it says more), so a few swept lists cannot
-make a validation that never ends.
+make a validation that never ends. A variant with `search: {strategy: grid}` is not expanded:
+its search tries the lists (suite.search) and it stays one variant.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ def expand_variants(variants: list, max_variants: int = DEFAULT_MAX_VARIANTS) ->
 
 def count(variant: dict) -> int:
     """How many variants `variant` expands to, without expanding it."""
-    return math.prod(len(values) for _, _, values in axes_of(variant))
+    return 1 if searched_grid(variant) else math.prod(len(values) for _, _, values in axes_of(variant))
+
+
+def searched_grid(variant: dict) -> bool:
+    search = variant.get("search")
+    return isinstance(search, dict) and search.get("strategy") == "grid"
 
 
 def axes_of(variant: dict) -> list[tuple[int, str, list]]:
@@ -58,6 +64,12 @@ def expand(variant: dict) -> list[dict]:
     steps, axes = variant.get("compress"), axes_of(variant)
     if not axes:
         return [variant]
+    if searched_grid(variant):  # a grid search tries the lists itself: one variant, the first values
+        new_steps = copy.deepcopy(steps)
+        for i, key, values in axes:
+            new_steps[i][key] = values[0]
+        grid = [{"step": i, "param": key, "values": values} for i, key, values in axes]
+        return [{**variant, "compress": new_steps, "search": {**variant["search"], "grid": grid}}]
     copies = []
     for combination in itertools.product(*(values for _, _, values in axes)):
         new_steps = copy.deepcopy(steps)

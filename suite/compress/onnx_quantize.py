@@ -7,6 +7,7 @@ reads QDQ models as int8). The record lists which ops hold int8 weights and whic
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from contextlib import contextmanager
 from typing import Any, Iterator, Literal
@@ -14,7 +15,7 @@ from typing import Any, Iterator, Literal
 from pydantic import PositiveInt
 
 from suite.compress.base import CompressContext, MethodSpec
-from suite.compress.quantize import calibration_batches
+from suite.compress.quantize import KeepFloat, calibration_batches, kept_out
 from suite.params import Params
 
 REQUIRES = ("onnxruntime", "onnx", "onnxscript")
@@ -23,6 +24,7 @@ REQUIRES = ("onnxruntime", "onnx", "onnxscript")
 class OrtDynamicParams(Params):
     per_channel: bool = False  # weights: one scale per output channel, else one per tensor
     preprocess: bool = True  # ONNX Runtime's quant_pre_process first (graph optimisation, shapes)
+    keep_float: KeepFloat = ()  # ONNX node names (as the record's quantized_layers gives them)
 
 
 class OrtStaticParams(Params):
@@ -33,26 +35,31 @@ class OrtStaticParams(Params):
     # uint8 activations with int8 weights is the x86 (VNNI) fast path; int8 both suits GPUs.
     activation_type: Literal["uint8", "int8"] = "uint8"
     preprocess: bool = True
+    keep_float: KeepFloat = ()
 
 
 def apply_dynamic(module: Any, params: OrtDynamicParams, context: CompressContext) -> tuple[Any, dict]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source, notes = _prepared(module, context, params.preprocess)
+    quantized_layers = kept_out(quantizable_nodes(source), params.keep_float)
 
     def make(path: Any) -> None:
         with quiet_root_logger():
-            quantize_dynamic(str(source.path), str(path), weight_type=QuantType.QInt8, per_channel=params.per_channel)
+            quantize_dynamic(str(source.path), str(path), weight_type=QuantType.QInt8, per_channel=params.per_channel,
+                             nodes_to_exclude=list(params.keep_float))
 
-    result = source.derive("int8_dynamic.onnx", "onnxruntime quantize_dynamic (weights int8)",
+    result = source.derive(file_name("int8_dynamic", params.keep_float), "onnxruntime quantize_dynamic (weights int8)",
                            params.model_dump(mode="json"), make)
-    return result, {"notes": notes + [f"onnxruntime.quantization.quantize_dynamic, per_channel={params.per_channel}"]}
+    return result, {"notes": notes + [f"onnxruntime.quantization.quantize_dynamic, per_channel={params.per_channel}"],
+                    "quantized_layers": quantized_layers}
 
 
 def apply_static(module: Any, params: OrtStaticParams, context: CompressContext) -> tuple[Any, dict]:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     source, notes = _prepared(module, context, params.preprocess)
+    quantized_layers = kept_out(quantizable_nodes(source), params.keep_float)
     batches = [b.numpy() for b in calibration_batches(context.data, params)[:context.max_batches]]  # --quick: fewer
     activations = QuantType.QUInt8 if params.activation_type == "uint8" else QuantType.QInt8
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -62,13 +69,28 @@ def apply_static(module: Any, params: OrtStaticParams, context: CompressContext)
         with quiet_root_logger():  # per-channel warns through the root logger for every 1-D weight it skips
             quantize_static(str(source.path), str(path), BatchReader(batches), quant_format=QuantFormat.QDQ,
                             activation_type=activations, weight_type=QuantType.QInt8, per_channel=params.per_channel,
-                            calibrate_method=method)
+                            calibrate_method=method, nodes_to_exclude=list(params.keep_float))
 
     calibration = hashlib.sha256(b"".join(b.tobytes() for b in batches)).hexdigest()
-    result = source.derive("int8_static.onnx", "onnxruntime quantize_static (QDQ)",
+    result = source.derive(file_name("int8_static", params.keep_float), "onnxruntime quantize_static (QDQ)",
                            {**params.model_dump(mode="json"), "calibration": calibration}, make)
     return result, {"notes": notes + [f"calibrated ({params.calibration_method}) on {len(batches)} training batches "
-                                      f"of up to {params.calibration_batch_size}"]}
+                                      f"of up to {params.calibration_batch_size}"], "quantized_layers": quantized_layers}
+
+
+QUANTIZABLE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "LSTM", "GRU")
+
+
+def quantizable_nodes(source: Any) -> list[str]:
+    """The names of the nodes ONNX Runtime's quantizers can quantize (and so leave in float)."""
+    return [node.name for node in source.load().graph.node if node.op_type in QUANTIZABLE_OPS and node.name]
+
+
+def file_name(stem: str, keep_float: tuple[str, ...]) -> str:
+    """A file of its own for each set of layers left in float (a search builds many)."""
+    if not keep_float:
+        return f"{stem}.onnx"
+    return f"{stem}-float{len(keep_float)}-{hashlib.sha256(json.dumps(sorted(keep_float)).encode()).hexdigest()[:8]}.onnx"
 
 
 def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[Any, list[str]]:

@@ -21,8 +21,14 @@ FLOAT_ACTIVATIONS = "Linear weights only, activations stay in float"
 NEEDS_COMPILE = "its int8 kernels run only once compiled by inductor: use backend 'compile' (eager runs it slower than fp32)"
 
 
+# Layers (module names, as the record's layer table and quantized_layers name them) left in float:
+# what an accuracy-aware search (suite.search, layer_fallback) sets, or a user by hand.
+KeepFloat = tuple[str, ...]
+
+
 class DynamicParams(Params):
     layers: tuple[Literal["Linear", "LSTM", "GRU"], ...] = ("Linear", "LSTM", "GRU")
+    keep_float: KeepFloat = ()
 
 
 class StaticParams(Params):
@@ -30,6 +36,7 @@ class StaticParams(Params):
     calibration_batch_size: PositiveInt = 32
     activation_observer: Literal["histogram", "minmax", "moving_average"] = "histogram"
     per_channel: bool = True  # weights: one scale per output channel, else one per tensor
+    keep_float: KeepFloat = ()
 
 
 class Int8WeightOnlyParams(Params):
@@ -53,12 +60,27 @@ def apply_dynamic(module: Any, params: DynamicParams, context: CompressContext) 
     import torch
 
     kinds = {getattr(torch.nn, name) for name in params.layers}
-    if not any(type(m) in kinds for m in module.modules()):
+    layers = [name for name, m in module.named_modules() if type(m) in kinds]
+    if not layers:
         raise NotApplicable(f"the model has no {' / '.join(params.layers)} layer to quantize")
+    quantized_layers = kept_out(layers, params.keep_float)
+    spec = {name: torch.ao.quantization.default_dynamic_qconfig for name in quantized_layers}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        quantized = torch.ao.quantization.quantize_dynamic(module.eval(), kinds, dtype=torch.qint8)
-    return quantized, {"notes": ["torch.ao.quantization.quantize_dynamic"] + deprecations(caught)}
+        quantized = torch.ao.quantization.quantize_dynamic(module.eval(), spec, dtype=torch.qint8)
+    return quantized, {"notes": ["torch.ao.quantization.quantize_dynamic"] + deprecations(caught),
+                       "quantized_layers": quantized_layers}
+
+
+def kept_out(layers: list[str], keep_float: tuple[str, ...]) -> list[str]:
+    """`layers` less those `keep_float` names; a name that is no such layer is an error."""
+    unknown = [name for name in keep_float if name not in layers]
+    if unknown:
+        from suite.errors import quote
+
+        shown = ", ".join(layers[:12]) + (f", ... ({len(layers)} in all)" if len(layers) > 12 else "")
+        raise NotApplicable(f"keep_float: {quote(unknown[0])} is not a layer it quantizes (those are: {shown})")
+    return [name for name in layers if name not in keep_float]
 
 
 def deprecations(caught: list) -> list[str]:
@@ -74,15 +96,26 @@ def apply_static(module: Any, params: StaticParams, context: CompressContext) ->
     from torchao.quantization.pt2e import allow_exported_model_train_eval
 
     batches = calibration_batches(context.data, params)[:context.max_batches]  # --quick: fewer
+    layers = [name for name, m in module.named_modules() if isinstance(m, static_layers())]
+    quantized_layers = kept_out(layers, params.keep_float)
     exported = export_with_dynamic_batch(module.eval(), batches[0])
-    prepared = prepare_pt2e(exported, x86_quantizer(params))
+    quantizer = x86_quantizer(params)
+    for name in params.keep_float:
+        quantizer.set_module_name_qconfig(name, None)
+    prepared = prepare_pt2e(exported, quantizer)
     with torch.no_grad():
         for batch in batches:
             prepared(batch)
     converted = convert_pt2e(prepared)
     allow_exported_model_train_eval(converted)  # so that backends may call .eval() as on any model
     return converted, {"notes": [f"calibrated on {len(batches)} training batches of up to {params.calibration_batch_size}",
-                                 NEEDS_COMPILE]}
+                                 NEEDS_COMPILE], "quantized_layers": quantized_layers}
+
+
+def static_layers() -> tuple:
+    import torch
+
+    return (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
 
 
 def calibration_batches(data: Any, params: Any) -> list[Any]:

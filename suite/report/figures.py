@@ -245,3 +245,33 @@ def bandwidth_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | 
     figure.update_layout(barmode="group")
     figure.update_yaxes(title="weights read per second while decoding, GB/s")
     return to_div(figure, div_id, height=420)
+
+
+def search_figure(v: VariantResult, div_id: str) -> str | None:
+    """An accuracy-aware search's path: each trial's validation accuracy (or agreement, where the
+    data has no labels) against its speed, in the order tried, the reference and the chosen trial
+    marked; None without trials to draw."""
+    import plotly.graph_objects as go
+
+    trials = [t for t in v.search.trials if t.speed_ms is not None and not t.error]
+    judged = "val_accuracy" if any(t.val_accuracy is not None for t in trials) else "agreement"
+    trials = [t for t in trials if getattr(t, judged) is not None]
+    if not trials:
+        return None
+    figure = go.Figure()
+    text = [shown(f"trial {t.index}: {t.phase}" + (f", {len(t.kept_float)} in float" if t.kept_float else "")
+                  + (f", {t.value}" if t.value is not None else "")) for t in trials]
+    figure.add_trace(go.Scatter(x=[t.speed_ms for t in trials], y=[getattr(t, judged) for t in trials], text=text,
+                                mode="lines+markers", name="trials, in order", line={"color": "#bbbbbb"},
+                                marker={"color": ["#2ca02c" if t.meets else "#d62728" for t in trials], "size": 9},
+                                hovertemplate="%{text}<br>%{x:.4g} ms<br>%{y:.4f}<extra></extra>"))
+    for label, found, symbol in (("reference (uncompressed)", [t for t in trials if t.phase == "reference"], "square"),
+                                 ("chosen", [t for t in trials if t.index == v.search.chosen], "star")):
+        if found:
+            figure.add_trace(go.Scatter(x=[t.speed_ms for t in found], y=[getattr(t, judged) for t in found],
+                                        mode="markers", name=label, marker={"symbol": symbol, "size": 16,
+                                                                             "color": "black"},
+                                        hovertemplate="%{x:.4g} ms<br>%{y:.4f}<extra>" + label + "</extra>"))
+    figure.update_xaxes(title=f"{v.search.by} at batch {v.search.batch_size}, ms (short timing plan)")
+    figure.update_yaxes(title=f"{judged.replace('_', ' ')} on the validation split")
+    return to_div(figure, div_id, height=400)

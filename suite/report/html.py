@@ -76,6 +76,10 @@ def variant_sections(run: RunResult) -> str:
                  "accuracy (the pass over the test set, first graph builds included), warm-up, sampling (the "
                  "timed samples), harness, energy, load mode.</p>" + tables.phases_table(run.variants),
                  "<h2>Compression, layer by layer</h2>" + tables.compression_tables(run.variants)]
+    searched = [v for v in run.variants if v.search]
+    if searched:
+        sections.append("<h2>Accuracy-aware searches</h2>" + "".join(
+            tables.search_html(v, figures.search_figure(v, f"search-{i}") or "") for i, v in enumerate(searched)))
     if any(v.profile for v in run.variants):
         sections.append(profile_html(run, shape))
     return "".join(sections)

@@ -1,0 +1,392 @@
+"""Accuracy-aware search (a variant's `search:`): the fastest settings of its compression steps that
+keep accuracy within a budget, measured on the variant's real backend, after Intel Neural
+Compressor's tuning loop and NNCF's accuracy-aware quantization.
+
+Strategies:
+- `layer_fallback`: quantize every layer the variant's quantizing step can leave in float (a step
+  with `keep_float`); if that misses the goal, measure each layer's effect alone (that layer in
+  float, the rest quantized), then keep the most sensitive layers in float, fewest first, until the
+  goal is met.
+- `bisect`: one numeric setting of a step (a pruning sparsity, a calibration percentile): the
+  largest value in [low, high] that meets the goal, to `tolerance`.
+- `grid`: the lists a step gives (as a sweep would expand them), in order, until the budget ends.
+
+Every trial is built like a variant (suite.building), its accuracy measured on the VALIDATION
+split against the uncompressed model's on the same backend (the reference trial), its speed timed
+on the backend with a short plan at `batch_size`. The chosen settings then make an ordinary
+variant, measured in full on the test split: its test accuracy was never used to choose. Trials
+are saved as they finish (search/<variant>.json in the run folder): a run resumed after an
+interruption replays them instead of measuring them again. A budget (max_trials, max_time_s)
+that runs out returns the best trial found so far, with a warning when it misses the goal.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import replace
+from typing import Any, Callable, Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from suite.errors import SuiteError
+from suite.params import NestedError, Params
+
+STRATEGIES = ("layer_fallback", "bisect", "grid")
+# A trial's timing: brief, as the tuners' own loops are; the chosen variant is timed in full.
+TRIAL_PLAN = {"warmup_s": 0.2, "warmup_calls": 3, "min_samples": 30, "max_samples": 2000, "min_time_s": 0.3,
+              "max_time_s": 3.0}
+
+
+class Goal(Params):
+    """What a trial must keep: accuracy on the validation split at most this far below the
+    uncompressed model's (0.005: half a point), and/or top-1 agreement with it at least this."""
+
+    max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
+    min_agreement: float | None = Field(None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _something(self) -> Goal:
+        if self.max_accuracy_drop is None and self.min_agreement is None:
+            raise ValueError("give max_accuracy_drop or min_agreement")
+        return self
+
+
+class GridAxis(Params):
+    step: int = Field(ge=0)  # index in the variant's compress list
+    param: str
+    values: tuple[Any, ...] = Field(min_length=1)
+
+
+class SearchSpec(Params):
+    goal: Goal
+    strategy: Literal["layer_fallback", "bisect", "grid"]
+    by: Literal["p50_ms", "p90_ms", "p99_ms", "mean_ms"] = "p50_ms"
+    batch_size: PositiveInt | None = Field(None, le=65536)  # default: the variant's first batch size
+    max_trials: int = Field(40, ge=1, le=1000)  # compressed trials; the reference is not counted
+    max_time_s: float = Field(1800.0, gt=0, le=7 * 86400)
+    # bisect: which setting, over which range, to what precision
+    param: str | None = None
+    low: float | None = None
+    high: float | None = None
+    tolerance: float | None = Field(None, gt=0)
+    # grid: filled from the lists in the variant's steps (suite.sweep), not written by hand
+    grid: tuple[GridAxis, ...] = ()
+
+    @model_validator(mode="after")
+    def _strategy_settings(self) -> SearchSpec:
+        if self.strategy == "bisect":
+            for key in ("param", "low", "high"):
+                if getattr(self, key) is None:
+                    raise NestedError((key,), "strategy bisect needs param, low and high")
+            if self.low >= self.high:
+                raise NestedError(("high",), f"must be above low ({self.low:g})")
+        elif self.param is not None or self.low is not None or self.high is not None:
+            raise NestedError(("param",), f"param, low and high are for strategy bisect, not {self.strategy}")
+        if self.strategy == "grid" and not self.grid:
+            raise NestedError(("strategy",), "strategy grid needs a list of values in a compress step's setting, "
+                                             "e.g. {method: magnitude, sparsity: [0.3, 0.5, 0.7]}")
+        return self
+
+
+def spec_conflict(variant: Any) -> tuple[tuple, str] | None:
+    """Where and why a variant's `search` does not fit its compression steps (scenario validation)."""
+    from suite.registry import METHODS
+
+    search = variant.search
+    fields = [METHODS.get(step.name).Params.model_fields for step in variant.compress]
+    if search.strategy == "layer_fallback":
+        able = [i for i, f in enumerate(fields) if "keep_float" in f]
+        if len(able) != 1:
+            methods = [name for name in METHODS.names() if "keep_float" in METHODS.get(name).Params.model_fields]
+            why = "none can" if not able else f"{len(able)} can: say which by leaving one"
+            return ("search", "strategy"), (f"layer_fallback needs one compression step that can leave layers in "
+                                            f"float ({why}; methods that can: {', '.join(methods)})")
+        if variant.compress[able[0]].params.keep_float:
+            return ("compress", able[0], "keep_float"), "layer_fallback chooses the layers kept in float: leave it out"
+    if search.strategy == "bisect":
+        having = [i for i, f in enumerate(fields) if search.param in f]
+        if len(having) != 1:
+            return ("search", "param"), (f"no compression step has a setting {search.param!r}" if not having else
+                                         f"{len(having)} compression steps have a setting {search.param!r}")
+        annotation = fields[having[0]][search.param].annotation
+        if annotation not in (int, float) and "float" not in str(annotation) and "int" not in str(annotation):
+            return ("search", "param"), f"setting {search.param!r} is not a number"
+        for bound in ("low", "high"):
+            try:
+                step_with(variant.compress[having[0]], search.param, getattr(search, bound))
+            except SuiteError as exc:
+                return ("search", bound), str(exc)
+    for axis in search.grid:
+        for value in axis.values:
+            try:
+                step_with(variant.compress[axis.step], axis.param, value)
+            except SuiteError as exc:
+                return ("compress", axis.step, axis.param), str(exc)
+    if variant.measure is not None and variant.measure.mode != "single_stream":
+        return ("measure", "mode"), "a searched variant is timed in single_stream mode"
+    return None
+
+
+def step_with(step: Any, key: str, value: Any) -> Any:
+    """`step` (a PluginRef) with one setting changed, validated by its method's Params."""
+    from pydantic import ValidationError
+
+    from suite.scenario import first_error
+
+    try:
+        params = type(step.params).model_validate({**step.params.model_dump(), key: value})
+    except ValidationError as exc:
+        loc, message = first_error(exc)
+        raise SuiteError(f"{step.name}.{'.'.join(map(str, loc))}: {message}") from None
+    return replace(step, params=params)
+
+
+class Searcher:
+    """Runs one variant's search: trials measured (or replayed from `saved`), budgets kept."""
+
+    def __init__(self, variant: Any, measure_trial: Callable[[tuple, str], dict], saved: list[dict],
+                 save: Callable[[list[dict]], None], log: Callable[[str], None]):
+        self.variant, self.spec = variant, variant.search
+        self.measure_trial, self.save, self.log = measure_trial, save, log
+        self.saved = {trial["key"]: trial for trial in saved}
+        self.trials: list[dict] = []
+        self.reference: dict | None = None
+        self.stopped_by: str | None = None
+        self.spent_s = 0.0
+
+    # -- the budget and one trial ------------------------------------------------------------------
+    def out_of_budget(self) -> str | None:
+        if sum(1 for t in self.trials if t["phase"] != "reference") >= self.spec.max_trials:
+            return "max_trials"
+        if self.spent_s >= self.spec.max_time_s:
+            return "max_time_s"
+        return None
+
+    def trial(self, steps: tuple, phase: str, **about: Any) -> dict | None:
+        """The trial of `steps` (measured, or replayed), or None once the budget is spent."""
+        key = json.dumps([s.dump("method") for s in steps], sort_keys=True)
+        known = next((t for t in self.trials if t["key"] == key), None)
+        if known is not None:
+            return known
+        if phase != "reference":
+            self.stopped_by = self.stopped_by or self.out_of_budget()
+            if self.stopped_by:
+                return None
+        if key in self.saved and phase != "reference":  # the reference is measured again: its outputs are needed
+            found = {**self.saved[key], "replayed": True}
+        else:
+            started = time.perf_counter()
+            found = {"key": key, "phase": phase, **about, **self.measure_trial(steps, phase),
+                     "seconds": round(time.perf_counter() - started, 3), "replayed": False}
+        self.spent_s += found["seconds"]
+        if phase == "reference":
+            self.reference = found
+        found = {**found, "index": len(self.trials), "meets": self.meets(found)}
+        self.trials.append(found)
+        self.save(self.trials)
+        self.log(describe_trial(found, self.spec.by))
+        return found
+
+    def meets(self, trial: dict) -> bool:
+        if trial.get("error") or self.reference is None:
+            return False
+        goal = self.spec.goal
+        if goal.max_accuracy_drop is not None:
+            if trial.get("val_accuracy") is None or self.reference.get("val_accuracy") is None:
+                return False
+            if self.reference["val_accuracy"] - trial["val_accuracy"] > goal.max_accuracy_drop + 1e-12:
+                return False
+        return goal.min_agreement is None or (trial.get("agreement") or 0.0) >= goal.min_agreement
+
+    # -- strategies --------------------------------------------------------------------------------
+    def run(self) -> dict:
+        reference = self.trial((), "reference")
+        if reference.get("error"):
+            raise SuiteError(f"search: the uncompressed model failed on backend {self.variant.backend.name}: "
+                             f"{reference['error']}")
+        {"layer_fallback": self.layer_fallback, "bisect": self.bisect, "grid": self.grid}[self.spec.strategy]()
+        return self.outcome()
+
+    def layer_fallback(self) -> None:
+        index = next(i for i, s in enumerate(self.variant.compress) if "keep_float" in type(s.params).model_fields)
+        steps = self.variant.compress
+        every = self.trial(steps, "all quantized")
+        if every is None or every["meets"] or every.get("error"):
+            return
+        layers = every.get("quantized_layers") or []
+
+        def keeping(kept: list[str]) -> tuple:
+            ordered = tuple(name for name in layers if name in kept)  # one key per set, whatever the order
+            return steps[:index] + (step_with(steps[index], "keep_float", ordered),) + steps[index + 1:]
+
+        alone = {}
+        for layer in layers:
+            found = self.trial(keeping([layer]), "sensitivity", kept_float=[layer])
+            if found is None:
+                return
+            alone[layer] = found
+        ranked = sorted(layers, key=lambda name: (-(alone[name].get("val_accuracy") or 0.0),
+                                                  -(alone[name].get("agreement") or 0.0)))
+        for count in range(1, len(ranked) + 1):
+            found = self.trial(keeping(ranked[:count]), "fallback", kept_float=ranked[:count])
+            if found is None or found["meets"]:
+                return
+
+    def bisect(self) -> None:
+        spec = self.spec
+        index = next(i for i, s in enumerate(self.variant.compress) if spec.param in type(s.params).model_fields)
+        integer = type(getattr(self.variant.compress[index].params, spec.param)) is int
+        steps = self.variant.compress
+
+        def at(value: float) -> dict | None:
+            value = round(value) if integer else value
+            changed = steps[:index] + (step_with(steps[index], spec.param, value),) + steps[index + 1:]
+            return self.trial(changed, "bisect", value=value)
+
+        tolerance = spec.tolerance or (1 if integer else (spec.high - spec.low) / 16)
+        high = at(spec.high)
+        if high is None or high["meets"]:
+            return
+        low = at(spec.low)
+        if low is None or not low["meets"]:
+            return
+        lo, hi = spec.low, spec.high
+        while hi - lo > tolerance:
+            middle = (lo + hi) / 2
+            if integer and round(middle) in (round(lo), round(hi)):
+                break
+            found = at(middle)
+            if found is None:
+                return
+            lo, hi = (middle, hi) if found["meets"] else (lo, middle)
+
+    def grid(self) -> None:
+        import itertools
+
+        steps = self.variant.compress
+        axes = self.spec.grid
+        for values in itertools.product(*(axis.values for axis in axes)):
+            changed = list(steps)
+            for axis, value in zip(axes, values):
+                changed[axis.step] = step_with(changed[axis.step], axis.param, value)
+            if self.trial(tuple(changed), "grid", value={a.param: v for a, v in zip(axes, values)}) is None:
+                return
+
+    # -- the result --------------------------------------------------------------------------------
+    def outcome(self) -> dict:
+        """The chosen trial (bisect: the largest value that meets the goal; else the fastest that
+        does; where none does, the closest to the goal) and the search's record."""
+        tried = [t for t in self.trials if t["phase"] != "reference" and not t.get("error")]
+        meeting = [t for t in tried if t["meets"]]
+        if meeting and self.spec.strategy == "bisect":
+            chosen = max(meeting, key=lambda t: t["value"])
+        elif meeting:
+            chosen = min(meeting, key=lambda t: t["speed_ms"])
+        elif tried:
+            chosen = max(tried, key=lambda t: (t.get("val_accuracy") or 0.0, t.get("agreement") or 0.0))
+        else:
+            raise SuiteError("search: no trial could be measured: " + "; ".join(
+                f"trial {t['index']}: {t['error']}" for t in self.trials if t.get("error"))[:400])
+        return {"strategy": self.spec.strategy, "goal": self.spec.goal.model_dump(exclude_none=True),
+                "by": self.spec.by, "batch_size": self.trial_batch_size(), "split": "validation",
+                "met": bool(meeting), "stopped_by": self.stopped_by or "done", "chosen": chosen["index"],
+                "kept_float": chosen.get("kept_float"), "value": chosen.get("value"),
+                "seconds": round(self.spent_s, 3), "trials": [public(t) for t in self.trials],
+                "replayed": sum(1 for t in self.trials if t.get("replayed"))}
+
+    def trial_batch_size(self) -> int | None:
+        return self.trials[0].get("batch_size") if self.trials else None
+
+    def chosen_steps(self, outcome: dict) -> tuple:
+        """The chosen trial's steps, as PluginRefs (rebuilt from the variant's, the trial's settings)."""
+        trial = self.trials[outcome["chosen"]]
+        settings = json.loads(trial["key"])
+        steps = []
+        for step, dumped in zip(self.variant.compress, settings):
+            for key, value in dumped.items():
+                if key != "method" and getattr(step.params, key, None) != value:
+                    step = step_with(step, key, value)
+            steps.append(step)
+        return tuple(steps)
+
+
+def public(trial: dict) -> dict:
+    """What results.json keeps of a trial."""
+    return {key: trial.get(key) for key in ("index", "phase", "kept_float", "value", "val_accuracy", "agreement",
+                                            "speed_ms", "meets", "seconds", "replayed", "error", "steps")}
+
+
+def describe_trial(trial: dict, by: str) -> str:
+    what = {"reference": "uncompressed", "all quantized": "every layer quantized"}.get(trial["phase"], trial["phase"])
+    if trial.get("kept_float"):
+        what += f", {len(trial['kept_float'])} in float ({', '.join(trial['kept_float'][:3])}" + (
+            ", ...)" if len(trial["kept_float"]) > 3 else ")")
+    if trial.get("value") is not None:
+        what += f", {trial['value']}"
+    if trial.get("error"):
+        return f"search trial {trial['index']} ({what}): failed: {trial['error']}"
+    accuracy = trial.get("val_accuracy")
+    shown = f"val acc {accuracy:.4f}" if accuracy is not None else "val acc -"
+    return (f"search trial {trial['index']} ({what}): {shown}, agreement {trial.get('agreement') or 0:.4f}, "
+            f"{by} {trial['speed_ms']:.4g} ms" + (" (replayed)" if trial.get("replayed") else "")
+            + (" - meets the goal" if trial["meets"] else ""))
+
+
+def speed(samples_s: tuple[float, ...], by: str) -> float:
+    """The `by` figure of a trial's samples, in ms."""
+    import numpy as np
+
+    ms = np.asarray(samples_s) * 1e3
+    if by == "mean_ms":
+        return float(statistics.fmean(ms))
+    return float(np.percentile(ms, {"p50_ms": 50, "p90_ms": 90, "p99_ms": 99}[by]))
+
+
+def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars: Any) -> tuple[Any, dict]:
+    """Run `variant`'s search; return the variant with the chosen settings (no `search`) and the
+    search's record. Trials go to the run folder as they finish."""
+    measure = scenario.measure_of(variant)
+    batch = variant.search.batch_size or measure.batch_sizes[0]
+    reference_outputs: list[Any] = []
+
+    def measure_trial(steps: tuple, phase: str) -> dict:
+        from suite.measure import quality, timing
+        from suite.measuring import input_shapes, shape_of
+
+        try:
+            built = builder.build(variant.model_copy(update={"compress": steps, "search": None}))
+            run = builder.prepare(built)
+        except SuiteError as exc:
+            return {"error": str(exc), "steps": [s.dump("method") for s in steps]}
+        data, backend = built.data, built.backend
+        if phase == "reference" and not data.labelled and variant.search.goal.max_accuracy_drop is not None:
+            raise SuiteError(f"{scenario.source}: variants: {variant.name}: search.goal.max_accuracy_drop: dataset "
+                             f"{data.name!r} has no labels: use min_agreement")
+        with bars.task(f"{variant.name}: search trial ({phase})", total=None):
+            outputs = quality.outputs(run, backend.place, backend.to_host, data.val.x,
+                                      measure.eval_batch_size or max(measure.batch_sizes))
+            if phase == "reference":
+                reference_outputs[:] = [outputs]
+            seq_len = next((s for b, s in input_shapes(measure, data, scenario.source)), None)
+            shape = shape_of(run, backend, data, batch, seq_len)
+            timed = timing.measure(shape.call, backend.synchronize, timing.TimingPlan(**TRIAL_PLAN))
+        layers = next((r.get("quantized_layers") for r in built.records if r.get("quantized_layers") is not None), None)
+        return {"val_accuracy": quality.accuracy(outputs, data.val.y) if data.labelled else None,
+                "agreement": quality.agreement(outputs, reference_outputs[0])["top1"],
+                "speed_ms": speed(timed.samples_s, variant.search.by), "batch_size": batch,
+                "seq_len": seq_len, "samples": len(timed.samples_s), "quantized_layers": layers,
+                "steps": [s.dump("method") for s in steps]}
+
+    searcher = Searcher(variant, measure_trial, folder.search_trials(variant.name),
+                        lambda trials: folder.save_search_trials(variant.name, trials), bars.log)
+    outcome = searcher.run()
+    return variant.model_copy(update={"compress": searcher.chosen_steps(outcome), "search": None}), outcome
+
+
+def search_missed(outcome: dict) -> str:
+    """The warning of a search whose budget ran out before a trial met the goal."""
+    goal = ", ".join(f"{key} {value:g}" for key, value in outcome["goal"].items())
+    return (f"search: no trial met the goal ({goal}) before {outcome['stopped_by']} ran out: the closest one "
+            f"(trial {outcome['chosen']}) was measured")

@@ -1,0 +1,275 @@
+"""Accuracy-aware search (issue 19): each strategy on a case with a known answer, the separation of
+the validation split (trials) from the test split (the chosen variant), a budget that runs out,
+resuming from saved trials, and bad `search:` blocks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from suite.__main__ import main
+from suite.errors import ScenarioError
+from suite.scenario import load
+from suite.search import Searcher
+
+# An MLP trained here on digits, then made sensitive to int8 in one named layer on purpose: layer
+# "1" (the first Linear) gets one huge weight on pixel 0, which is 0 in every digit, so the float
+# model is unchanged, but a per-tensor int8 scale of that layer rounds every other weight to 0.
+SENSITIVE_MODULE = '''
+import torch
+from sklearn.datasets import load_digits
+
+
+def make(seed=0):
+    torch.manual_seed(seed)
+    x, y = load_digits(return_X_y=True)
+    x = torch.tensor(x[:200] / 16.0, dtype=torch.float32).reshape(-1, 1, 8, 8)  # a few, to leave it imperfect
+    y = torch.tensor(y[:200])
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 48), torch.nn.ReLU(),
+                                torch.nn.Linear(48, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(60):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    with torch.no_grad():
+        model[1].weight[:, 0] = 1000.0
+    return model.eval()
+'''
+
+SCENARIO = """
+name: search
+model: {name: factory, factory: 'sensitive_model:make'}
+dataset: digits
+measure: {batch_sizes: [8]}
+variants:
+  - name: fp32
+  - name: int8-auto
+    compress: [int8_dynamic]
+    search: {goal: {max_accuracy_drop: 0.02}, strategy: layer_fallback, max_trials: MAX_TRIALS}
+"""
+
+
+@pytest.fixture
+def sensitive(tmp_path, monkeypatch):
+    (tmp_path / "sensitive_model.py").write_text(SENSITIVE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    import sensitive_model
+
+    importlib.reload(sensitive_model)
+    return sensitive_model
+
+
+def run_search(tmp_path, max_trials: int, *extra: str) -> tuple[dict, dict]:
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("MAX_TRIALS", str(max_trials)))
+    assert main(["run", str(tmp_path / "s.yaml"), "--quick", "--in-process", "--out", str(tmp_path / "out"),
+                 "--cache-dir", str(tmp_path / "cache"), *extra]) == 0
+    [results] = list((tmp_path / "out").glob("*/*/results.json"))
+    variants = {v["name"]: v for v in json.loads(results.read_text())["variants"]}
+    return variants["int8-auto"], variants["fp32"]
+
+
+def split_accuracy(model, split: str) -> float:
+    from suite.registry import DATASETS
+
+    data = DATASETS.get("digits").load(DATASETS.get("digits").Params())
+    part = getattr(data, split)
+    with torch.inference_mode():
+        return (model(part.x).argmax(-1) == part.y).float().mean().item()
+
+
+def test_layer_fallback_keeps_the_sensitive_layer_in_float_and_chooses_on_validation(tmp_path, sensitive, capsys):
+    searched, fp32 = run_search(tmp_path, 20)
+    assert searched["status"] == "ok", searched["error"]
+    search = searched["search"]
+    trials = search["trials"]
+    assert [t["phase"] for t in trials[:2]] == ["reference", "all quantized"]
+    assert not trials[1]["meets"] and trials[1]["val_accuracy"] < 0.5  # every layer int8: the outlier wins
+    sensitivity = {t["kept_float"][0]: t for t in trials if t["phase"] == "sensitivity"}
+    assert set(sensitivity) == {"1", "3", "5"}
+    assert max(sensitivity, key=lambda name: sensitivity[name]["val_accuracy"]) == "1"
+    assert search["met"] and search["kept_float"] == ["1"] and search["stopped_by"] == "done"
+    assert trials[search["chosen"]]["kept_float"] == ["1"]
+    # The variant then ran with those settings, measured on the test split like any variant.
+    [step] = searched["compress"]
+    assert step["method"] == "int8_dynamic" and step["keep_float"] == ["1"]
+    assert searched["compress_records"][0]["quantized_layers"] == ["3", "5"]
+    # Trials were judged on the validation split, the result on the test split.
+    model = sensitive.make()
+    assert search["split"] == "validation"
+    assert trials[0]["val_accuracy"] == pytest.approx(split_accuracy(model, "val"), abs=1e-6)  # one input: 3e-3
+    assert fp32["accuracy"] == pytest.approx(split_accuracy(model, "test"), abs=1e-6)
+    assert split_accuracy(model, "val") != split_accuracy(model, "test")  # the two are told apart here
+    assert abs(searched["accuracy"] - fp32["accuracy"]) < 0.05
+    assert all(t["speed_ms"] > 0 for t in trials)
+    assert "search" in searched["phases"]
+    run = next((tmp_path / "out").glob("*/*/"))
+    page = (run / "index.html").read_text()
+    assert "Accuracy-aware searches" in page and "layer_fallback search" in page and 'id="search-0"' in page
+    assert "(chosen)" in page
+    out = capsys.readouterr()
+    assert "search trial 1 (every layer quantized)" in out.out + out.err
+
+
+def test_a_spent_budget_returns_the_best_so_far_with_a_warning_and_a_resumed_search_replays(tmp_path, sensitive):
+    searched, _ = run_search(tmp_path, 1)
+    search = searched["search"]
+    assert searched["status"] == "ok" and not search["met"] and search["stopped_by"] == "max_trials"
+    assert [t["phase"] for t in search["trials"]] == ["reference", "all quantized"]
+    assert search["chosen"] == 1  # the closest to the goal (here the only compressed trial)
+    assert any("no trial met the goal (max_accuracy_drop 0.02) before max_trials ran out" in w
+               for w in searched["warnings"])
+    # Interrupted after its trials were saved, before its result was: --resume replays them.
+    run = next((tmp_path / "out").glob("*/*/"))
+    [trials_file] = (run / "search").glob("int8-auto*.json")
+    assert len(json.loads(trials_file.read_text())["trials"]) == 2
+    [result_file] = (run / "variants").glob("int8-auto*.json")
+    result_file.unlink()
+    assert main(["run", "--resume", str(run), "--in-process"]) == 0
+    again = {v["name"]: v for v in json.loads((run / "results.json").read_text())["variants"]}["int8-auto"]
+    assert again["search"]["replayed"] == 1  # every trial but the reference, measured again for its outputs
+    assert again["search"]["chosen"] == search["chosen"]
+    assert [t["val_accuracy"] for t in again["search"]["trials"][1:]] == [t["val_accuracy"] for t in search["trials"][1:]]
+
+
+def searched_variant(write_scenario, block: str, compress: str):
+    path = write_scenario(f"model: {{name: mlp, hidden: [8]}}\nvariants:\n  - name: v\n    compress: {compress}\n"
+                          f"    search: {block}\n")
+    return load(path).variants[0]
+
+
+def fake_searcher(variant, accuracy_of, speed_of=lambda steps: 1.0) -> Searcher:
+    """A Searcher whose trials are made up from their settings: strategies tested without models."""
+    def measure(steps, phase):
+        return {"val_accuracy": accuracy_of(steps) if steps else 1.0, "agreement": 1.0,
+                "speed_ms": speed_of(steps) if steps else 10.0, "quantized_layers": ["a", "b", "c"],
+                "steps": [s.dump("method") for s in steps]}
+
+    return Searcher(variant, measure, [], lambda trials: None, lambda line: None)
+
+
+def test_bisect_finds_the_largest_value_within_the_goal(write_scenario):
+    variant = searched_variant(write_scenario, "{goal: {max_accuracy_drop: 0.01}, strategy: bisect, param: sparsity, "
+                                               "low: 0.1, high: 0.9, tolerance: 0.01}", "[{method: magnitude}]")
+    searcher = fake_searcher(variant, lambda steps: 1.0 if steps[0].params.sparsity <= 0.62 else 0.5)
+    outcome = searcher.run()
+    assert outcome["met"] and 0.61 <= outcome["value"] <= 0.62
+    assert searcher.chosen_steps(outcome)[0].params.sparsity == outcome["value"]
+    assert [t["value"] for t in searcher.trials[1:3]] == [0.9, 0.1]  # the ends first
+    none_meet = fake_searcher(variant, lambda steps: 0.5).run()
+    assert not none_meet["met"] and len(none_meet["trials"]) == 3  # high and low both miss: no bisection
+
+
+def test_grid_chooses_the_fastest_trial_that_meets_the_goal_and_stops_at_the_budget(write_scenario):
+    variant = searched_variant(write_scenario, "{goal: {max_accuracy_drop: 0.05}, strategy: grid}",
+                               "[{method: magnitude, sparsity: [0.2, 0.4, 0.6, 0.8]}]")
+    assert [a.values for a in variant.search.grid] == [(0.2, 0.4, 0.6, 0.8)]
+    sparsity = lambda steps: steps[0].params.sparsity  # noqa: E731
+    searcher = fake_searcher(variant, lambda s: 1.0 - sparsity(s) / 10, lambda s: 1.0 - sparsity(s))
+    outcome = searcher.run()
+    assert outcome["value"] == {"sparsity": 0.4} and outcome["met"]  # 0.6 drops 0.06; 0.4 is fastest within
+    limited = searched_variant(write_scenario, "{goal: {max_accuracy_drop: 0.05}, strategy: grid, max_trials: 2}",
+                               "[{method: magnitude, sparsity: [0.2, 0.4, 0.6, 0.8]}]")
+    outcome = fake_searcher(limited, lambda s: 1.0 - sparsity(s) / 10, lambda s: 1.0 - sparsity(s)).run()
+    assert outcome["stopped_by"] == "max_trials" and len(outcome["trials"]) == 3 and outcome["value"] == {"sparsity": 0.4}
+
+
+def test_layer_fallback_adds_layers_most_sensitive_first_until_the_goal(write_scenario):
+    variant = searched_variant(write_scenario, "{goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback}",
+                               "[int8_dynamic]")
+    harm = {"a": 0.02, "b": 0.10, "c": 0.05}  # accuracy each layer loses when quantized
+
+    def accuracy(steps):
+        kept = steps[0].params.keep_float
+        return 1.0 - sum(loss for layer, loss in harm.items() if layer not in kept)
+
+    searcher = fake_searcher(variant, accuracy)
+    outcome = searcher.run()
+    fallback = [t["kept_float"] for t in searcher.trials if t["phase"] == "fallback"]
+    assert fallback == [["b", "c"], ["b", "c", "a"]]  # ["b"] alone was measured as a sensitivity trial
+    assert outcome["met"] and outcome["kept_float"] == ["b", "c", "a"]
+    limited = searched_variant(write_scenario, "{goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback, "
+                                               "max_trials: 3}", "[int8_dynamic]")
+    outcome = fake_searcher(limited, accuracy).run()  # all quantized, then a and b alone: b in float is closest
+    assert not outcome["met"] and outcome["stopped_by"] == "max_trials" and outcome["kept_float"] == ["b"]
+
+
+@pytest.mark.parametrize("variant, message", [
+    ("compress: [bf16]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback}",
+     "variants[0].search.strategy: layer_fallback needs one compression step that can leave layers in float"),
+    ("compress: [int8_dynamic]\n    search: {goal: {}, strategy: layer_fallback}",
+     "variants[0].search.goal: give max_accuracy_drop or min_agreement"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: -1}, strategy: layer_fallback}",
+     "variants[0].search.goal.max_accuracy_drop"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: .nan}, strategy: layer_fallback}",
+     "variants[0].search.goal.max_accuracy_drop"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: anneal}",
+     "variants[0].search.strategy"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback, by: p42}",
+     "variants[0].search.by"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback, max_trials: 0}",
+     "variants[0].search.max_trials"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback, max_time_s: 1e12}",
+     "variants[0].search.max_time_s"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback, batch_size: 0}",
+     "variants[0].search.batch_size"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback, extra: 1}",
+     "variants[0].search: unknown key 'extra'"),
+    ("compress: [int8_dynamic]\n    search: [layer_fallback]", "variants[0].search"),
+    ("compress: [{method: int8_dynamic, keep_float: ['1']}]\n    search: {goal: {max_accuracy_drop: 0.01}, "
+     "strategy: layer_fallback}", "variants[0].compress[0].keep_float: layer_fallback chooses the layers"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: bisect, param: sparsity, "
+     "low: 0.1, high: 0.5}", "variants[0].search.param: no compression step has a setting 'sparsity'"),
+    ("compress: [{method: magnitude}]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: bisect, "
+     "param: sparsity, low: 0.1, high: 1.5}", "variants[0].search.high: magnitude.sparsity"),
+    ("compress: [{method: magnitude}]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: bisect, "
+     "param: sparsity, low: 0.5, high: 0.1}", "variants[0].search.high: must be above low"),
+    ("compress: [{method: magnitude}]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: bisect, "
+     "param: sparsity}", "strategy bisect needs param, low and high"),
+    ("compress: [{method: magnitude}, {method: channel}]\n    search: {goal: {max_accuracy_drop: 0.01}, "
+     "strategy: bisect, param: sparsity, low: 0.1, high: 0.5}", "2 compression steps have a setting 'sparsity'"),
+    ("compress: [int8_static]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: bisect, "
+     "param: activation_observer, low: 0.1, high: 0.5}", "setting 'activation_observer' is not a number"),
+    ("compress: [{method: magnitude}]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: grid}",
+     "strategy grid needs a list of values"),
+    ("compress: [{method: magnitude, sparsity: [0.3, 0.5]}]\n    search: {goal: {max_accuracy_drop: 0.01}, "
+     "strategy: grid, param: sparsity}", "param, low and high are for strategy bisect"),
+    ("compress: [{method: magnitude, sparsity: [0.3, 2.0]}]\n    search: {goal: {max_accuracy_drop: 0.01}, "
+     "strategy: grid}", "variants[0].compress[0].sparsity: magnitude.sparsity: input should be less than 1"),
+    ("compress: [int8_dynamic]\n    measure: {mode: offline}\n    search: {goal: {max_accuracy_drop: 0.01}, "
+     "strategy: layer_fallback}", "variants[0].measure.mode: a searched variant is timed in single_stream mode"),
+    ("model: gpt2\n    dataset: pydoc\n    compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, "
+     "strategy: layer_fallback}", "variants[0].search: model 'gpt2' is a generative decoder: a search needs"),
+])
+def test_bad_search_blocks_are_one_line_errors(write_scenario, capsys, variant, message):
+    path = write_scenario(f"model: {{name: mlp, hidden: [8]}}\nvariants:\n  - name: v\n    {variant}\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_keep_float_names_a_layer_the_method_quantizes(tmp_path, write_scenario, run_quick):
+    path = write_scenario("model: {name: mlp, hidden: [8]}\nmeasure: {batch_sizes: [1]}\nvariants:\n"
+                          "  - name: v\n    compress: [{method: int8_dynamic, keep_float: [nope]}]\n")
+    status, _, err, results = run_quick(path)
+    [v] = results["variants"]
+    assert v["status"] == "failed" and "keep_float: 'nope' is not a layer it quantizes (those are:" in v["error"]
+
+
+def test_a_damaged_trials_file_is_measured_again(tmp_path):
+    from suite.run_folder import RunFolder
+
+    folder = RunFolder(tmp_path)
+    (tmp_path / "search").mkdir()
+    for junk in ("{", "[1, 2]", '{"trials": [1, {"no": "key"}]}', "\u00ff"):
+        (tmp_path / "search" / "v.json").write_text(junk)
+        assert folder.search_trials("v") == []
+    folder.save_search_trials("v", [{"key": "[]", "phase": "reference"}])
+    assert folder.search_trials("v") == [{"key": "[]", "phase": "reference"}]
+    shutil.rmtree(tmp_path / "search")
+    assert folder.search_trials("v") == []
