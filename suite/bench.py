@@ -22,7 +22,7 @@ from suite.registry import BACKENDS, METHODS
 from suite.results import VariantResult
 from suite.run_folder import RunFolder
 from suite.scenario import PluginRef, Scenario, Variant, format_conflict, task_conflict
-from suite.search import search_missed, search_variant
+from suite.search import search_variant, search_warnings
 
 
 class Bench:
@@ -65,8 +65,8 @@ class Bench:
                     variant, searched = search_variant(self.builder, self.scenario, variant, self.folder, self.bars)
                 base = replace(base_result(self.scenario, variant), search=searched)
             result = self._measure(base, self.builder.build(variant))
-            if searched is not None and not searched["met"]:
-                result = replace(result, warnings=result.warnings + (search_missed(searched),))
+            if searched is not None:
+                result = replace(result, warnings=result.warnings + tuple(search_warnings(searched)))
         except SuiteError as exc:
             result = self._failed(base, exc, one_line(str(exc)))
         except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on

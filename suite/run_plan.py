@@ -23,6 +23,7 @@ QUICK_MEASURE = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_sa
 QUICK_GENERATE = {"new_tokens": 4, "perplexity_tokens": 256, "fidelity_prompts": 2, "fidelity_tokens": 6,
                   "text_tokens": 8, "server_requests": 4}  # each at most this
 QUICK_TRAIN = {"max_epochs": 2, "max_batches": 10}  # each at most this
+QUICK_SEARCH = {"max_trials": 6, "max_time_s": 120.0}  # each at most this
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ def planned(scenario: Scenario, options: RunOptions) -> tuple[Scenario, list[Var
 
 def quickened(scenario: Scenario) -> Scenario:
     """The scenario as a smoke test (`--quick`): brief timing (QUICK_MEASURE), short generation
-    (QUICK_GENERATE), capped training (QUICK_TRAIN) and no profile unless the scenario asks for
-    one, in the scenario's measure settings and in every variant's own."""
+    (QUICK_GENERATE), capped training (QUICK_TRAIN) and searches (QUICK_SEARCH), and no profile
+    unless the scenario asks for one, in the scenario's measure settings and in every variant's own."""
     def capped(settings: Any, caps: dict) -> dict:
         return {k: min(v, getattr(settings, k)) if getattr(settings, k) is not None else v for k, v in caps.items()}
 
@@ -62,7 +63,13 @@ def quickened(scenario: Scenario) -> Scenario:
         profile = measure.profile and "profile" in measure.model_fields_set  # on only where the scenario says so
         return measure.model_copy(update={**QUICK_MEASURE, "generate": generate, "profile": profile})
 
-    variants = tuple(v.model_copy(update={"measure": quick(v.measure)}) if v.measure else v for v in scenario.variants)
+    def quick_variant(v: Variant) -> Variant:
+        update = {"measure": quick(v.measure)} if v.measure else {}
+        if v.search is not None:
+            update["search"] = v.search.model_copy(update=capped(v.search, QUICK_SEARCH))
+        return v.model_copy(update=update) if update else v
+
+    variants = tuple(quick_variant(v) for v in scenario.variants)
     return scenario.model_copy(update={"measure": quick(scenario.measure), "variants": variants,
                                        "train": scenario.train.model_copy(update=capped(scenario.train, QUICK_TRAIN))})
 

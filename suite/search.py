@@ -5,8 +5,8 @@ Compressor's tuning loop and NNCF's accuracy-aware quantization.
 Strategies:
 - `layer_fallback`: quantize every layer the variant's quantizing step can leave in float (a step
   with `keep_float`); if that misses the goal, measure each layer's effect alone (that layer in
-  float, the rest quantized), then keep the most sensitive layers in float, fewest first, until the
-  goal is met.
+  float, the rest quantized: ranked by the goal's own measure), then keep the most sensitive layers
+  in float, fewest first, until the goal is met.
 - `bisect`: one numeric setting of a step (a pruning sparsity, a calibration percentile): the
   largest value in [low, high] that meets the goal, to `tolerance`.
 - `grid`: the lists a step gives (as a sweep would expand them), in order, until the budget ends.
@@ -186,8 +186,14 @@ class Searcher:
         found = {**found, "index": len(self.trials), "meets": self.meets(found)}
         self.trials.append(found)
         self.save(self.trials)
-        self.log(describe_trial(found, self.spec.by))
+        self.log(describe_trial(found, self.spec.by, phase != "reference"))
         return found
+
+    def closeness(self, trial: dict) -> tuple[float, float]:
+        """How near a trial comes to the goal, larger is nearer: by the goal's own measure first
+        (agreement where it sets min_agreement, else accuracy), then the other."""
+        accuracy, agreement = trial.get("val_accuracy") or 0.0, trial.get("agreement") or 0.0
+        return (agreement, accuracy) if self.spec.goal.min_agreement is not None else (accuracy, agreement)
 
     def meets(self, trial: dict) -> bool:
         if trial.get("error") or self.reference is None:
@@ -227,8 +233,7 @@ class Searcher:
             if found is None:
                 return
             alone[layer] = found
-        ranked = sorted(layers, key=lambda name: (-(alone[name].get("val_accuracy") or 0.0),
-                                                  -(alone[name].get("agreement") or 0.0)))
+        ranked = sorted(layers, key=lambda name: self.closeness(alone[name]), reverse=True)
         for count in range(1, len(ranked) + 1):
             found = self.trial(keeping(ranked[:count]), "fallback", kept_float=ranked[:count])
             if found is None or found["meets"]:
@@ -285,7 +290,7 @@ class Searcher:
         elif meeting:
             chosen = min(meeting, key=lambda t: t["speed_ms"])
         elif tried:
-            chosen = max(tried, key=lambda t: (t.get("val_accuracy") or 0.0, t.get("agreement") or 0.0))
+            chosen = max(tried, key=self.closeness)
         else:
             raise SuiteError("search: no trial could be measured: " + "; ".join(
                 f"trial {t['index']}: {t['error']}" for t in self.trials if t.get("error"))[:400])
@@ -318,7 +323,7 @@ def public(trial: dict) -> dict:
                                             "speed_ms", "meets", "seconds", "replayed", "error", "steps")}
 
 
-def describe_trial(trial: dict, by: str) -> str:
+def describe_trial(trial: dict, by: str, judged: bool = True) -> str:
     what = {"reference": "uncompressed", "all quantized": "every layer quantized"}.get(trial["phase"], trial["phase"])
     if trial.get("kept_float"):
         what += f", {len(trial['kept_float'])} in float ({', '.join(trial['kept_float'][:3])}" + (
@@ -331,7 +336,7 @@ def describe_trial(trial: dict, by: str) -> str:
     shown = f"val acc {accuracy:.4f}" if accuracy is not None else "val acc -"
     return (f"search trial {trial['index']} ({what}): {shown}, agreement {trial.get('agreement') or 0:.4f}, "
             f"{by} {trial['speed_ms']:.4g} ms" + (" (replayed)" if trial.get("replayed") else "")
-            + (" - meets the goal" if trial["meets"] else ""))
+            + ((" - meets the goal" if trial["meets"] else " - misses the goal") if judged else ""))
 
 
 def speed(samples_s: tuple[float, ...], by: str) -> float:
@@ -383,6 +388,19 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
                         lambda trials: folder.save_search_trials(variant.name, trials), bars.log)
     outcome = searcher.run()
     return variant.model_copy(update={"compress": searcher.chosen_steps(outcome), "search": None}), outcome
+
+
+def search_warnings(outcome: dict) -> list[str]:
+    """What a search's result must say: a goal not met, a choice no faster than the uncompressed model."""
+    found = [search_missed(outcome)] if not outcome["met"] else []
+    trials = outcome["trials"]
+    reference = next((t for t in trials if t["phase"] == "reference"), None)
+    chosen = trials[outcome["chosen"]]
+    if reference and reference.get("speed_ms") and chosen.get("speed_ms") and chosen["speed_ms"] >= reference["speed_ms"]:
+        found.append(f"search: the chosen trial ({outcome['by']} {chosen['speed_ms']:.4g} ms at batch "
+                     f"{outcome['batch_size']}) is not faster than the uncompressed model on this backend "
+                     f"({reference['speed_ms']:.4g} ms): the compression buys size, not speed, here")
+    return found
 
 
 def search_missed(outcome: dict) -> str:

@@ -273,3 +273,37 @@ def test_a_damaged_trials_file_is_measured_again(tmp_path):
     assert folder.search_trials("v") == [{"key": "[]", "phase": "reference"}]
     shutil.rmtree(tmp_path / "search")
     assert folder.search_trials("v") == []
+
+
+def test_each_keep_float_method_leaves_the_named_layer_in_float(write_scenario, run_quick):
+    """torch's dynamic int8 and PT2E by module name; ONNX Runtime's static quantizer by node name (its
+    dynamic one quantized an excluded Gemm node all the same, so it takes no keep_float)."""
+    import importlib.util
+
+    ort = importlib.util.find_spec("onnxruntime") is not None
+    head = "model: {name: mlp, hidden: [16]}\nmeasure: {batch_sizes: [1]}\nvariants:\n  - name: fp32\n"
+    torch_variants = ("  - {name: dyn, compress: [{method: int8_dynamic, keep_float: ['1']}]}\n"
+                      "  - {name: pt2e, compress: [{method: int8_static, keep_float: ['1']}]}\n")
+    ort_variants = "  - {name: ort-static, backend: onnxruntime, compress: [ort_int8_static]}\n" if ort else ""
+    status, _, err, results = run_quick(write_scenario(head + torch_variants + ort_variants))
+    assert status == 0, err
+    found = {v["name"]: v for v in results["variants"]}
+    for name in ("dyn", "pt2e"):
+        [record] = found[name]["compress_records"]
+        assert record["quantized_layers"] == ["4"]  # Flatten, Linear "1", ReLU, Dropout, Linear "4"
+        precision = {row["layer"]: row["precision"] for row in record["layers"]}
+        assert precision["1"] in ("float32", "float") and precision["4"] in ("qint8", "int8"), precision
+    if not ort:
+        pytest.skip("onnxruntime is not installed: its quantizers' keep_float not tested")
+    for name, method in (("ort-static", "ort_int8_static"),):
+        [record] = found[name]["compress_records"]
+        nodes = record["quantized_layers"]
+        assert len(nodes) == 2, nodes
+        int8_before = sum(row["precision"] == "int8" for row in record["layers"])
+        again = write_scenario(head + f"  - {{name: kept, backend: onnxruntime, compress: [{{method: {method}, "
+                                      f"keep_float: ['{nodes[0]}']}}]}}\n", name=f"{name}.yaml")
+        status, _, err, kept = run_quick(again)
+        assert status == 0, err
+        [record] = {v["name"]: v for v in kept["variants"]}["kept"]["compress_records"]
+        assert record["quantized_layers"] == nodes[1:]
+        assert sum(row["precision"] == "int8" for row in record["layers"]) == int8_before - 1
