@@ -14,7 +14,7 @@ from typing import Any
 from suite.building import Builder, Built
 from suite.errors import SuiteError, first_line, one_line
 from suite.measure import footprint, quality
-from suite.measuring import Context, measure_model
+from suite.measuring import Context, measure_model, outputs_on
 from suite.phases import Phases, with_start_up
 from suite.profiling import flops_model, profile_decoder, profile_variant, run_limits
 from suite.progress import Bars
@@ -77,7 +77,7 @@ class Bench:
 
     def moved_away(self, variant: Variant) -> str | None:
         """Why a variant that --backend moved is not run: it cannot run there, or repeats another."""
-        conflict = format_conflict(variant) or task_conflict(
+        conflict = format_conflict(variant, self.scenario.model_of(variant)) or task_conflict(
             variant, self.scenario.model_of(variant), variant.dataset or self.scenario.dataset,
             self.scenario.measure_of(variant))
         if conflict:
@@ -102,8 +102,7 @@ class Bench:
         size, params = footprint.serialized_size_bytes(model), footprint.parameter_count(model)
         run_model = self.builder.prepare(built)
         with self.phases("accuracy"):
-            outputs = quality.outputs(run_model, backend.place, backend.to_host, data.test.x,
-                                      measure.eval_batch_size or max(measure.batch_sizes))
+            outputs = outputs_on(run_model, backend, data.test.x, measure)
         with self.phases("agreement"):
             self.folder.save_outputs(variant.name, outputs)
             reference, fidelity, notes = self.agreement(variant, model_ref, outputs)

@@ -75,6 +75,16 @@ def measure_model(run_model: Any, backend: Any, data: Any, measure: Measure, ctx
                     load=loaded)
 
 
+def outputs_on(run_model: Any, backend: Any, inputs: Any, measure: Measure) -> Any:
+    """The model's outputs on one split's inputs, in batches of measure.eval_batch_size (else the
+    largest batch size timed): the accuracy pass of a variant (test split) and of a search's trial
+    (validation split)."""
+    from suite.measure import quality
+
+    return quality.outputs(run_model, backend.place, backend.to_host, inputs,
+                           measure.eval_batch_size or max(measure.batch_sizes))
+
+
 def shape_of(run_model: Any, backend: Any, data: Any, batch_size: int, seq_len: int | None) -> Shape:
     host_inputs = batch_of(data.test.x, batch_size, seq_len)
     inputs = backend.place(host_inputs)

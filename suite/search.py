@@ -23,7 +23,6 @@ that runs out returns the best trial found so far, with a warning when it misses
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from dataclasses import replace
 from typing import Any, Callable, Literal
@@ -146,9 +145,9 @@ def step_with(step: Any, key: str, value: Any) -> Any:
 class Searcher:
     """Runs one variant's search: trials measured (or replayed from `saved`), budgets kept."""
 
-    def __init__(self, variant: Any, measure_trial: Callable[[tuple, str], dict], saved: list[dict],
+    def __init__(self, variant: Any, batch_size: int, measure_trial: Callable[[tuple, str], dict], saved: list[dict],
                  save: Callable[[list[dict]], None], log: Callable[[str], None]):
-        self.variant, self.spec = variant, variant.search
+        self.variant, self.spec, self.batch_size = variant, variant.search, batch_size
         self.measure_trial, self.save, self.log = measure_trial, save, log
         self.saved = {trial["key"]: trial for trial in saved}
         self.trials: list[dict] = []
@@ -295,14 +294,11 @@ class Searcher:
             raise SuiteError("search: no trial could be measured: " + "; ".join(
                 f"trial {t['index']}: {t['error']}" for t in self.trials if t.get("error"))[:400])
         return {"strategy": self.spec.strategy, "goal": self.spec.goal.model_dump(exclude_none=True),
-                "by": self.spec.by, "batch_size": self.trial_batch_size(), "split": "validation",
+                "by": self.spec.by, "batch_size": self.batch_size, "split": "validation",
                 "met": bool(meeting), "stopped_by": self.stopped_by or "done", "chosen": chosen["index"],
                 "kept_float": chosen.get("kept_float"), "value": chosen.get("value"),
                 "seconds": round(self.spent_s, 3), "trials": [public(t) for t in self.trials],
                 "replayed": sum(1 for t in self.trials if t.get("replayed"))}
-
-    def trial_batch_size(self) -> int | None:
-        return self.trials[0].get("batch_size") if self.trials else None
 
     def chosen_steps(self, outcome: dict) -> tuple:
         """The chosen trial's steps, as PluginRefs (rebuilt from the variant's, the trial's settings)."""
@@ -340,13 +336,10 @@ def describe_trial(trial: dict, by: str, judged: bool = True) -> str:
 
 
 def speed(samples_s: tuple[float, ...], by: str) -> float:
-    """The `by` figure of a trial's samples, in ms."""
-    import numpy as np
+    """The `by` figure (a LatencyStats field) of a trial's samples, in ms."""
+    from suite.measure.stats import summarize
 
-    ms = np.asarray(samples_s) * 1e3
-    if by == "mean_ms":
-        return float(statistics.fmean(ms))
-    return float(np.percentile(ms, {"p50_ms": 50, "p90_ms": 90, "p99_ms": 99}[by]))
+    return getattr(summarize([sample * 1e3 for sample in samples_s]), by)
 
 
 def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars: Any) -> tuple[Any, dict]:
@@ -358,7 +351,7 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
 
     def measure_trial(steps: tuple, phase: str) -> dict:
         from suite.measure import quality, timing
-        from suite.measuring import input_shapes, shape_of
+        from suite.measuring import input_shapes, outputs_on, shape_of
 
         try:
             built = builder.build(variant.model_copy(update={"compress": steps, "search": None}))
@@ -370,8 +363,7 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
             raise SuiteError(f"{scenario.source}: variants: {variant.name}: search.goal.max_accuracy_drop: dataset "
                              f"{data.name!r} has no labels: use min_agreement")
         with bars.task(f"{variant.name}: search trial ({phase})", total=None):
-            outputs = quality.outputs(run, backend.place, backend.to_host, data.val.x,
-                                      measure.eval_batch_size or max(measure.batch_sizes))
+            outputs = outputs_on(run, backend, data.val.x, measure)
             if phase == "reference":
                 reference_outputs[:] = [outputs]
             seq_len = next((s for b, s in input_shapes(measure, data, scenario.source)), None)
@@ -384,7 +376,7 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
                 "seq_len": seq_len, "samples": len(timed.samples_s), "quantized_layers": layers,
                 "steps": [s.dump("method") for s in steps]}
 
-    searcher = Searcher(variant, measure_trial, folder.search_trials(variant.name),
+    searcher = Searcher(variant, batch, measure_trial, folder.search_trials(variant.name),
                         lambda trials: folder.save_search_trials(variant.name, trials), bars.log)
     outcome = searcher.run()
     return variant.model_copy(update={"compress": searcher.chosen_steps(outcome), "search": None}), outcome

@@ -112,6 +112,9 @@ def test_layer_fallback_keeps_the_sensitive_layer_in_float_and_chooses_on_valida
     page = (run / "index.html").read_text()
     assert "Accuracy-aware searches" in page and "layer_fallback search" in page and 'id="search-0"' in page
     assert "(chosen)" in page
+    # The trials on the latency Pareto plot, apart from the variants and named as trials.
+    assert "search trials (validation accuracy, short timing plan)" in page
+    assert f"also shows {len(trials) - 1} trials of accuracy-aware searches" in page
     out = capsys.readouterr()
     assert "search trial 1 (every layer quantized)" in out.out + out.err
 
@@ -150,7 +153,7 @@ def fake_searcher(variant, accuracy_of, speed_of=lambda steps: 1.0) -> Searcher:
                 "speed_ms": speed_of(steps) if steps else 10.0, "quantized_layers": ["a", "b", "c"],
                 "steps": [s.dump("method") for s in steps]}
 
-    return Searcher(variant, measure, [], lambda trials: None, lambda line: None)
+    return Searcher(variant, 4, measure, [], lambda trials: None, lambda line: None)
 
 
 def test_bisect_finds_the_largest_value_within_the_goal(write_scenario):

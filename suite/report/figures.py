@@ -40,9 +40,11 @@ def accuracy_of(v: VariantResult) -> float | None:
 
 def pareto_figure(variants: tuple[VariantResult, ...], cost: Callable[[VariantResult], float | None],
                   axis_title: str, div_id: str, quality: Callable[[VariantResult], float | None] = accuracy_of,
-                  quality_title: str = "test accuracy", lower_better: bool = False) -> str:
+                  quality_title: str = "test accuracy", lower_better: bool = False,
+                  trials: list[tuple[str, float, float]] = ()) -> str:
     """Quality (accuracy; or perplexity, `lower_better`) against a cost (latency, size, energy):
-    the front drawn, dominated variants faded."""
+    the front drawn, dominated variants faded; `trials` (name, cost, quality), a search's trials,
+    drawn apart: they are not variants and take no part in the front."""
     import plotly.graph_objects as go
 
     points = [(shown(v.name), cost(v), quality(v)) for v in variants if quality(v) is not None and cost(v) is not None]
@@ -62,7 +64,14 @@ def pareto_figure(variants: tuple[VariantResult, ...], cost: Callable[[VariantRe
     figure.add_trace(go.Scatter(x=[x for _, x, _ in dominated], y=[y for _, _, y in dominated],
                                 text=[n for n, _, _ in dominated], mode="markers", name="dominated",
                                 marker={"size": 10, "color": "#1f5fa8", "opacity": FADED}, hovertemplate=hover))
-    low, high = np.log10(min(x for _, x, _ in points)), np.log10(max(x for _, x, _ in points))
+    if trials:
+        figure.add_trace(go.Scatter(x=[x for _, x, _ in trials], y=[y for _, _, y in trials],
+                                    text=[shown(n) for n, _, _ in trials], mode="markers",
+                                    name="search trials (validation accuracy, short timing plan)",
+                                    marker={"size": 7, "symbol": "circle-open", "color": "#7f7f7f"},
+                                    hovertemplate="%{text}<br>%{x:.4g}<br>val accuracy %{y:.4f}<extra></extra>"))
+    xs = [x for _, x, _ in points] + [x for _, x, _ in trials]
+    low, high = np.log10(min(xs)), np.log10(max(xs))
     pad = 0.1 * max(high - low, 1.0)  # room for the labels at both ends
     figure.update_xaxes(title=axis_title, type="log", range=[low - pad, high + pad])
     figure.update_yaxes(title=quality_title)

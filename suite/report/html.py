@@ -115,7 +115,23 @@ def pareto_html(variants: tuple[VariantResult, ...], shape: str | None) -> str:
         costs.append((lambda v: tables.energy_per_inference(v, shape), "energy, J per inference", "pareto-energy"))
     unplotted = [v.name for v in variants if v.accuracy is None and not v.generation]
     note = (f"<p>Not plotted (no accuracy): {escape(', '.join(unplotted))}.</p>" if unplotted else "")
-    return note + "".join(figures.pareto_figure(variants, cost, title, div_id) for cost, title, div_id in costs)
+    trials = search_trials(variants, shape)
+    note += (f"<p>The latency plot also shows {len(trials)} trials of accuracy-aware searches at this batch "
+             "size (hollow grey): validation accuracy and a short timing plan, not the variants' figures.</p>"
+             if trials else "")
+    return note + "".join(figures.pareto_figure(variants, cost, title, div_id, trials=trials if i == 0 else [])
+                          for i, (cost, title, div_id) in enumerate(costs))
+
+
+def search_trials(variants: tuple[VariantResult, ...], shape: str | None) -> list[tuple[str, float, float]]:
+    """The searches' trials measured at the batch size of `shape` (name, speed in ms, val accuracy),
+    for the latency plot; none where the search timed another figure than the median."""
+    rows = {v.name: tables.row_at(v, shape) for v in variants}
+    return [(f"{v.name}: trial {t.index} ({t.phase}" + (f", {len(t.kept_float)} in float" if t.kept_float else "")
+             + (f", {t.value}" if t.value is not None else "") + ")", t.speed_ms, t.val_accuracy)
+            for v in variants if v.search and v.search.by == "p50_ms" and rows[v.name] is not None
+            and rows[v.name].batch_size == v.search.batch_size
+            for t in v.search.trials if t.speed_ms and t.val_accuracy is not None and t.phase != "reference"]
 
 
 def decoders_html(variants: tuple[VariantResult, ...]) -> str:
