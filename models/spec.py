@@ -26,3 +26,8 @@ class ModelSpec:
     # Generative decoders: tokenizer(params, corpus) -> (transformers tokenizer, a short label);
     # build(params, data) then gets the corpus tokenized by it (suite.lm.LmData).
     tokenizer: Callable[[Any, Any], tuple[Any, str]] | None = None
+    # The form build() returns it in (suite.scenario.FORMATS): which compression steps and backends take it.
+    format: str = "torch"
+    # fixed_batch(params) -> the batch size its own file fixes, None where any is taken; read when a
+    # scenario is validated, so that other batch sizes are refused before anything runs.
+    fixed_batch: Callable[[Any], int | None] | None = None

@@ -276,7 +276,9 @@ class Variant(Params):
 
     @model_validator(mode="after")
     def _formats_fit(self) -> Variant:
-        conflict = format_conflict(self) or (spec_conflict(self) if self.search else None)
+        # Without a model of its own, the scenario checks its formats against the scenario's model.
+        conflict = ((format_conflict(self, self.model) if self.model is not None else None)
+                    or (spec_conflict(self) if self.search else None))
         if conflict:
             raise NestedError(*conflict)
         return self
@@ -286,12 +288,14 @@ class Variant(Params):
 # starts from and which it makes; each backend, which it runs.
 FORMATS = {"torch": "a torch model", "torch_only": "a torch model that ONNX export cannot take",
            "eager_only": "a torch model that neither ONNX export nor torch.compile can take",
-           "onnx": "an ONNX model"}
+           "onnx": "an ONNX model", "onnx_int8": "an int8 ONNX model"}
 
 
-def format_conflict(variant: Variant) -> tuple[tuple, str] | None:
-    """Where and why the variant's steps and backend do not fit together."""
-    made, maker = "torch", None
+def format_conflict(variant: Variant, model: PluginRef | None) -> tuple[tuple, str] | None:
+    """Where and why the variant's model (in the form it is built in: ModelSpec.format), steps and
+    backend do not fit together. `model` None: a torch model (the scenario's, checked there again)."""
+    made, maker = (MODELS.get(model.name).format if model is not None else "torch"), None
+    whence = f"model {model.name!r} is one" if model is not None else None  # what made the form, in words
     backend = BACKENDS.get(variant.backend.name)
     if variant.compress and getattr(backend, "runs_model_file", False):
         return ("compress",), (f"backend {variant.backend.name!r} runs the model's own file, which compression "
@@ -299,11 +303,29 @@ def format_conflict(variant: Variant) -> tuple[tuple, str] | None:
     for i, step in enumerate(variant.compress):
         spec = METHODS.get(step.name)
         if made not in spec.takes:
-            return ("compress", i, "method"), f"{step.name!r} cannot start from {FORMATS[made]}, which {maker!r} makes"
-        made, maker = spec.makes, step.name
+            return ("compress", i, "method"), f"{step.name!r} cannot start from {FORMATS[made]}, " + (
+                f"which {maker!r} makes" if whence is None else whence)
+        made, whence, maker = spec.makes, None, step.name
     if made not in backend.takes:
+        runs = [name for name in BACKENDS.names() if made in BACKENDS.get(name).takes]
         return ("backend",), (f"backend {variant.backend.name!r} cannot run {FORMATS[made]}, "
-                              f"which compress step {maker!r} makes")
+                              + (f"which compress step {maker!r} makes" if whence is None else
+                                 f"and {whence} (backends that run it: {', '.join(runs)})"))
+    return None
+
+
+def batch_conflict(variant: Variant, model: PluginRef, measure: Measure) -> tuple[tuple, str] | None:
+    """Where the variant asks for a batch size its model's file fixes otherwise (ModelSpec.fixed_batch)."""
+    fixed = MODELS.get(model.name).fixed_batch
+    batch = fixed(model.params) if fixed is not None else None
+    if batch is None:
+        return None
+    asked = [(("measure", "batch_sizes"), size) for size in measure.batch_sizes]
+    asked += [(("measure", "eval_batch_size"), measure.eval_batch_size)] if measure.eval_batch_size else []
+    asked += [(("search", "batch_size"), variant.search.batch_size)] if variant.search and variant.search.batch_size else []
+    for where, size in asked:
+        if size != batch:
+            return where, f"{size}: model {model.name!r} has a fixed batch size of {batch} (its file says so): use {batch}"
     return None
 
 
@@ -421,9 +443,11 @@ class Scenario(Params):
             if MODELS.get(model.name).dataset is None and not (variant.dataset or self.dataset):
                 raise NestedError(("variants", i, "dataset"),
                                   f"model {model.name!r} has no default dataset: name one here or at the top level")
-            conflict = task_conflict(variant, model, variant.dataset or self.dataset, self.measure_of(variant))
+            conflict = (format_conflict(variant, model) or batch_conflict(variant, model, self.measure_of(variant))
+                        or task_conflict(variant, model, variant.dataset or self.dataset, self.measure_of(variant)))
             if conflict:
-                raise NestedError(("variants", i, *conflict[0]), conflict[1])
+                where = conflict[0] if conflict[0][0] == "measure" and variant.measure is None else ("variants", i, *conflict[0])
+                raise NestedError(where, conflict[1])
         if self.baseline is not None and self.baseline not in names:
             raise NestedError(("baseline",), f"unknown variant {self.baseline!r}{did_you_mean(self.baseline, names)}")
         return self

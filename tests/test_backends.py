@@ -137,7 +137,7 @@ variants:
 
 
 @pytest.mark.parametrize("backend_name, steps, message", [
-    ("eager", "[ort_int8_dynamic]", "variants[0].backend: backend 'eager' cannot run an ONNX model, which compress "
+    ("eager", "[ort_int8_dynamic]", "variants[0].backend: backend 'eager' cannot run an int8 ONNX model, which compress "
                                     "step 'ort_int8_dynamic' makes"),
     ("onnxruntime", "[int8_dynamic]", "variants[0].backend: backend 'onnxruntime' cannot run a torch model that "
                                       "neither ONNX export nor torch.compile can take, which compress step "
@@ -147,7 +147,7 @@ variants:
     ("onnxruntime", "[int8_static]", "backend 'onnxruntime' cannot run a torch model that ONNX export cannot take, "
                                      "which compress step 'int8_static' makes"),
     ("onnxruntime", "[ort_int8_static, finetune]", "variants[0].compress[1].method: 'finetune' cannot start from an "
-                                                   "ONNX model, which 'ort_int8_static' makes"),
+                                                   "int8 ONNX model, which 'ort_int8_static' makes"),
 ])
 def test_steps_and_backends_that_do_not_fit_are_refused_on_load(write_scenario, backend_name, steps, message):
     with pytest.raises(ScenarioError) as caught:
@@ -170,7 +170,7 @@ def test_backend_override_runs_every_variant_there_and_skips_what_it_cannot(writ
     assert status == 0
     fp32, int8, ort = results["variants"]
     assert fp32["status"] == "ok" and fp32["backend"] == "eager"
-    assert int8["status"] == "skipped" and "cannot run an ONNX model" in int8["error"]
+    assert int8["status"] == "skipped" and "cannot run an int8 ONNX model" in int8["error"]
     assert ort["status"] == "skipped" and ort["error"] == "with --backend eager it is the same as variant 'fp32'"
     status, _, _, results = run_quick(write_scenario(text), "--backend", "onnxruntime")
     assert status == 0 and [v["status"] for v in results["variants"]] == ["ok", "ok", "skipped"]

@@ -1,6 +1,7 @@
-"""A model in ONNX form: exported from torch once, checked, and passed between the methods that
-work on ONNX (ONNX Runtime's quantization) and the backends that read it (onnxruntime, openvino,
-tensorrt). Needs the `onnx` extra: onnx, onnxscript (the dynamo exporter) and onnxruntime."""
+"""A model in ONNX form: exported from torch once (or the user's own file, `from_file`), checked,
+and passed between the methods that work on ONNX (ONNX Runtime's quantization) and the backends
+that read it (onnxruntime, openvino, tensorrt). Needs the `onnx` extra: onnx, onnxscript (the
+dynamo exporter) and onnxruntime."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from suite.errors import SuiteError, first_line
 from suite.weights import source_hash
 
 INPUT, OUTPUT = "input", "output"
@@ -29,15 +31,22 @@ QDQ = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
 @dataclass(frozen=True)
 class OnnxModel:
     path: Path
-    exporter: str  # "dynamo" or "torchscript" (torch's older exporter, when dynamo failed)
+    exporter: str  # "dynamo" or "torchscript" (torch's older exporter, when dynamo failed); "file": the user's
     export_s: float
-    tokens: bool  # token ids (batch, seq), both axes dynamic; else only the batch axis is
+    tokens: bool  # token ids (batch, seq); exports have both axes dynamic, else only the batch axis
     notes: tuple[str, ...] = ()
-    folder: Any = field(default=None, repr=False, compare=False)  # a TemporaryDirectory kept alive with it
+    # A TemporaryDirectory kept alive with it, where transformed copies are written (never next to a user's file).
+    folder: Any = field(default=None, repr=False, compare=False)
+    input_name: str = INPUT
+    output_name: str = OUTPUT
+    batch: int | None = None  # the batch size its input fixes; None: a dynamic batch axis
+
+    def __deepcopy__(self, memo: dict) -> OnnxModel:
+        return self  # immutable, and its files are never changed in place: a copy is the same model
 
     def derived(self, name: str, note: str) -> tuple[OnnxModel, Path]:
-        """A sibling file for a transformed copy (the caller writes it), with a note of how it was made."""
-        path = self.path.with_name(name)
+        """A file in its folder for a transformed copy (the caller writes it), with a note of how it was made."""
+        path = Path(self.folder.name) / name if self.folder is not None else self.path.with_name(name)
         return replace(self, path=path, notes=self.notes + (note,)), path
 
     def derive(self, name: str, note: str, settings: dict, make: Callable[[Path], None]) -> OnnxModel:
@@ -45,7 +54,7 @@ class OnnxModel:
         the same file from the cache (keyed by this file's bytes, `name`, `settings` and the
         onnxruntime version): quantization and its calibration are not redone on every run."""
         result, path = self.derived(name, note)
-        files = cache_files(derived_key(self.path, name, settings))
+        files = cache_files(derived_key(self.files(), name, settings))
         if files is not None and files[0].is_file():
             try:
                 shutil.copyfile(files[0], path)
@@ -68,8 +77,16 @@ class OnnxModel:
     def describe(self) -> dict[str, Any]:
         return {"exporter": self.exporter, "export_s": self.export_s, "onnx_notes": list(self.notes)}
 
+    def files(self) -> list[Path]:
+        """Its file and the external-data files it names (next to it)."""
+        return [self.path, *external_files(self.path)]
+
     def size_bytes(self) -> int:
-        return self.path.stat().st_size
+        return sum(path.stat().st_size for path in self.files())
+
+    def digest(self) -> str:
+        """A hash of its bytes, external data included (the key of what is built from it)."""
+        return file_digest(self.files())
 
     def footprint(self) -> dict:
         weights = weight_arrays(self.load())
@@ -141,14 +158,19 @@ def export_key(model: Any, example: Any) -> str | None:
     return digest.hexdigest()[:24]
 
 
-def derived_key(source: Path, name: str, settings: dict) -> str:
+def derived_key(sources: list[Path], name: str, settings: dict) -> str:
+    return hashlib.sha256(json.dumps([file_digest(sources), name, settings, package_version("onnxruntime"),
+                                      source_hash(sys.modules[__name__])], sort_keys=True, default=str).encode()
+                          ).hexdigest()[:24]
+
+
+def file_digest(paths: list[Path]) -> str:
     digest = hashlib.sha256()
-    with open(source, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    digest.update(json.dumps([name, settings, package_version("onnxruntime"), source_hash(sys.modules[__name__])],
-                             sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:24]
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def package_version(name: str) -> str | None:
@@ -269,3 +291,116 @@ def _input_precision(name: str, node: Any, made_by: dict) -> str:
         return "int8"
     source = made_by.get(name)
     return "int8" if source is not None and source.op_type == "DequantizeLinear" else "float"
+
+
+# -- the user's own file -------------------------------------------------------------------------
+def from_file(path: Path, data: Any) -> OnnxModel:
+    """The user's own ONNX file, read and checked against the dataset it will run on: one input
+    whose dtype and fixed axes fit the dataset's samples, external data next to it. Transformed
+    copies (quantization) go to a folder of its own, not next to the file."""
+    import onnx
+
+    proto = read_proto(path)
+    external_files(path, proto)  # refuses external data that is missing or outside the file's folder
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:  # the checker's own errors, and shape inference's
+        raise SuiteError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {first_line(exc)})") from None
+    stored = {init.name for init in proto.graph.initializer}  # old files list their weights as inputs too
+    inputs = [i for i in proto.graph.input if i.name not in stored]
+    if len(inputs) != 1:
+        names = ", ".join(repr(i.name) for i in inputs) or "none"
+        raise SuiteError(f"{path}: the model takes {len(inputs)} inputs ({names}); suite feeds it one, the "
+                         "dataset's samples")
+    if not proto.graph.output:
+        raise SuiteError(f"{path}: the model has no output")
+    name, dtype, dims = input_signature(path, inputs[0])
+    sample = data.test.x[:1]
+    given = str(sample.dtype).replace("torch.", "")
+    if dtype != given:
+        raise SuiteError(f"{path}: input {name!r} takes {dtype}, but dataset {data.name!r} gives {given}")
+    if len(dims) != sample.dim():
+        raise SuiteError(f"{path}: input {name!r} has {len(dims)} axes {shape_text(dims)}, but dataset "
+                         f"{data.name!r} gives {sample.dim()}: (batch, {', '.join(map(str, sample.shape[1:]))})")
+    for axis, (size, wanted) in enumerate(zip(dims[1:], sample.shape[1:]), start=1):
+        if size is not None and size != wanted:
+            raise SuiteError(f"{path}: input {name!r} has shape {shape_text(dims)}, but dataset {data.name!r} "
+                             f"gives samples of shape {tuple(sample.shape[1:])} (axis {axis}: {wanted}, not {size})")
+    outputs = [o.name for o in proto.graph.output]
+    notes = (f"the user's own ONNX file {path.name}",) + (
+        (f"output {outputs[0]!r} taken of {len(outputs)} ({', '.join(outputs)})",) if len(outputs) > 1 else ())
+    return OnnxModel(path.resolve(), "file", 0.0, tokens=dtype.startswith("int") and len(dims) == 2, notes=notes,
+                     folder=tempfile.TemporaryDirectory(prefix="suite-onnx-"), input_name=name,
+                     output_name=outputs[0], batch=dims[0])
+
+
+def read_proto(path: Path) -> Any:
+    """The file's graph, without its external data; a one-line error when it is not ONNX."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError, or onnx's own for a file it cannot read
+        raise SuiteError(f"{path}: not an ONNX model ({type(exc).__name__}: {first_line(exc)})") from None
+    if not proto.graph.node or not proto.opset_import:  # empty or foreign bytes can parse as an empty model
+        raise SuiteError(f"{path}: not an ONNX model (no graph or no opset in it)")
+    return proto
+
+
+def fixed_batch_of(path: Path) -> int | None:
+    """The batch size the file's first input fixes, None where the axis is dynamic or the file
+    cannot be read (loading it then gives the error)."""
+    try:
+        proto = read_proto(path)
+    except Exception:
+        return None
+    stored = {init.name for init in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in stored]
+    dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else ()
+    return dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
+
+
+def input_signature(path: Path, value: Any) -> tuple[str, str, list[int | None]]:
+    """An input's name, dtype (numpy's name) and axes (None: dynamic)."""
+    import onnx
+
+    if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+        raise SuiteError(f"{path}: input {value.name!r} is not a tensor of known rank")
+    tensor = value.type.tensor_type
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+    except (KeyError, ValueError, TypeError):
+        raise SuiteError(f"{path}: input {value.name!r} has an element type suite cannot feed ({tensor.elem_type})") from None
+    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim]
+    return value.name, dtype, dims
+
+
+def shape_text(dims: list[int | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+
+
+def external_files(path: Path, proto: Any = None) -> list[Path]:
+    """The external-data files the model's tensors name, each checked to exist inside the file's
+    folder and to hold the bytes the tensor says (a crafted file may name any path)."""
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+    proto = proto if proto is not None else read_proto(path)
+    folder = path.resolve().parent
+    found: dict[Path, None] = {}
+    for tensor in _get_all_tensors(proto):
+        if not uses_external_data(tensor):
+            continue
+        info = ExternalDataInfo(tensor)
+        where = (folder / info.location).resolve()
+        if not info.location or Path(info.location).is_absolute() or not where.is_relative_to(folder):
+            raise SuiteError(f"{path}: tensor {tensor.name!r} names external data {info.location!r} outside the "
+                             "model's folder: refused")
+        if not where.is_file():
+            raise SuiteError(f"{path}: tensor {tensor.name!r} needs external data file {info.location!r} next to it, "
+                             "which is missing")
+        end = (info.offset or 0) + (info.length or 0)
+        if end > where.stat().st_size:
+            raise SuiteError(f"{path}: tensor {tensor.name!r} reads bytes up to {end} of {info.location!r}, which "
+                             f"holds {where.stat().st_size}: the file is truncated")
+        found[where] = None
+    return list(found)

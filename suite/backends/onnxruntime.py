@@ -31,7 +31,7 @@ class OnnxRuntimeParams(Params):
 class OnnxRuntimeBackend:
     Params = OnnxRuntimeParams
     description = "ONNX Runtime (CPU provider; CUDA provider with IO binding when present)"
-    takes = ("torch", "onnx")
+    takes = ("torch", "onnx", "onnx_int8")
 
     def __init__(self, params: OnnxRuntimeParams):
         self.params = params
@@ -99,19 +99,16 @@ class OnnxRuntimeBackend:
         return [("CUDAExecutionProvider", {"device_id": 0, "user_compute_stream": stream}), "CPUExecutionProvider"]
 
     def _run_on_host(self) -> Callable[[Any], Any]:
-        from suite.backends.onnx_model import INPUT, OUTPUT
-
-        session = self.session
-        return lambda inputs: session.run([OUTPUT], {INPUT: inputs})[0]
+        session, feed, fetch = self.session, self.onnx.input_name, [self.onnx.output_name]
+        return lambda inputs: session.run(fetch, {feed: inputs})[0]
 
     def _run_on_device(self) -> Callable[[Any], Any]:
-        from suite.backends.onnx_model import INPUT, OUTPUT
-
         session, binding = self.session, self.session.io_binding()
+        feed, fetch = self.onnx.input_name, self.onnx.output_name
 
         def run(inputs: Any) -> Any:
-            binding.bind_ortvalue_input(INPUT, inputs)
-            binding.bind_output(OUTPUT, "cuda")
+            binding.bind_ortvalue_input(feed, inputs)
+            binding.bind_output(fetch, "cuda")
             session.run_with_iobinding(binding)
             return binding.get_outputs()[0]
 
@@ -123,18 +120,17 @@ class OnnxRuntimeBackend:
         import json
         import tempfile
 
-        from suite.backends.onnx_model import INPUT, OUTPUT
         from suite.measure.ops import Op
 
         with tempfile.TemporaryDirectory(prefix="suite-ort-profile-") as folder:
             session = self._session(self.session.get_session_options().intra_op_num_threads,
                                     profile_prefix=str(Path(folder) / "ort"))
-            feed = {INPUT: inputs if self.device == "cpu" else inputs.numpy()}
+            feed, fetch = {self.onnx.input_name: inputs if self.device == "cpu" else inputs.numpy()}, [self.onnx.output_name]
             for _ in range(2):
-                session.run([OUTPUT], feed)
+                session.run(fetch, feed)
             start = time.perf_counter()
             for _ in range(calls):
-                session.run([OUTPUT], feed)
+                session.run(fetch, feed)
             wall = time.perf_counter() - start
             events = json.loads(Path(session.end_profiling()).read_text())
         runs = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")

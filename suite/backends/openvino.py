@@ -35,7 +35,7 @@ class OpenVinoParams(Params):
 class OpenVinoBackend:
     Params = OpenVinoParams
     description = "OpenVINO (CPU; reads the ONNX export, runs QDQ int8 models in int8)"
-    takes = ("torch", "onnx")
+    takes = ("torch", "onnx", "onnx_int8")
 
     def __init__(self, params: OpenVinoParams):
         self.params = params

@@ -25,6 +25,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import PositiveInt
 
+from suite.errors import SuiteError
 from suite.params import Params
 
 # Builder flags each precision turns on (fp32 needs none). int8 keeps fp16 on for the layers
@@ -44,7 +45,7 @@ class TensorRtParams(Params):
 class TensorRtBackend:
     Params = TensorRtParams
     description = "TensorRT on NVIDIA GPUs (ONNX -> engine, or Torch-TensorRT); not run by the project's CI"
-    takes = ("torch", "onnx")
+    takes = ("torch", "onnx", "onnx_int8")
 
     def __init__(self, params: TensorRtParams):
         self.params = params
@@ -75,11 +76,13 @@ class TensorRtBackend:
                 **(self.onnx.describe() if self.onnx else {})}
 
     def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
+        from suite.backends.onnx_model import OnnxModel, to_onnx
+
         self.calibration = train_inputs
+        if self.params.route == "torch_tensorrt" and isinstance(model, OnnxModel):
+            raise SuiteError("route torch_tensorrt compiles torch models, and this one is ONNX: use route 'onnx'")
         if self.params.route == "torch_tensorrt":
             return self._torch_tensorrt(model, example_inputs)
-        from suite.backends.onnx_model import to_onnx
-
         self.onnx = to_onnx(model, example_inputs)
         engines: dict[tuple, Any] = {}
 
@@ -96,7 +99,7 @@ class TensorRtBackend:
         import tensorrt as trt
         import torch
 
-        key = cache_key(self.onnx.path.read_bytes(), self.params.model_dump(mode="json", exclude={"cache_dir"}),
+        key = cache_key(self.onnx.digest().encode(), self.params.model_dump(mode="json", exclude={"cache_dir"}),
                         tuple(inputs.shape), str(inputs.dtype), trt.__version__, gpu_name(torch))
         path = (self.params.cache_dir or default_engine_dir()) / f"{key}.engine"
         if path.is_file():
@@ -198,7 +201,7 @@ def build_engine(onnx_path: Path, shape: tuple, params: TensorRtParams, calibrat
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch: the only mode in TensorRT 10
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
+    if not parser.parse_from_file(str(onnx_path)):  # external data is read from next to the file
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise RuntimeError(f"TensorRT could not parse the ONNX model: {errors}")
     config = builder.create_builder_config()

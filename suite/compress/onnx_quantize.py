@@ -57,14 +57,16 @@ def apply_static(module: Any, params: OrtStaticParams, context: CompressContext)
 
     source, notes = _prepared(module, context, params.preprocess)
     quantized_layers = kept_out(quantizable_nodes(source), params.keep_float)
-    batches = [b.numpy() for b in calibration_batches(context.data, params)[:context.max_batches]]  # --quick: fewer
+    sized = params.model_copy(update={"calibration_batch_size": source.batch}) if source.batch else params  # a fixed batch axis
+    batches = [b.numpy() for b in calibration_batches(context.data, sized)[:context.max_batches]  # --quick: fewer
+               if not source.batch or len(b) == source.batch]
     activations = QuantType.QUInt8 if params.activation_type == "uint8" else QuantType.QInt8
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[params.calibration_method]
 
     def make(path: Any) -> None:
         with quiet_root_logger():  # per-channel warns through the root logger for every 1-D weight it skips
-            quantize_static(str(source.path), str(path), BatchReader(batches), quant_format=QuantFormat.QDQ,
+            quantize_static(str(source.path), str(path), BatchReader(batches, source.input_name), quant_format=QuantFormat.QDQ,
                             activation_type=activations, weight_type=QuantType.QInt8, per_channel=params.per_channel,
                             calibrate_method=method, nodes_to_exclude=list(params.keep_float))
 
@@ -96,7 +98,10 @@ def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[
 
     exported = to_onnx(module, context.data.train.x[:1])
     took = f" in {exported.export_s:.1f} s" if exported.export_s else ""  # 0: copied from the cache (its note says)
-    notes = [f"exported to ONNX with torch's {exported.exporter} exporter{took}", *exported.notes]
+    exported_by = [] if exported.exporter == "file" else [f"exported to ONNX with torch's {exported.exporter} exporter{took}"]
+    notes = [*exported_by, *exported.notes]
+    if len(exported.files()) > 1:  # ONNX Runtime's quantizers lose external data on the way (seen in 1.2x)
+        exported = exported.derive("inlined.onnx", "external data inlined", {}, lambda path: inline(exported.path, path))
     if not preprocess:
         return exported, notes
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -105,6 +110,19 @@ def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[
     result = exported.derive("preprocessed.onnx", "onnxruntime quant_pre_process", {"skip_symbolic_shape": True},
                              lambda path: quant_pre_process(str(exported.path), str(path), skip_symbolic_shape=True))
     return result, notes + ["onnxruntime quant_pre_process (skip_symbolic_shape)"]
+
+
+def inline(source: Any, path: Any) -> None:
+    """`source` with its external data read into one file at `path`."""
+    import onnx
+
+    from suite.errors import SuiteError
+
+    proto = onnx.load(str(source))
+    if proto.ByteSize() >= 2**31:
+        raise SuiteError(f"{source}: ONNX Runtime's quantizers need the model in one file, and with its "
+                         "external data it passes protobuf's 2 GiB limit")
+    onnx.save(proto, str(path))
 
 
 @contextmanager
@@ -121,14 +139,12 @@ def quiet_root_logger() -> Iterator[None]:
 class BatchReader:
     """ONNX Runtime's CalibrationDataReader protocol over a list of input arrays."""
 
-    def __init__(self, batches: list[Any]):
-        self.batches = iter(batches)
+    def __init__(self, batches: list[Any], input_name: str):
+        self.batches, self.input_name = iter(batches), input_name
 
     def get_next(self) -> dict | None:
-        from suite.backends.onnx_model import INPUT
-
         batch = next(self.batches, None)
-        return None if batch is None else {INPUT: batch}
+        return None if batch is None else {self.input_name: batch}
 
     def rewind(self) -> None:  # part of the protocol; one pass is all quantize_static needs
         pass
@@ -136,7 +152,7 @@ class BatchReader:
 
 ORT_INT8_DYNAMIC = MethodSpec(
     description="ONNX Runtime dynamic int8 on the ONNX export (weights int8; for onnxruntime / openvino)",
-    Params=OrtDynamicParams, apply=apply_dynamic, requires=REQUIRES, takes=("torch",), makes="onnx", extra="onnx")
+    Params=OrtDynamicParams, apply=apply_dynamic, requires=REQUIRES, takes=("torch", "onnx"), makes="onnx_int8", extra="onnx")
 ORT_INT8_STATIC = MethodSpec(
     description="ONNX Runtime static int8 (QDQ, calibrated) on the ONNX export (for onnxruntime / openvino)",
-    Params=OrtStaticParams, apply=apply_static, requires=REQUIRES, takes=("torch",), makes="onnx", extra="onnx")
+    Params=OrtStaticParams, apply=apply_static, requires=REQUIRES, takes=("torch", "onnx"), makes="onnx_int8", extra="onnx")
