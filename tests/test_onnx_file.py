@@ -128,16 +128,21 @@ def test_torch_backends_and_steps_refuse_an_onnx_file_when_the_scenario_is_read(
         load(write_scenario(f"model: {{name: onnx_file, path: mlp.onnx}}\ndataset: digits\nvariants: [{variant}]\n"))
 
 
-def tiny_graph(path, inputs=(("x", "FLOAT", ["n", 1, 8, 8]),)) -> None:
+def tiny_graph(path, inputs=(("x", "FLOAT", ["n", 1, 8, 8]),), output=("n", 10)) -> None:
     """A graph of a few bytes: its first input flattened and cast to float, a product with a stored weight."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     weight = numpy_helper.from_array(np.zeros((int(np.prod(inputs[0][2][1:])), 10), np.float32), "w")
     flat = [helper.make_node("Flatten", [inputs[0][0]], ["f"]), helper.make_node("Cast", ["f"], ["c"], to=TensorProto.FLOAT)]
-    graph = helper.make_graph(flat + [helper.make_node("MatMul", ["c", "w"], ["y"])], "tiny",
+    product = [helper.make_node("MatMul", ["c", "w"], ["y" if len(output) == 2 else "m"])]
+    if len(output) == 3:  # scores of another rank: one more axis
+        product.append(helper.make_node("Unsqueeze", ["m", "axes"], ["y"]))
+        weight = [weight, numpy_helper.from_array(np.array([2], np.int64), "axes")]
+    graph = helper.make_graph(flat + product, "tiny",
                               [helper.make_tensor_value_info(n, getattr(TensorProto, t), s) for n, t, s in inputs],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 10])], [weight])
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(output))],
+                              weight if isinstance(weight, list) else [weight])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
@@ -174,6 +179,8 @@ def make_broken(kind: str, path) -> None:
         tiny_graph(path, (("x", "FLOAT", ["n", 1, 16, 16]),))
     elif kind == "wrong rank":
         tiny_graph(path, (("x", "FLOAT", ["n", 64]),))
+    elif kind == "scores of rank 3":
+        tiny_graph(path, output=("n", 10, 1))
     elif kind == "external missing":
         external_with(path, "w.bin")
         (path.parent / "w.bin").unlink()
@@ -192,6 +199,8 @@ def make_broken(kind: str, path) -> None:
     ("wrong shape", "m.onnx: input 'x' has shape (?, 1, 16, 16), but dataset 'digits' gives samples of shape "
                     "(1, 8, 8) (axis 2: 8, not 16)"),
     ("wrong rank", "m.onnx: input 'x' has 2 axes (?, 64), but dataset 'digits' gives 4: (batch, 1, 8, 8)"),
+    ("scores of rank 3", "m.onnx: output 'y' has shape (?, 10, 1); suite reads the first output as (batch, classes) "
+                         "scores"),
     ("external missing", "m.onnx: tensor 'w' needs external data file 'w.bin' next to it, which is missing"),
     ("external outside", "m.onnx: tensor 'w' names external data '../../etc/passwd' outside the model's folder: refused"),
     ("external truncated", "m.onnx: tensor 'w' reads bytes up to 2560 of 'w.bin', which holds 2552: the file is truncated"),

@@ -14,6 +14,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -327,6 +328,11 @@ def from_file(path: Path, data: Any) -> OnnxModel:
             raise SuiteError(f"{path}: input {name!r} has shape {shape_text(dims)}, but dataset {data.name!r} "
                              f"gives samples of shape {tuple(sample.shape[1:])} (axis {axis}: {wanted}, not {size})")
     outputs = [o.name for o in proto.graph.output]
+    logits = proto.graph.output[0].type.tensor_type
+    if logits.HasField("shape") and len(logits.shape.dim) != 2:
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in logits.shape.dim]
+        raise SuiteError(f"{path}: output {outputs[0]!r} has shape {shape_text(dims)}; suite reads the first output "
+                         "as (batch, classes) scores")
     notes = (f"the user's own ONNX file {path.name}",) + (
         (f"output {outputs[0]!r} taken of {len(outputs)} ({', '.join(outputs)})",) if len(outputs) > 1 else ())
     return OnnxModel(path.resolve(), "file", 0.0, tokens=dtype.startswith("int") and len(dims) == 2, notes=notes,
@@ -349,7 +355,17 @@ def read_proto(path: Path) -> Any:
 
 def fixed_batch_of(path: Path) -> int | None:
     """The batch size the file's first input fixes, None where the axis is dynamic or the file
-    cannot be read (loading it then gives the error)."""
+    cannot be read (loading it then gives the error). Read once per file version: a scenario asks
+    for each of its variants."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _fixed_batch(path, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _fixed_batch(path: Path, size: int, mtime_ns: int) -> int | None:
     try:
         proto = read_proto(path)
     except Exception:
