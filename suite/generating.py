@@ -18,10 +18,11 @@ from suite.results import LatencyResult, ThroughputResult, shape_label
 HARNESS_CALLS = 1000
 
 
-def perplexity(decoder: Any, data: Any, gen: Any, batch_size: int) -> dict:
+def perplexity(decoder: Any, data: Any, gen: Any, batch_size: int, split: str = "test") -> dict:
     from suite.lm import perplexity as score
 
-    return score(decoder, data, min(gen.perplexity_context, max_positions(decoder)), gen.perplexity_tokens, batch_size)
+    return score(decoder, data, min(gen.perplexity_context, max_positions(decoder)), gen.perplexity_tokens, batch_size,
+                 split)
 
 
 def max_positions(decoder: Any) -> int:
@@ -36,10 +37,10 @@ def batch_sizes_run(decoder: Any, batch_sizes: tuple[int, ...]) -> tuple[int, ..
     return tuple(b for b in batch_sizes if largest is None or b <= largest)
 
 
-def greedy_tokens(decoder: Any, data: Any, gen: Any) -> Any:
+def greedy_tokens(decoder: Any, data: Any, gen: Any, split: str = "test") -> Any:
     """Greedy tokens (prompts x fidelity_tokens) after the first fidelity_prompt_len tokens of
-    consecutive test windows, as int64 numpy: compared with the reference variant's."""
-    prompts = data.windows("test", gen.fidelity_prompt_len, gen.fidelity_prompts)
+    consecutive windows of a split, as int64 numpy: compared with the reference variant's."""
+    prompts = data.windows(split, gen.fidelity_prompt_len, gen.fidelity_prompts)
     return decoder.generate(prompts, gen.fidelity_tokens).numpy()
 
 

@@ -180,15 +180,17 @@ class Decoder:
         return torch.cat(tokens, dim=1).cpu()
 
 
-def perplexity(decoder: Decoder, data: LmData, context: int, max_tokens: int, batch_size: int) -> dict:
-    """exp(mean negative log-likelihood) of the test split, in non-overlapping windows of `context`
-    tokens (each window scored from its own start: no earlier context), at most `max_tokens`."""
+def perplexity(decoder: Decoder, data: LmData, context: int, max_tokens: int, batch_size: int,
+               split: str = "test") -> dict:
+    """exp(mean negative log-likelihood) of a split (the test split; a search's trials: the
+    validation split), in non-overlapping windows of `context` tokens (each window scored from its
+    own start: no earlier context), at most `max_tokens`."""
     import math
 
     import torch.nn.functional as F
 
-    count = max(1, min(max_tokens, len(data.test_ids)) // context)
-    windows = data.windows("test", context, count)
+    count = max(1, min(max_tokens, len(getattr(data, f"{split}_ids"))) // context)
+    windows = data.windows(split, context, count)
     nll, scored = 0.0, 0
     for start in range(0, count, batch_size):
         batch = windows[start:start + batch_size]
@@ -197,7 +199,7 @@ def perplexity(decoder: Decoder, data: LmData, context: int, max_tokens: int, ba
                                reduction="sum").item()
         scored += batch[:, 1:].numel()
     return {"perplexity": math.exp(nll / scored), "context": context, "windows": count, "tokens_scored": scored,
-            "split": "test", "how": "non-overlapping windows, each scored from its own start"}
+            "split": split, "how": "non-overlapping windows, each scored from its own start"}
 
 
 def greedy_fidelity(tokens: Any, reference: Any) -> dict:

@@ -232,7 +232,8 @@ class SearchTrial:
     kept_float: tuple[str, ...] | None = None
     value: Any = None  # bisect: the setting's value; grid: {setting: value}
     val_accuracy: float | None = None
-    agreement: float | None = None  # top-1, with the reference trial's outputs
+    perplexity: float | None = None  # a decoder's, on the validation split
+    agreement: float | None = None  # top-1 (a decoder: greedy tokens), with the reference trial's outputs
     speed_ms: float | None = None  # the search's `by` figure at its batch size (a short timing plan)
     error: str | None = None
     steps: tuple[dict, ...] = ()

@@ -346,8 +346,12 @@ def task_conflict(variant: Variant, model: PluginRef, dataset: PluginRef | None,
             return ("measure", "generate", "ttft_bound_ms"), f"{what}: mode server needs generate.ttft_bound_ms and tpot_bound_ms"
         if task == "classify" and measure.latency_bound_ms is None:
             return ("measure", "latency_bound_ms"), f"{what}: mode server needs latency_bound_ms"
-    if variant.search is not None and task != "classify":
-        return ("search",), f"{what}: a search needs a model judged by accuracy (decoders are not searched yet)"
+    goal = variant.search.goal if variant.search is not None else None
+    if goal is not None and task == "generate" and goal.max_accuracy_drop is not None:
+        return ("search", "goal", "max_accuracy_drop"), (f"{what}, judged by perplexity: use max_perplexity_increase "
+                                                         "or min_agreement (greedy tokens)")
+    if goal is not None and task == "classify" and goal.max_perplexity_increase is not None:
+        return ("search", "goal", "max_perplexity_increase"), f"{what}: use max_accuracy_drop or min_agreement"
     for i, step in enumerate(variant.compress):
         if task not in METHODS.get(step.name).tasks:
             return ("compress", i, "method"), f"{what}: method {step.name!r} does not apply to it"

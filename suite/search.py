@@ -34,21 +34,25 @@ from suite.params import NestedError, Params
 
 STRATEGIES = ("layer_fallback", "bisect", "grid")
 # A trial's timing: brief, as the tuners' own loops are; the chosen variant is timed in full.
+DECODER_REQUESTS = 3  # a decoder trial's timed greedy requests, after one warm-up
 TRIAL_PLAN = {"warmup_s": 0.2, "warmup_calls": 3, "min_samples": 30, "max_samples": 2000, "min_time_s": 0.3,
               "max_time_s": 3.0}
 
 
 class Goal(Params):
-    """What a trial must keep: accuracy on the validation split at most this far below the
-    uncompressed model's (0.005: half a point), and/or top-1 agreement with it at least this."""
+    """What a trial must keep, on the validation split, against the uncompressed model: accuracy at
+    most this far below its (0.005: half a point); agreement at least this (top-1; for a decoder,
+    the share of greedy tokens equal to its); for a decoder, perplexity at most this much above
+    its (0.02: 2 % higher)."""
 
     max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
     min_agreement: float | None = Field(None, ge=0.0, le=1.0)
+    max_perplexity_increase: float | None = Field(None, ge=0.0, le=1000.0)
 
     @model_validator(mode="after")
     def _something(self) -> Goal:
-        if self.max_accuracy_drop is None and self.min_agreement is None:
-            raise ValueError("give max_accuracy_drop or min_agreement")
+        if self.max_accuracy_drop is None and self.min_agreement is None and self.max_perplexity_increase is None:
+            raise ValueError("give max_accuracy_drop, min_agreement or max_perplexity_increase")
         return self
 
 
@@ -190,9 +194,11 @@ class Searcher:
 
     def closeness(self, trial: dict) -> tuple[float, float]:
         """How near a trial comes to the goal, larger is nearer: by the goal's own measure first
-        (agreement where it sets min_agreement, else accuracy), then the other."""
-        accuracy, agreement = trial.get("val_accuracy") or 0.0, trial.get("agreement") or 0.0
-        return (agreement, accuracy) if self.spec.goal.min_agreement is not None else (accuracy, agreement)
+        (agreement where it sets min_agreement, else accuracy, or for a decoder perplexity), then
+        agreement or accuracy."""
+        agreement = trial.get("agreement") or 0.0
+        other = -trial["perplexity"] if trial.get("perplexity") is not None else trial.get("val_accuracy") or 0.0
+        return (agreement, other) if self.spec.goal.min_agreement is not None else (other, agreement)
 
     def meets(self, trial: dict) -> bool:
         if trial.get("error") or self.reference is None:
@@ -202,6 +208,11 @@ class Searcher:
             if trial.get("val_accuracy") is None or self.reference.get("val_accuracy") is None:
                 return False
             if self.reference["val_accuracy"] - trial["val_accuracy"] > goal.max_accuracy_drop + 1e-12:
+                return False
+        if goal.max_perplexity_increase is not None:
+            if not trial.get("perplexity") or not self.reference.get("perplexity"):
+                return False
+            if trial["perplexity"] / self.reference["perplexity"] - 1 > goal.max_perplexity_increase + 1e-12:
                 return False
         return goal.min_agreement is None or (trial.get("agreement") or 0.0) >= goal.min_agreement
 
@@ -233,7 +244,7 @@ class Searcher:
                 return
             alone[layer] = found
         ranked = sorted(layers, key=lambda name: self.closeness(alone[name]), reverse=True)
-        for count in range(1, len(ranked) + 1):
+        for count in range(1, len(ranked)):  # every layer in float would be the uncompressed model
             found = self.trial(keeping(ranked[:count]), "fallback", kept_float=ranked[:count])
             if found is None or found["meets"]:
                 return
@@ -315,8 +326,8 @@ class Searcher:
 
 def public(trial: dict) -> dict:
     """What results.json keeps of a trial."""
-    return {key: trial.get(key) for key in ("index", "phase", "kept_float", "value", "val_accuracy", "agreement",
-                                            "speed_ms", "meets", "seconds", "replayed", "error", "steps")}
+    return {key: trial.get(key) for key in ("index", "phase", "kept_float", "value", "val_accuracy", "perplexity",
+                                            "agreement", "speed_ms", "meets", "seconds", "replayed", "error", "steps")}
 
 
 def describe_trial(trial: dict, by: str, judged: bool = True) -> str:
@@ -329,7 +340,8 @@ def describe_trial(trial: dict, by: str, judged: bool = True) -> str:
     if trial.get("error"):
         return f"search trial {trial['index']} ({what}): failed: {trial['error']}"
     accuracy = trial.get("val_accuracy")
-    shown = f"val acc {accuracy:.4f}" if accuracy is not None else "val acc -"
+    shown = (f"val perplexity {trial['perplexity']:.4f}" if trial.get("perplexity") is not None
+             else f"val acc {accuracy:.4f}" if accuracy is not None else "val acc -")
     return (f"search trial {trial['index']} ({what}): {shown}, agreement {trial.get('agreement') or 0:.4f}, "
             f"{by} {trial['speed_ms']:.4g} ms" + (" (replayed)" if trial.get("replayed") else "")
             + ((" - meets the goal" if trial["meets"] else " - misses the goal") if judged else ""))
@@ -350,36 +362,68 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
     reference_outputs: list[Any] = []
 
     def measure_trial(steps: tuple, phase: str) -> dict:
-        from suite.measure import quality, timing
-        from suite.measuring import input_shapes, outputs_on, shape_of
-
         try:
             built = builder.build(variant.model_copy(update={"compress": steps, "search": None}))
             run = builder.prepare(built)
         except SuiteError as exc:
             return {"error": str(exc), "steps": [s.dump("method") for s in steps]}
-        data, backend = built.data, built.backend
-        if phase == "reference" and not data.labelled and variant.search.goal.max_accuracy_drop is not None:
+        if (phase == "reference" and built.generate is None and not built.data.labelled
+                and variant.search.goal.max_accuracy_drop is not None):
             raise SuiteError(f"{scenario.source}: variants: {variant.name}: search.goal.max_accuracy_drop: dataset "
-                             f"{data.name!r} has no labels: use min_agreement")
+                             f"{built.data.name!r} has no labels: use min_agreement")
         with bars.task(f"{variant.name}: search trial ({phase})", total=None):
-            outputs = outputs_on(run, backend, data.val.x, measure)
-            if phase == "reference":
-                reference_outputs[:] = [outputs]
-            seq_len = next((s for b, s in input_shapes(measure, data, scenario.source)), None)
-            shape = shape_of(run, backend, data, batch, seq_len)
-            timed = timing.measure(shape.call, backend.synchronize, timing.TimingPlan(**TRIAL_PLAN))
+            judge = judge_decoder if built.generate is not None else judge_classifier
+            found, outputs, samples_s = judge(run, built, measure, batch, reference_outputs or None, scenario.source)
+        if phase == "reference":
+            reference_outputs[:] = [outputs]
         layers = next((r.get("quantized_layers") for r in built.records if r.get("quantized_layers") is not None), None)
-        return {"val_accuracy": quality.accuracy(outputs, data.val.y) if data.labelled else None,
-                "agreement": quality.agreement(outputs, reference_outputs[0])["top1"],
-                "speed_ms": speed(timed.samples_s, variant.search.by), "batch_size": batch,
-                "seq_len": seq_len, "samples": len(timed.samples_s), "quantized_layers": layers,
-                "steps": [s.dump("method") for s in steps]}
+        return {**found, "speed_ms": speed(samples_s, variant.search.by), "batch_size": batch,
+                "samples": len(samples_s), "quantized_layers": layers, "steps": [s.dump("method") for s in steps]}
 
     searcher = Searcher(variant, batch, measure_trial, folder.search_trials(variant.name),
                         lambda trials: folder.save_search_trials(variant.name, trials), bars.log)
     outcome = searcher.run()
     return variant.model_copy(update={"compress": searcher.chosen_steps(outcome), "search": None}), outcome
+
+
+def judge_classifier(run: Any, built: Any, measure: Any, batch: int, reference: list | None,
+                     source: str) -> tuple[dict, Any, tuple[float, ...]]:
+    """A classifier's trial: accuracy and top-1 agreement on the validation split, call times at
+    `batch` (the first sequence length timed, for token inputs)."""
+    from suite.measure import quality, timing
+    from suite.measuring import input_shapes, outputs_on, shape_of
+
+    data, backend = built.data, built.backend
+    outputs = outputs_on(run, backend, data.val.x, measure)
+    seq_len = next((s for b, s in input_shapes(measure, data, source)), None)
+    timed = timing.measure(shape_of(run, backend, data, batch, seq_len).call, backend.synchronize,
+                           timing.TimingPlan(**TRIAL_PLAN))
+    return ({"val_accuracy": quality.accuracy(outputs, data.val.y) if data.labelled else None,
+             "agreement": quality.agreement(outputs, reference[0] if reference else outputs)["top1"],
+             "seq_len": seq_len}, outputs, timed.samples_s)
+
+
+def judge_decoder(decoder: Any, built: Any, measure: Any, batch: int, reference: list | None,
+                  source: str) -> tuple[dict, Any, tuple[float, ...]]:
+    """A decoder's trial: perplexity and greedy agreement (with the reference trial's tokens) on
+    the validation split, and the times of its decode steps at `batch` (time per output token)
+    after a prompt of the first prompt length, over DECODER_REQUESTS greedy requests."""
+    import time
+
+    from suite import generating
+    from suite.lm import greedy_fidelity
+    from suite.measure.decoding import one_request
+
+    data, backend, gen = built.data, built.backend, built.generate
+    ppl = generating.perplexity(decoder, data, gen, measure.eval_batch_size or max(measure.batch_sizes), "val")
+    tokens = generating.greedy_tokens(decoder, data, gen, "val")
+    prompt = backend.place(data.windows("val", gen.prompt_lens[0], batch))
+    one_request(decoder, prompt, gen.new_tokens, backend.synchronize, time.perf_counter)  # warm-up
+    steps = [s for _ in range(DECODER_REQUESTS)
+             for s in one_request(decoder, prompt, gen.new_tokens, backend.synchronize, time.perf_counter)[1]]
+    return ({"val_accuracy": None, "perplexity": ppl["perplexity"], "seq_len": gen.prompt_lens[0],
+             "agreement": greedy_fidelity(tokens, reference[0] if reference else tokens)["greedy_agreement"]},
+            tokens, tuple(steps))
 
 
 def search_warnings(outcome: dict) -> list[str]:
@@ -398,5 +442,6 @@ def search_warnings(outcome: dict) -> list[str]:
 def search_missed(outcome: dict) -> str:
     """The warning of a search whose budget ran out before a trial met the goal."""
     goal = ", ".join(f"{key} {value:g}" for key, value in outcome["goal"].items())
-    return (f"search: no trial met the goal ({goal}) before {outcome['stopped_by']} ran out: the closest one "
-            f"(trial {outcome['chosen']}) was measured")
+    why = ("in any setting the strategy tries" if outcome["stopped_by"] == "done"
+           else f"before {outcome['stopped_by']} ran out")
+    return f"search: no trial met the goal ({goal}) {why}: the closest one (trial {outcome['chosen']}) was measured"

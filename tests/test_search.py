@@ -185,7 +185,7 @@ def test_grid_chooses_the_fastest_trial_that_meets_the_goal_and_stops_at_the_bud
 def test_layer_fallback_adds_layers_most_sensitive_first_until_the_goal(write_scenario):
     variant = searched_variant(write_scenario, "{goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback}",
                                "[int8_dynamic]")
-    harm = {"a": 0.02, "b": 0.10, "c": 0.05}  # accuracy each layer loses when quantized
+    harm = {"a": 0.005, "b": 0.10, "c": 0.05}  # accuracy each layer loses when quantized
 
     def accuracy(steps):
         kept = steps[0].params.keep_float
@@ -194,8 +194,14 @@ def test_layer_fallback_adds_layers_most_sensitive_first_until_the_goal(write_sc
     searcher = fake_searcher(variant, accuracy)
     outcome = searcher.run()
     fallback = [t["kept_float"] for t in searcher.trials if t["phase"] == "fallback"]
-    assert fallback == [["b", "c"], ["b", "c", "a"]]  # ["b"] alone was measured as a sensitivity trial
-    assert outcome["met"] and outcome["kept_float"] == ["b", "c", "a"]
+    assert fallback == [["b", "c"]]  # ["b"] alone was measured as a sensitivity trial
+    assert outcome["met"] and outcome["kept_float"] == ["b", "c"]
+    # Every layer in float would be the uncompressed model: never a trial; the closest is kept.
+    harm["a"] = 0.02
+    searcher = fake_searcher(variant, accuracy)
+    outcome = searcher.run()
+    assert not any(len(t.get("kept_float") or ()) == 3 for t in searcher.trials)
+    assert not outcome["met"] and outcome["stopped_by"] == "done" and outcome["kept_float"] == ["b", "c"]
     limited = searched_variant(write_scenario, "{goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback, "
                                                "max_trials: 3}", "[int8_dynamic]")
     outcome = fake_searcher(limited, accuracy).run()  # all quantized, then a and b alone: b in float is closest
@@ -206,7 +212,12 @@ def test_layer_fallback_adds_layers_most_sensitive_first_until_the_goal(write_sc
     ("compress: [bf16]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback}",
      "variants[0].search.strategy: layer_fallback needs one compression step that can leave layers in float"),
     ("compress: [int8_dynamic]\n    search: {goal: {}, strategy: layer_fallback}",
-     "variants[0].search.goal: give max_accuracy_drop or min_agreement"),
+     "variants[0].search.goal: give max_accuracy_drop, min_agreement or max_perplexity_increase"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_perplexity_increase: -0.1}, strategy: layer_fallback}",
+     "variants[0].search.goal.max_perplexity_increase"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_perplexity_increase: 0.1}, strategy: layer_fallback}",
+     "variants[0].search.goal.max_perplexity_increase: model 'mlp' is a model judged by accuracy: use "
+     "max_accuracy_drop or min_agreement"),
     ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: -1}, strategy: layer_fallback}",
      "variants[0].search.goal.max_accuracy_drop"),
     ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: .nan}, strategy: layer_fallback}",
@@ -247,7 +258,8 @@ def test_layer_fallback_adds_layers_most_sensitive_first_until_the_goal(write_sc
     ("compress: [int8_dynamic]\n    measure: {mode: offline}\n    search: {goal: {max_accuracy_drop: 0.01}, "
      "strategy: layer_fallback}", "variants[0].measure.mode: a searched variant is timed in single_stream mode"),
     ("model: gpt2\n    dataset: pydoc\n    compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, "
-     "strategy: layer_fallback}", "variants[0].search: model 'gpt2' is a generative decoder: a search needs"),
+     "strategy: layer_fallback}", "variants[0].search.goal.max_accuracy_drop: model 'gpt2' is a generative decoder, "
+                                  "judged by perplexity: use max_perplexity_increase or min_agreement (greedy tokens)"),
 ])
 def test_bad_search_blocks_are_one_line_errors(write_scenario, capsys, variant, message):
     path = write_scenario(f"model: {{name: mlp, hidden: [8]}}\nvariants:\n  - name: v\n    {variant}\n")
@@ -279,23 +291,25 @@ def test_a_damaged_trials_file_is_measured_again(tmp_path):
 
 
 def test_each_keep_float_method_leaves_the_named_layer_in_float(write_scenario, run_quick):
-    """torch's dynamic int8 and PT2E by module name; ONNX Runtime's static quantizer by node name (its
-    dynamic one quantized an excluded Gemm node all the same, so it takes no keep_float)."""
+    """torch's dynamic int8, PT2E and torchao's int8 weight-only by module name; ONNX Runtime's static
+    quantizer by node name (its dynamic one quantized an excluded Gemm node all the same, so it takes
+    no keep_float)."""
     import importlib.util
 
     ort = importlib.util.find_spec("onnxruntime") is not None
     head = "model: {name: mlp, hidden: [16]}\nmeasure: {batch_sizes: [1]}\nvariants:\n  - name: fp32\n"
     torch_variants = ("  - {name: dyn, compress: [{method: int8_dynamic, keep_float: ['1']}]}\n"
-                      "  - {name: pt2e, compress: [{method: int8_static, keep_float: ['1']}]}\n")
+                      "  - {name: pt2e, compress: [{method: int8_static, keep_float: ['1']}]}\n"
+                      "  - {name: torchao, compress: [{method: int8_weight_only, keep_float: ['1']}]}\n")
     ort_variants = "  - {name: ort-static, backend: onnxruntime, compress: [ort_int8_static]}\n" if ort else ""
     status, _, err, results = run_quick(write_scenario(head + torch_variants + ort_variants))
     assert status == 0, err
     found = {v["name"]: v for v in results["variants"]}
-    for name in ("dyn", "pt2e"):
+    for name in ("dyn", "pt2e", "torchao"):
         [record] = found[name]["compress_records"]
         assert record["quantized_layers"] == ["4"]  # Flatten, Linear "1", ReLU, Dropout, Linear "4"
         precision = {row["layer"]: row["precision"] for row in record["layers"]}
-        assert precision["1"] in ("float32", "float") and precision["4"] in ("qint8", "int8"), precision
+        assert precision["1"] in ("float32", "float") and precision["4"] in ("qint8", "int8", "Int8Tensor"), precision
     if not ort:
         pytest.skip("onnxruntime is not installed: its quantizers' keep_float not tested")
     for name, method in (("ort-static", "ort_int8_static"),):
@@ -310,3 +324,32 @@ def test_each_keep_float_method_leaves_the_named_layer_in_float(write_scenario, 
         [record] = {v["name"]: v for v in kept["variants"]}["kept"]["compress_records"]
         assert record["quantized_layers"] == nodes[1:]
         assert sum(row["precision"] == "int8" for row in record["layers"]) == int8_before - 1
+
+
+def test_a_decoder_search_judges_perplexity_and_greedy_tokens_on_the_validation_split(write_scenario, run_quick):
+    path = write_scenario("""
+        name: lm-search
+        model: {name: gpt2_random, layers: 2, hidden: 32, heads: 2, context: 64, vocab: 300}
+        measure: {batch_sizes: [1], generate: {prompt_lens: [8], new_tokens: 4}}
+        variants:
+          - {name: fp32}
+          - name: int8-auto
+            compress: [int8_weight_only]
+            search: {goal: {max_perplexity_increase: 10.0, min_agreement: 0.0}, strategy: layer_fallback, max_trials: 3}
+        """)
+    status, out, err, results = run_quick(path, "--in-process")
+    assert status == 0, out + err
+    fp32, searched = results["variants"]
+    assert searched["status"] == "ok", searched["error"]
+    search = searched["search"]
+    reference, every = search["trials"][:2]
+    assert search["split"] == "validation" and reference["phase"] == "reference" and reference["agreement"] == 1.0
+    assert every["phase"] == "all quantized" and every["meets"] and search["met"] and search["chosen"] == 1
+    assert all(t["perplexity"] > 1 and t["speed_ms"] > 0 and t.get("val_accuracy") is None for t in search["trials"])
+    # The trials were scored on the validation split, the variants on the test split.
+    assert fp32["generation"]["perplexity"]["split"] == "test"
+    assert reference["perplexity"] != pytest.approx(fp32["generation"]["perplexity"]["perplexity"], rel=1e-9)
+    # int8 weight-only quantized the GPT-2 projections it names, which keep_float could leave in float.
+    layers = searched["compress_records"][0]["quantized_layers"]
+    assert layers and all(name.startswith(("transformer.h.", "lm_head")) for name in layers)
+    assert "val perplexity" in out + err

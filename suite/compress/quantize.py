@@ -40,20 +40,22 @@ class StaticParams(Params):
 
 
 class Int8WeightOnlyParams(Params):
-    pass
+    keep_float: KeepFloat = ()
 
 
 class Int4WeightOnlyParams(Params):
     group_size: Literal[32, 64, 128, 256] = 128  # weights sharing one scale
+    keep_float: KeepFloat = ()
 
 
 class IntxWeightOnlyParams(Params):
     bits: int = Field(4, ge=1, le=8)
     group_size: Literal[0, 32, 64, 128, 256] = 64  # weights sharing one scale; 0: one per output channel
+    keep_float: KeepFloat = ()
 
 
 class Int8DynamicActivationParams(Params):
-    pass
+    keep_float: KeepFloat = ()
 
 
 def apply_dynamic(module: Any, params: DynamicParams, context: CompressContext) -> tuple[Any, dict]:
@@ -162,36 +164,38 @@ def per_tensor_weight(spec: Any) -> Any:
                    observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
 
 
-def apply_weight_only(module: Any, config: Any, label: str, group_size: int = 0) -> tuple[Any, dict]:
-    """torchao's config on every Linear (with `group_size`: those whose input width it divides)."""
+def apply_weight_only(module: Any, config: Any, label: str, keep_float: KeepFloat,
+                      group_size: int = 0) -> tuple[Any, dict]:
+    """torchao's config on every Linear (with `group_size`: those whose input width it divides)
+    but those named in `keep_float`."""
     import torch
     from torchao.quantization import quantize_
 
-    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
-    fits = [m for m in linears if not group_size or m.in_features % group_size == 0]
+    linears = [(name, m) for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
+    fits = [name for name, m in linears if not group_size or m.in_features % group_size == 0]
     if not fits:
         raise NotApplicable("the model has no Linear layer (torchao's weight-only configs quantize Linear weights)"
                             if not linears else f"no Linear layer's input width is a multiple of group_size {group_size}")
-    chosen = {id(m) for m in fits}
-    quantize_(module.eval(), config, filter_fn=lambda m, fqn: id(m) in chosen)
+    chosen = set(kept_out(fits, keep_float))
+    quantize_(module.eval(), config, filter_fn=lambda m, fqn: fqn in chosen)
     notes = [f"torchao quantize_ {label}", NEEDS_COMPILE]
     if len(fits) < len(linears):
         notes.append(f"{len(linears) - len(fits)} of {len(linears)} Linear layers stay in float: their input width "
                      f"is not a multiple of group_size {group_size}")
-    return module, {"notes": notes}
+    return module, {"notes": notes, "quantized_layers": [name for name in fits if name in chosen]}
 
 
 def apply_int8_weight_only(module: Any, params: Int8WeightOnlyParams, context: CompressContext) -> tuple[Any, dict]:
     from torchao.quantization import Int8WeightOnlyConfig
 
-    return apply_weight_only(module, Int8WeightOnlyConfig(), f"Int8WeightOnlyConfig: {FLOAT_ACTIVATIONS}")
+    return apply_weight_only(module, Int8WeightOnlyConfig(), f"Int8WeightOnlyConfig: {FLOAT_ACTIVATIONS}", params.keep_float)
 
 
 def apply_int4_weight_only(module: Any, params: Int4WeightOnlyParams, context: CompressContext) -> tuple[Any, dict]:
     from torchao.quantization import Int4WeightOnlyConfig
 
     return apply_weight_only(module, Int4WeightOnlyConfig(group_size=params.group_size),
-                             f"Int4WeightOnlyConfig: {FLOAT_ACTIVATIONS}", params.group_size)
+                             f"Int4WeightOnlyConfig: {FLOAT_ACTIVATIONS}", params.keep_float, params.group_size)
 
 
 def apply_intx_weight_only(module: Any, params: IntxWeightOnlyParams, context: CompressContext) -> tuple[Any, dict]:
@@ -202,7 +206,7 @@ def apply_intx_weight_only(module: Any, params: IntxWeightOnlyParams, context: C
     granularity = PerGroup(params.group_size) if params.group_size else PerAxis(0)
     config = IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{params.bits}"), granularity=granularity)
     module, record = apply_weight_only(module, config, f"IntxWeightOnlyConfig int{params.bits}: {FLOAT_ACTIVATIONS}",
-                                       params.group_size)
+                                       params.keep_float, params.group_size)
     # Measured here (torchao 0.18, one 2048x8192 Linear, batch 1, compiled, bf16): 26-30 ms against
     # 4.8 ms in fp32 eager: the weights are stored unpacked in int8 and de-quantized whole each call.
     record["notes"].append("int1-int7 values are stored one per int8 byte and de-quantized each call (no packed "
@@ -217,7 +221,7 @@ def apply_int8_dynamic_activation(module: Any, params: Int8DynamicActivationPara
 
     return apply_weight_only(module, Int8DynamicActivationInt8WeightConfig(),
                              "Int8DynamicActivationInt8WeightConfig: Linear weights in int8, activations quantized "
-                             "per token at run time")
+                             "per token at run time", params.keep_float)
 
 
 def int4_available(device: str) -> str | None:

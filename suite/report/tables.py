@@ -270,8 +270,8 @@ def texts_table(variants: tuple[VariantResult, ...]) -> str:
     return sortable_table(["variant", *(f"after {p!r}" for p in prompts)], rows)
 
 
-SEARCH_HEAD = ["trial", "phase", "kept in float", "value", "val accuracy", "agreement", "speed, ms", "meets",
-               "seconds", "error"]
+SEARCH_HEAD = ["trial", "phase", "kept in float", "value", "val accuracy", "val perplexity", "agreement",
+               "speed, ms", "meets", "seconds", "error"]
 
 
 def search_html(v: VariantResult, figure: str) -> str:
@@ -279,16 +279,17 @@ def search_html(v: VariantResult, figure: str) -> str:
     s = v.search
     goal = ", ".join(f"{key} {value:g}" for key, value in s.goal.items())
     chosen = s.trials[s.chosen] if s.chosen < len(s.trials) else None
-    outcome = "met" if s.met else f"not met before {s.stopped_by} ran out: the closest trial was kept"
+    outcome = "met" if s.met else (f"not met {'by any setting tried' if s.stopped_by == 'done' else 'before ' + s.stopped_by + ' ran out'}"
+                                   ": the closest trial was kept")
     reference = next((t for t in s.trials if t.phase == "reference"), None)
     gain = (f"; {reference.speed_ms / chosen.speed_ms:.2f}x the uncompressed model's speed there"
             if reference and chosen and reference.speed_ms and chosen.speed_ms else "")
     rows = [[number(t.index, "d") if t.index != s.chosen else (f"{t.index} (chosen)", t.index), t.phase,
              ", ".join(t.kept_float or ()), "" if t.value is None else flat(t.value),
-             number(t.val_accuracy, ".4f"), number(t.agreement, ".4f"), ms(t.speed_ms),
+             number(t.val_accuracy, ".4f"), number(t.perplexity, ".4f"), number(t.agreement, ".4f"), ms(t.speed_ms),
              "yes" if t.meets else "no", number(t.seconds, ".1f"), t.error or ""] for t in s.trials]
     return (f"<h3>{escape(v.name)}: {escape(s.strategy)} search</h3><p>Goal: {escape(goal)} on the "
             f"{escape(s.split)} split, against the uncompressed model on the same backend; {outcome}; "
             f"{len(s.trials)} trials in {s.seconds:.1f} s{' (' + str(s.replayed) + ' replayed from an interrupted run)' if s.replayed else ''}"
-            f"{escape(gain)}. The variant's accuracy in the tables above is on the test split, which no "
-            f"trial used.</p>" + figure + sortable_table(*without_empty_columns(SEARCH_HEAD, rows)))
+            f"{escape(gain)}. The variant's accuracy (a decoder's perplexity) in the tables above is on the "
+            f"test split, which no trial used.</p>" + figure + sortable_table(*without_empty_columns(SEARCH_HEAD, rows)))
