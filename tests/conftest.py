@@ -16,6 +16,17 @@ def pytest_addoption(parser):
                      help="run the scenarios of tests/test_scenarios.py on this backend (suite run --backend)")
 
 
+@pytest.fixture(autouse=True)
+def no_cache_root_left_behind():
+    """An in-process run sets the cache root of the caches below the plugins (ONNX exports) for the
+    process; reset it after each test, so that a later test's bare library call caches nothing
+    (and exports afresh) whatever ran before it on the same worker."""
+    yield
+    from suite.weights import use_cache_root
+
+    use_cache_root(None)
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     """A private checkpoint cache, so tests never read or fill the user's."""

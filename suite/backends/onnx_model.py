@@ -79,8 +79,9 @@ class OnnxModel:
         return {"exporter": self.exporter, "export_s": self.export_s, "onnx_notes": list(self.notes)}
 
     def files(self) -> list[Path]:
-        """Its file and the external-data files it names (next to it)."""
-        return [self.path, *external_files(self.path)]
+        """Its file and the external-data files it names (next to it; only a user's file has any:
+        exports and the copies made from them are single files)."""
+        return [self.path, *external_files(self.path)] if self.exporter == "file" else [self.path]
 
     def size_bytes(self) -> int:
         return sum(path.stat().st_size for path in self.files())

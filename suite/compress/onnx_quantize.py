@@ -100,7 +100,7 @@ def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[
     took = f" in {exported.export_s:.1f} s" if exported.export_s else ""  # 0: copied from the cache (its note says)
     exported_by = [] if exported.exporter == "file" else [f"exported to ONNX with torch's {exported.exporter} exporter{took}"]
     notes = [*exported_by, *exported.notes]
-    if len(exported.files()) > 1:  # ONNX Runtime's quantizers lose external data on the way (seen in 1.2x)
+    if len(exported.files()) > 1:  # ONNX Runtime 1.32's quantizers lose external data on the way (seen)
         exported = exported.derive("inlined.onnx", "external data inlined", {}, lambda path: inline(exported.path, path))
     if not preprocess:
         return exported, notes
