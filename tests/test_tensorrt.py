@@ -92,3 +92,25 @@ def test_the_layer_profiler_gives_an_operator_table(tmp_path):
     table = ops.table(found, calls, wall)
     assert calls == 5 and wall > 0 and table["ops_ms"] > 0
     assert any(row["family"] == "convolution" for row in table["ops"]), [row["op"] for row in table["ops"]]
+
+
+def test_route_torch_tensorrt_refuses_an_onnx_model_in_one_line(tmp_path):
+    from suite.backends.onnx_model import OnnxModel
+    from suite.errors import SuiteError
+
+    onnx_model = OnnxModel(tmp_path / "m.onnx", "file", 0.0, tokens=False)
+    with pytest.raises(SuiteError, match="route torch_tensorrt compiles torch models, and this one is ONNX: use route 'onnx'"):
+        TensorRtBackend(TensorRtParams(route="torch_tensorrt")).prepare(onnx_model, torch.zeros(1, 1, 8, 8))
+
+
+@needs_tensorrt
+def test_an_onnx_file_with_external_data_runs_on_tensorrt(tmp_path, write_scenario, run_quick):
+    from tests.test_onnx_file import accuracy_of, cnn, export
+
+    export(cnn(), tmp_path / "cnn.onnx", batch=None, external=True)
+    status, _, err, results = run_quick(write_scenario(
+        "model: {name: onnx_file, path: cnn.onnx}\ndataset: digits\nmeasure: {batch_sizes: [1, 4]}\n"
+        "variants: [{name: trt, backend: tensorrt}]\n"), "--in-process")
+    assert status == 0, err
+    [v] = results["variants"]
+    assert v["status"] == "ok" and v["accuracy"] == pytest.approx(accuracy_of(cnn()), abs=0.01)
