@@ -4,22 +4,41 @@ openvino, tensorrt), with ONNX Runtime's int8 steps (`ort_int8_dynamic`, `ort_in
 calibrated on the scenario's dataset) applied to it; torch backends and torch steps refuse it
 when the scenario is validated. Name a dataset for it: its one input's dtype and fixed axes must
 fit the dataset's samples (checked when it loads); a fixed batch axis limits the scenario's
-batch sizes to that one (checked at validation). Needs the `onnx` extra.
+batch sizes to that one (checked at validation). `output` names the output read as the
+(batch, classes) scores where the file has several (a converted scikit-learn classifier gives
+`label` then `probabilities`); the first by default. Needs the `onnx` extra.
 """
 
 from __future__ import annotations
+
+from pydantic import Field, ValidationInfo, field_validator
 
 from models.byo import FileParams
 from models.spec import ModelSpec
 
 
-def load(params: FileParams, data):
+class Params(FileParams):
+    output: str | None = Field(None, min_length=1, max_length=1000)  # the scores; None: the first output
+
+    @field_validator("output")
+    @classmethod
+    def _in_the_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from suite.backends.onnx_model import output_names_of
+
+        path = info.data.get("path")
+        names = output_names_of(path) if value is not None and path is not None else None  # None: unreadable
+        if names is not None and value not in names:  # (loading the model then says what is wrong with it)
+            raise ValueError(f"{path.name} has no output {value!r} (its outputs: {', '.join(map(repr, names))})")
+        return value
+
+
+def load(params: Params, data):
     from suite.backends.onnx_model import from_file
 
-    return from_file(params.path, data)
+    return from_file(params.path, data, params.output)
 
 
-def fixed_batch(params: FileParams) -> int | None:
+def fixed_batch(params: Params) -> int | None:
     from suite.backends.onnx_model import fixed_batch_of
 
     return fixed_batch_of(params.path)
@@ -27,6 +46,6 @@ def fixed_batch(params: FileParams) -> int | None:
 
 SPEC = ModelSpec(
     description="your own ONNX file, run by the backends that read ONNX (path: model.onnx)",
-    Params=FileParams, build=load, dataset=None, train=None, provides_weights=True, format="onnx",
+    Params=Params, build=load, dataset=None, train=None, provides_weights=True, format="onnx",
     fixed_batch=fixed_batch,
 )

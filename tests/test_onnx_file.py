@@ -112,6 +112,48 @@ def test_a_fixed_batch_and_external_data(write_scenario, tmp_path, run_quick):
                                          "measure: {batch_sizes: [4], eval_batch_size: 8}")))
 
 
+class LabelAndScores(torch.nn.Module):
+    """A classifier as scikit-learn's ONNX converters give one: the label first, then the probabilities."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        scores = self.model(x).softmax(-1)
+        return scores.argmax(-1), scores
+
+
+def export_label_and_scores(path) -> None:
+    with torch.no_grad():
+        torch.onnx.export(LabelAndScores(mlp()).eval(), (torch.zeros(2, 1, 8, 8),), str(path), dynamo=False,
+                          opset_version=17, input_names=["pixels"], output_names=["label", "probabilities"],
+                          dynamic_axes={"pixels": {0: "n"}, "label": {0: "n"}, "probabilities": {0: "n"}})
+
+
+def test_a_file_with_several_outputs_is_read_at_the_output_it_names(write_scenario, tmp_path, run_quick):
+    pytest.importorskip("openvino")
+    export_label_and_scores(tmp_path / "two.onnx")
+    variants = "  - {name: ort, backend: onnxruntime}\n  - {name: openvino, backend: openvino}\n"
+    # The first output, the labels, is refused in one line that says how to choose another.
+    status, out, err, results = run_quick(write_scenario(scenario("two.onnx", variants)))
+    assert status == 2, out + err
+    assert all("two.onnx: output 'label' (the first of 2) has shape (?); suite reads it as (batch, classes) scores: "
+               "name another with the model's `output`" in v["error"] for v in results["variants"])
+    # Named, the probabilities run on both backends with the torch model's accuracy.
+    status, _, err, results = run_quick(write_scenario(scenario("two.onnx, output: probabilities", variants)),
+                                        "--in-process")
+    assert status == 0, err
+    for v in results["variants"]:
+        assert v["status"] == "ok", v["error"]
+        assert v["accuracy"] == pytest.approx(accuracy_of(mlp()), abs=1e-6) and v["agreement"] == 1.0
+        assert "output 'probabilities' taken of 2 (label, probabilities)" in v["backend_info"]["onnx_notes"]
+    # A name the file does not have is refused when the scenario is read, naming the field.
+    with pytest.raises(ScenarioError, match=r"model\.output: .*two\.onnx has no output 'logits' \(its outputs: "
+                                            r"'label', 'probabilities'\)$"):
+        load(write_scenario(scenario("two.onnx, output: logits", variants)))
+
+
 @pytest.mark.parametrize(("variant", "message"), [
     ("{name: a}", r"variants\[0\]\.backend: backend 'eager' cannot run an ONNX model, and model 'onnx_file' is one "
                   r"\(backends that run it: onnxruntime, openvino, tensorrt\)$"),
@@ -181,6 +223,16 @@ def make_broken(kind: str, path) -> None:
         tiny_graph(path, (("x", "FLOAT", ["n", 64]),))
     elif kind == "scores of rank 3":
         tiny_graph(path, output=("n", 10, 1))
+    elif kind == "sequence of scores":  # what scikit-learn's ZipMap makes of probabilities, roughly
+        import onnx
+        from onnx import TensorProto, helper
+
+        tiny_graph(path)
+        proto = onnx.load(str(path))
+        proto.graph.node.append(helper.make_node("SequenceConstruct", ["y"], ["s"]))
+        del proto.graph.output[:]
+        proto.graph.output.append(helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, ["n", 10]))
+        onnx.save(proto, str(path))
     elif kind == "external missing":
         external_with(path, "w.bin")
         (path.parent / "w.bin").unlink()
@@ -199,8 +251,8 @@ def make_broken(kind: str, path) -> None:
     ("wrong shape", "m.onnx: input 'x' has shape (?, 1, 16, 16), but dataset 'digits' gives samples of shape "
                     "(1, 8, 8) (axis 2: 8, not 16)"),
     ("wrong rank", "m.onnx: input 'x' has 2 axes (?, 64), but dataset 'digits' gives 4: (batch, 1, 8, 8)"),
-    ("scores of rank 3", "m.onnx: output 'y' has shape (?, 10, 1); suite reads the first output as (batch, classes) "
-                         "scores"),
+    ("scores of rank 3", "m.onnx: output 'y' has shape (?, 10, 1); suite reads it as (batch, classes) scores"),
+    ("sequence of scores", "m.onnx: output 's' is a sequence, not a tensor; suite reads (batch, classes) scores"),
     ("external missing", "m.onnx: tensor 'w' needs external data file 'w.bin' next to it, which is missing"),
     ("external outside", "m.onnx: tensor 'w' names external data '../../etc/passwd' outside the model's folder: refused"),
     ("external truncated", "m.onnx: tensor 'w' reads bytes up to 2560 of 'w.bin', which holds 2552: the file is truncated"),

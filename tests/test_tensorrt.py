@@ -114,3 +114,16 @@ def test_an_onnx_file_with_external_data_runs_on_tensorrt(tmp_path, write_scenar
     assert status == 0, err
     [v] = results["variants"]
     assert v["status"] == "ok" and v["accuracy"] == pytest.approx(accuracy_of(cnn()), abs=0.01)
+
+
+@needs_tensorrt
+def test_an_onnx_file_with_two_outputs_runs_on_tensorrt_at_the_one_named(tmp_path, write_scenario, run_quick):
+    from tests.test_onnx_file import accuracy_of, export_label_and_scores, mlp
+
+    export_label_and_scores(tmp_path / "two.onnx")  # label (int64), then probabilities: each needs a buffer
+    status, _, err, results = run_quick(write_scenario(
+        "model: {name: onnx_file, path: two.onnx, output: probabilities}\ndataset: digits\n"
+        "measure: {batch_sizes: [1, 4]}\nvariants: [{name: trt, backend: tensorrt}]\n"), "--in-process")
+    assert status == 0, err
+    [v] = results["variants"]
+    assert v["status"] == "ok" and v["accuracy"] == pytest.approx(accuracy_of(mlp()), abs=0.01)

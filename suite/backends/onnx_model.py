@@ -296,9 +296,10 @@ def _input_precision(name: str, node: Any, made_by: dict) -> str:
 
 
 # -- the user's own file -------------------------------------------------------------------------
-def from_file(path: Path, data: Any) -> OnnxModel:
+def from_file(path: Path, data: Any, output: str | None = None) -> OnnxModel:
     """The user's own ONNX file, read and checked against the dataset it will run on: one input
-    whose dtype and fixed axes fit the dataset's samples, external data next to it. Transformed
+    whose dtype and fixed axes fit the dataset's samples, the scores (`output`, else the first
+    output) of shape (batch, classes), external data next to it. Transformed
     copies (quantization) go to a folder of its own, not next to the file."""
     import onnx
 
@@ -329,16 +330,24 @@ def from_file(path: Path, data: Any) -> OnnxModel:
             raise SuiteError(f"{path}: input {name!r} has shape {shape_text(dims)}, but dataset {data.name!r} "
                              f"gives samples of shape {tuple(sample.shape[1:])} (axis {axis}: {wanted}, not {size})")
     outputs = [o.name for o in proto.graph.output]
-    logits = proto.graph.output[0].type.tensor_type
-    if logits.HasField("shape") and len(logits.shape.dim) != 2:
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in logits.shape.dim]
-        raise SuiteError(f"{path}: output {outputs[0]!r} has shape {shape_text(dims)}; suite reads the first output "
-                         "as (batch, classes) scores")
+    if output is not None and output not in outputs:
+        raise SuiteError(f"{path}: the model has no output {output!r} (its outputs: {', '.join(map(repr, outputs))})")
+    chosen = output if output is not None else outputs[0]
+    value = next(o for o in proto.graph.output if o.name == chosen)
+    which = f"output {chosen!r}" + (f" (the first of {len(outputs)})" if output is None and len(outputs) > 1 else "")
+    hint = ": name another with the model's `output`" if output is None and len(outputs) > 1 else ""
+    if not value.type.HasField("tensor_type"):  # a sequence or map (scikit-learn's ZipMap gives one)
+        kind = (value.type.WhichOneof("value") or "value of no type").removesuffix("_type").replace("_", " ")
+        raise SuiteError(f"{path}: {which} is a {kind}, not a tensor; suite reads (batch, classes) scores{hint}")
+    scores = value.type.tensor_type
+    if scores.HasField("shape") and len(scores.shape.dim) != 2:
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in scores.shape.dim]
+        raise SuiteError(f"{path}: {which} has shape {shape_text(dims)}; suite reads it as (batch, classes) scores{hint}")
     notes = (f"the user's own ONNX file {path.name}",) + (
-        (f"output {outputs[0]!r} taken of {len(outputs)} ({', '.join(outputs)})",) if len(outputs) > 1 else ())
+        (f"output {chosen!r} taken of {len(outputs)} ({', '.join(outputs)})",) if len(outputs) > 1 else ())
     return OnnxModel(path.resolve(), "file", 0.0, tokens=dtype.startswith("int") and len(dims) == 2, notes=notes,
                      folder=tempfile.TemporaryDirectory(prefix="suite-onnx-"), input_name=name,
-                     output_name=outputs[0], batch=dims[0])
+                     output_name=chosen, batch=dims[0])
 
 
 def read_proto(path: Path) -> Any:
@@ -356,25 +365,36 @@ def read_proto(path: Path) -> Any:
 
 def fixed_batch_of(path: Path) -> int | None:
     """The batch size the file's first input fixes, None where the axis is dynamic or the file
-    cannot be read (loading it then gives the error). Read once per file version: a scenario asks
-    for each of its variants."""
+    cannot be read (loading it then gives the error)."""
+    batch, _ = outline_of(path)
+    return batch
+
+
+def output_names_of(path: Path) -> tuple[str, ...] | None:
+    """The file's output names, None where it cannot be read (loading it then gives the error)."""
+    return outline_of(path)[1]
+
+
+def outline_of(path: Path) -> tuple[int | None, tuple[str, ...] | None]:
+    """(fixed batch size, output names), read once per file version: a scenario asks for each variant."""
     try:
         stat = path.stat()
     except OSError:
-        return None
-    return _fixed_batch(path, stat.st_size, stat.st_mtime_ns)
+        return None, None
+    return _outline(path, stat.st_size, stat.st_mtime_ns)
 
 
 @lru_cache(maxsize=32)
-def _fixed_batch(path: Path, size: int, mtime_ns: int) -> int | None:
+def _outline(path: Path, size: int, mtime_ns: int) -> tuple[int | None, tuple[str, ...] | None]:
     try:
         proto = read_proto(path)
     except Exception:
-        return None
+        return None, None
     stored = {init.name for init in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in stored]
     dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else ()
-    return dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
+    batch = dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
+    return batch, tuple(o.name for o in proto.graph.output)
 
 
 def input_signature(path: Path, value: Any) -> tuple[str, str, list[int | None]]:

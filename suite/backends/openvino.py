@@ -80,7 +80,7 @@ class OpenVinoBackend:
             key = inputs.shape if self.params.static_shapes else ()
             if key not in requests:
                 requests[key] = self._compile(core, key).create_infer_request()
-            return requests[key].infer([inputs], share_inputs=True)[0]
+            return requests[key].infer([inputs], share_inputs=True)[self.onnx.output_name]
 
         run(self.place(example_inputs))
         return run

@@ -89,7 +89,7 @@ class TensorRtBackend:
         def run(inputs: Any) -> Any:
             key = tuple(inputs.shape)
             if key not in engines:
-                engines[key] = EngineRunner(self._engine(inputs))
+                engines[key] = EngineRunner(self._engine(inputs), self.onnx.output_name)
             return engines[key](inputs)
 
         return run
@@ -143,7 +143,7 @@ class TensorRtBackend:
 
         if self.params.route == "torch_tensorrt":
             return torch_ops(lambda: run(inputs), calls, self.synchronize)
-        runner = EngineRunner(self._engine(inputs))
+        runner = EngineRunner(self._engine(inputs), self.onnx.output_name)
         found = []  # an Op per layer run; suite.measure.ops.table adds them up
 
         class LayerTimes(trt.IProfiler):
@@ -265,9 +265,10 @@ def entropy_calibrator(batches: list[Any]) -> Any:
 
 
 class EngineRunner:
-    """One engine and its execution context, run on torch's current stream with torch tensors."""
+    """One engine and its execution context, run on torch's current stream with torch tensors.
+    Every output gets a buffer (TensorRT needs an address for each); `output`'s is returned."""
 
-    def __init__(self, serialized: bytes):
+    def __init__(self, serialized: bytes, output: str):
         import tensorrt as trt
 
         self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(serialized)
@@ -275,14 +276,27 @@ class EngineRunner:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         mode = trt.TensorIOMode.INPUT
         self.input = next(n for n in names if self.engine.get_tensor_mode(n) == mode)
-        self.output = next(n for n in names if self.engine.get_tensor_mode(n) != mode)
+        self.outputs = [n for n in names if self.engine.get_tensor_mode(n) != mode]
+        self.output = output if output in self.outputs else self.outputs[0]
+        self.dtypes = {n: torch_dtype(trt, self.engine.get_tensor_dtype(n)) for n in self.outputs}
 
     def __call__(self, inputs: Any) -> Any:
         import torch
 
         self.context.set_input_shape(self.input, tuple(inputs.shape))
-        outputs = torch.empty(tuple(self.context.get_tensor_shape(self.output)), device="cuda", dtype=torch.float32)
         self.context.set_tensor_address(self.input, inputs.contiguous().data_ptr())
-        self.context.set_tensor_address(self.output, outputs.data_ptr())
+        buffers = {}
+        for name in self.outputs:
+            buffers[name] = torch.empty(tuple(self.context.get_tensor_shape(name)), device="cuda", dtype=self.dtypes[name])
+            self.context.set_tensor_address(name, buffers[name].data_ptr())
         self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
-        return outputs
+        return buffers[self.output]
+
+
+def torch_dtype(trt: Any, dtype: Any) -> Any:
+    """The torch dtype of a TensorRT tensor type (float32 for one this does not know)."""
+    import torch
+
+    known = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT8": torch.int8,
+             "INT32": torch.int32, "INT64": torch.int64, "BOOL": torch.bool, "UINT8": torch.uint8}
+    return next((t for name, t in known.items() if getattr(trt.DataType, name, None) == dtype), torch.float32)
