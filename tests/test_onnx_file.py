@@ -154,6 +154,21 @@ def test_a_file_with_several_outputs_is_read_at_the_output_it_names(write_scenar
         load(write_scenario(scenario("two.onnx, output: logits", variants)))
 
 
+def test_nodes_without_names_are_named_so_that_keep_float_and_search_can_name_them(write_scenario, tmp_path,
+                                                                                    run_quick):
+    tiny_graph(tmp_path / "m.onnx")  # its nodes have no names (ONNX allows that)
+    status, _, err, results = run_quick(write_scenario(scenario("m.onnx", (
+        "  - {name: int8, backend: onnxruntime, compress: [ort_int8_static]}\n"
+        "  - {name: kept, backend: onnxruntime, compress: [{method: ort_int8_static, keep_float: [MatMul_2]}]}\n"))),
+        "--in-process")
+    assert status == 0, err
+    int8, kept = results["variants"]
+    assert int8["compress_records"][0]["quantized_layers"] == ["MatMul_2"]  # named by type and position
+    assert kept["status"] == "ok" and kept["compress_records"][0]["quantized_layers"] == []
+    assert "external data inlined, unnamed nodes named" in kept["backend_info"]["onnx_notes"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".onnx") == ["m.onnx"]  # the user's file untouched
+
+
 @pytest.mark.parametrize(("variant", "message"), [
     ("{name: a}", r"variants\[0\]\.backend: backend 'eager' cannot run an ONNX model, and model 'onnx_file' is one "
                   r"\(backends that run it: onnxruntime, openvino, tensorrt\)$"),
@@ -233,6 +248,15 @@ def make_broken(kind: str, path) -> None:
         del proto.graph.output[:]
         proto.graph.output.append(helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, ["n", 10]))
         onnx.save(proto, str(path))
+    elif kind == "one row per batch":  # scores averaged over the batch: a shape the declared output hides
+        import onnx
+        from onnx import helper
+
+        tiny_graph(path, output=(1, 10))
+        proto = onnx.load(str(path))
+        proto.graph.node[-1].output[0] = "m"
+        proto.graph.node.append(helper.make_node("ReduceMean", ["m"], ["y"], axes=[0], keepdims=1))
+        onnx.save(proto, str(path))
     elif kind == "external missing":
         external_with(path, "w.bin")
         (path.parent / "w.bin").unlink()
@@ -253,6 +277,8 @@ def make_broken(kind: str, path) -> None:
     ("wrong rank", "m.onnx: input 'x' has 2 axes (?, 64), but dataset 'digits' gives 4: (batch, 1, 8, 8)"),
     ("scores of rank 3", "m.onnx: output 'y' has shape (?, 10, 1); suite reads it as (batch, classes) scores"),
     ("sequence of scores", "m.onnx: output 's' is a sequence, not a tensor; suite reads (batch, classes) scores"),
+    ("one row per batch", "the model gave outputs of shape (1, 10) for a batch of 4 inputs; suite reads (batch, "
+                          "classes) scores"),
     ("external missing", "m.onnx: tensor 'w' needs external data file 'w.bin' next to it, which is missing"),
     ("external outside", "m.onnx: tensor 'w' names external data '../../etc/passwd' outside the model's folder: refused"),
     ("external truncated", "m.onnx: tensor 'w' reads bytes up to 2560 of 'w.bin', which holds 2552: the file is truncated"),

@@ -100,8 +100,9 @@ def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[
     took = f" in {exported.export_s:.1f} s" if exported.export_s else ""  # 0: copied from the cache (its note says)
     exported_by = [] if exported.exporter == "file" else [f"exported to ONNX with torch's {exported.exporter} exporter{took}"]
     notes = [*exported_by, *exported.notes]
-    if len(exported.files()) > 1:  # ONNX Runtime 1.32's quantizers lose external data on the way (seen)
-        exported = exported.derive("inlined.onnx", "external data inlined", {}, lambda path: inline(exported.path, path))
+    if exported.exporter == "file" and (len(exported.files()) > 1 or unnamed_nodes(exported.path)):
+        exported = exported.derive("self-contained.onnx", "external data inlined, unnamed nodes named", {},
+                                   lambda path: self_contained(exported.path, path))
     if not preprocess:
         return exported, notes
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -112,8 +113,16 @@ def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[
     return result, notes + ["onnxruntime quant_pre_process (skip_symbolic_shape)"]
 
 
-def inline(source: Any, path: Any) -> None:
-    """`source` with its external data read into one file at `path`."""
+def unnamed_nodes(path: Any) -> int:
+    from suite.backends.onnx_model import read_proto
+
+    return sum(not node.name for node in read_proto(path).graph.node)
+
+
+def self_contained(source: Any, path: Any) -> None:
+    """`source` in one file at `path`: its external data read in (ONNX Runtime 1.32's quantizers
+    lose external data on the way: seen), and its unnamed nodes named by type and position
+    (MatMul_3) so that keep_float, and so a search, can name them."""
     import onnx
 
     from suite.errors import SuiteError
@@ -122,6 +131,12 @@ def inline(source: Any, path: Any) -> None:
     if proto.ByteSize() >= 2**31:
         raise SuiteError(f"{source}: ONNX Runtime's quantizers need the model in one file, and with its "
                          "external data it passes protobuf's 2 GiB limit")
+    taken = {node.name for node in proto.graph.node}
+    for index, node in enumerate(proto.graph.node):
+        if not node.name:
+            node.name = next(name for name in (f"{node.op_type}_{index}{'_' * n}" for n in range(len(taken) + 1))
+                             if name not in taken)
+            taken.add(node.name)
     onnx.save(proto, str(path))
 
 

@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from suite.errors import SuiteError
+
 
 def outputs(run: Callable[[Any], Any], place: Callable[[Any], Any], to_host: Callable[[Any], Any],
             inputs: Any, batch_size: int) -> np.ndarray:
@@ -18,7 +20,11 @@ def outputs(run: Callable[[Any], Any], place: Callable[[Any], Any], to_host: Cal
         short = len(batch)
         if short < batch_size and len(inputs) >= batch_size:
             batch = inputs[start - (batch_size - short):start + short]  # the inputs before it fill it up
-        batches.append(np.asarray(to_host(run(place(batch))), dtype=np.float32)[-short:])
+        scores = np.asarray(to_host(run(place(batch))), dtype=np.float32)
+        if scores.ndim != 2 or len(scores) != len(batch):
+            raise SuiteError(f"the model gave outputs of shape {tuple(scores.shape)} for a batch of {len(batch)} "
+                             "inputs; suite reads (batch, classes) scores")
+        batches.append(scores[-short:])
     return np.concatenate(batches)
 
 
