@@ -25,10 +25,24 @@ def arguments(doc: str, model: str, batch: int, rounds: int, seconds: float) -> 
     """The options every cross-check takes, with its defaults."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--model", default=model, choices=list(SHAPES), help="random weights")
-    parser.add_argument("--batch", type=int, default=batch)
-    parser.add_argument("--rounds", type=int, default=rounds)
-    parser.add_argument("--seconds", type=float, default=seconds, help="time per measurement, each side")
+    parser.add_argument("--batch", type=positive(int), default=batch)
+    parser.add_argument("--rounds", type=positive(int), default=rounds)
+    parser.add_argument("--seconds", type=positive(float), default=seconds, help="time per measurement, each side")
     return parser
+
+
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of `kind` above 0 (a batch of -1 or 0 rounds would measure nothing)."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be above 0 and finite, got {text!r}")
+        return value
+
+    return parse
 
 
 def model_and_inputs(name: str, batch: int):

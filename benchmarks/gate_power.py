@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 import models  # noqa: F401  (registers the model zoo)
+from cross_check import positive
 from suite.compare import Row
 from suite.gate import PairedPlan, regressions, time_rounds
 from suite.measure import timing
@@ -132,7 +133,7 @@ def print_table(table: list[dict], blocks: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--trials", type=positive(int), default=100)
     parser.add_argument("--slowdowns", type=float, nargs="+", default=[0.0, 0.03, 0.10, 0.25])
     args = parser.parse_args()
     blocks, table = run(args.trials, args.slowdowns)

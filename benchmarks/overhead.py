@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cross_check import positive
 from suite.phases import grouped
 
 
@@ -42,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", type=Path, nargs="?", default=Path("scenarios/resnet.yaml"))
     parser.add_argument("--cache-dir", type=Path, default=None, help="default: a fresh temporary folder")
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=positive(int), default=2)
     args = parser.parse_args()
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="suite-overhead-cache-"))
     for i in range(1, args.runs + 1):

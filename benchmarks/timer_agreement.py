@@ -21,6 +21,7 @@ import torch
 import torch.utils.benchmark as torch_benchmark
 
 import models  # noqa: F401  (registers the model zoo)
+from cross_check import positive
 from suite.backends.eager import EagerBackend, EagerParams
 from suite.measure import timing
 from suite.measuring import batch_of
@@ -59,8 +60,8 @@ def torch_median(run, inputs, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=1.5, help="minimum time per measurement")
+    parser.add_argument("--rounds", type=positive(int), default=8)
+    parser.add_argument("--seconds", type=positive(float), default=1.5, help="minimum time per measurement")
     parser.add_argument("--models", nargs="+", default=list(MODELS_TIMED), choices=list(MODELS_TIMED))
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "

@@ -25,7 +25,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from cross_check import alternate, arguments, model_and_inputs, suite_samples_ms
+from cross_check import alternate, arguments, model_and_inputs, positive, suite_samples_ms
 
 def loadgen_run(scenario: str, call_batch, batch: int, seconds: float, **settings) -> dict:
     """One LoadGen test in PerformanceOnly mode; its results, from its detail log."""
@@ -67,9 +67,10 @@ def loadgen_run(scenario: str, call_batch, batch: int, seconds: float, **setting
 
 def main() -> None:
     parser = arguments(__doc__, model="resnet20", batch=32, rounds=3, seconds=3.0)
-    parser.add_argument("--bound-ms", type=float, default=5.0, help="Server: the p99 latency bound")
-    parser.add_argument("--steps", type=int, default=6, help="Server: bisection steps")
-    parser.add_argument("--scenarios", nargs="+", default=["SingleStream", "Offline", "Server"])
+    parser.add_argument("--bound-ms", type=positive(float), default=5.0, help="Server: the p99 latency bound")
+    parser.add_argument("--steps", type=positive(int), default=6, help="Server: bisection steps")
+    parser.add_argument("--scenarios", nargs="+", default=["SingleStream", "Offline", "Server"],
+                        choices=["SingleStream", "Offline", "Server"])
     args = parser.parse_args()
     import mlperf_loadgen  # noqa: F401  (fail early without the extra)
     import onnxruntime
