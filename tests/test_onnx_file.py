@@ -257,6 +257,9 @@ def make_broken(kind: str, path) -> None:
         proto.graph.node[-1].output[0] = "m"
         proto.graph.node.append(helper.make_node("ReduceMean", ["m"], ["y"], axes=[0], keepdims=1))
         onnx.save(proto, str(path))
+    elif kind == "sparse 3 GiB":  # a few bytes on disk; reading it first would take 3 GiB of memory
+        with open(path, "wb") as handle:
+            handle.truncate(3 * 2**30)
     elif kind == "external missing":
         external_with(path, "w.bin")
         (path.parent / "w.bin").unlink()
@@ -279,6 +282,7 @@ def make_broken(kind: str, path) -> None:
     ("sequence of scores", "m.onnx: output 's' is a sequence, not a tensor; suite reads (batch, classes) scores"),
     ("one row per batch", "the model gave outputs of shape (1, 10) for a batch of 4 inputs; suite reads (batch, "
                           "classes) scores"),
+    ("sparse 3 GiB", "m.onnx: 3.0 GiB, past protobuf's 2 GiB limit on one ONNX file"),
     ("external missing", "m.onnx: tensor 'w' needs external data file 'w.bin' next to it, which is missing"),
     ("external outside", "m.onnx: tensor 'w' names external data '../../etc/passwd' outside the model's folder: refused"),
     ("external truncated", "m.onnx: tensor 'w' reads bytes up to 2560 of 'w.bin', which holds 2552: the file is truncated"),

@@ -23,6 +23,7 @@ from suite.weights import source_hash
 
 INPUT, OUTPUT = "input", "output"
 MAX_BATCH = 4096
+PROTOBUF_LIMIT = 2**31
 # Ops worth a row in the per-layer table, and the input that holds each one's weight.
 WEIGHT_INPUT = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3, "MatMul": 1, "MatMulInteger": 1,
                 "QLinearMatMul": 3, "Gemm": 1, "Gather": 0}
@@ -354,6 +355,10 @@ def read_proto(path: Path) -> Any:
     """The file's graph, without its external data; a one-line error when it is not ONNX."""
     import onnx
 
+    size = path.stat().st_size
+    if size >= PROTOBUF_LIMIT:  # protobuf cannot parse it, and reading it first would take `size` bytes of memory
+        raise SuiteError(f"{path}: {size / 2**30:.1f} GiB, past protobuf's 2 GiB limit on one ONNX file: an ONNX "
+                         "model that large keeps its weights in external-data files")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError, or onnx's own for a file it cannot read

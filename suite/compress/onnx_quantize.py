@@ -125,10 +125,11 @@ def self_contained(source: Any, path: Any) -> None:
     (MatMul_3) so that keep_float, and so a search, can name them."""
     import onnx
 
+    from suite.backends.onnx_model import PROTOBUF_LIMIT
     from suite.errors import SuiteError
 
     proto = onnx.load(str(source))
-    if proto.ByteSize() >= 2**31:
+    if proto.ByteSize() >= PROTOBUF_LIMIT:
         raise SuiteError(f"{source}: ONNX Runtime's quantizers need the model in one file, and with its "
                          "external data it passes protobuf's 2 GiB limit")
     taken = {node.name for node in proto.graph.node}
