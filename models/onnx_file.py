@@ -4,7 +4,8 @@ openvino, tensorrt), with ONNX Runtime's int8 steps (`ort_int8_dynamic`, `ort_in
 calibrated on the scenario's dataset) applied to it; torch backends and torch steps refuse it
 when the scenario is validated. Name a dataset for it: its one input's dtype and fixed axes must
 fit the dataset's samples (checked when it loads); a fixed batch axis limits the scenario's
-batch sizes to that one (checked at validation). `output` names the output read as the
+batch sizes to that one, a fixed sequence axis (token ids) the scenario's seq_lens (checked at
+validation). `output` names the output read as the
 (batch, classes) scores where the file has several (a converted scikit-learn classifier gives
 `label` then `probabilities`); the first by default. Needs the `onnx` extra.
 """
@@ -38,14 +39,14 @@ def load(params: Params, data):
     return from_file(params.path, data, params.output)
 
 
-def fixed_batch(params: Params) -> int | None:
-    from suite.backends.onnx_model import fixed_batch_of
+def fixed_axes(params: Params) -> tuple[int | None, ...]:
+    from suite.backends.onnx_model import input_axes_of
 
-    return fixed_batch_of(params.path)
+    return input_axes_of(params.path)
 
 
 SPEC = ModelSpec(
     description="your own ONNX file, run by the backends that read ONNX (path: model.onnx)",
     Params=Params, build=load, dataset=None, train=None, provides_weights=True, format="onnx",
-    fixed_batch=fixed_batch,
+    fixed_axes=fixed_axes,
 )

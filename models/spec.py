@@ -28,6 +28,7 @@ class ModelSpec:
     tokenizer: Callable[[Any, Any], tuple[Any, str]] | None = None
     # The form build() returns it in (suite.scenario.FORMATS): which compression steps and backends take it.
     format: str = "torch"
-    # fixed_batch(params) -> the batch size its own file fixes, None where any is taken; read when a
-    # scenario is validated, so that other batch sizes are refused before anything runs.
-    fixed_batch: Callable[[Any], int | None] | None = None
+    # fixed_axes(params) -> the sizes its own file fixes on the input's axes (None: any is taken; ():
+    # not known); read when a scenario is validated, so that other batch sizes and sequence lengths
+    # are refused before anything runs.
+    fixed_axes: Callable[[Any], tuple[int | None, ...]] | None = None

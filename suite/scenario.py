@@ -314,18 +314,24 @@ def format_conflict(variant: Variant, model: PluginRef | None) -> tuple[tuple, s
     return None
 
 
-def batch_conflict(variant: Variant, model: PluginRef, measure: Measure) -> tuple[tuple, str] | None:
-    """Where the variant asks for a batch size its model's file fixes otherwise (ModelSpec.fixed_batch)."""
-    fixed = MODELS.get(model.name).fixed_batch
-    batch = fixed(model.params) if fixed is not None else None
-    if batch is None:
-        return None
-    asked = [(("measure", "batch_sizes"), size) for size in measure.batch_sizes]
-    asked += [(("measure", "eval_batch_size"), measure.eval_batch_size)] if measure.eval_batch_size else []
-    asked += [(("search", "batch_size"), variant.search.batch_size)] if variant.search and variant.search.batch_size else []
+def shape_conflict(variant: Variant, model: PluginRef, measure: Measure) -> tuple[tuple, str] | None:
+    """Where the variant asks for a batch size, or a sequence length of token ids, that its model's
+    file fixes otherwise (ModelSpec.fixed_axes)."""
+    fixed = MODELS.get(model.name).fixed_axes
+    axes = fixed(model.params) if fixed is not None else ()
+    batch = axes[0] if axes else None
+    asked = [(("measure", "batch_sizes"), size) for size in measure.batch_sizes] if batch else []
+    asked += [(("measure", "eval_batch_size"), measure.eval_batch_size)] if batch and measure.eval_batch_size else []
+    asked += ([(("search", "batch_size"), variant.search.batch_size)]
+              if batch and variant.search and variant.search.batch_size else [])
     for where, size in asked:
         if size != batch:
             return where, f"{size}: model {model.name!r} has a fixed batch size of {batch} (its file says so): use {batch}"
+    length = axes[1] if len(axes) == 2 else None  # (batch, seq) token ids
+    for size in (measure.seq_lens or ()) if length else ():
+        if size != length:
+            return ("measure", "seq_lens"), (f"{size}: model {model.name!r} takes sequences of {length} tokens only "
+                                             f"(its file fixes that axis): use {length}")
     return None
 
 
@@ -447,7 +453,7 @@ class Scenario(Params):
             if MODELS.get(model.name).dataset is None and not (variant.dataset or self.dataset):
                 raise NestedError(("variants", i, "dataset"),
                                   f"model {model.name!r} has no default dataset: name one here or at the top level")
-            conflict = (format_conflict(variant, model) or batch_conflict(variant, model, self.measure_of(variant))
+            conflict = (format_conflict(variant, model) or shape_conflict(variant, model, self.measure_of(variant))
                         or task_conflict(variant, model, variant.dataset or self.dataset, self.measure_of(variant)))
             if conflict:
                 where = conflict[0] if conflict[0][0] == "measure" and variant.measure is None else ("variants", i, *conflict[0])

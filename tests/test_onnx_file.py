@@ -112,6 +112,41 @@ def test_a_fixed_batch_and_external_data(write_scenario, tmp_path, run_quick):
                                          "measure: {batch_sizes: [4], eval_batch_size: 8}")))
 
 
+def token_graph(path, seq) -> None:
+    """A classifier of token ids (batch, seq): embeddings averaged over the sequence, then a product."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((31000, 8), np.float32), "emb"),
+               numpy_helper.from_array(rng.standard_normal((8, 4), np.float32), "w")]
+    nodes = [helper.make_node("Gather", ["emb", "ids"], ["e"]), helper.make_node("ReduceMean", ["e"], ["m"], axes=[1], keepdims=0),
+             helper.make_node("MatMul", ["m", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "tokens", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", seq])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_token_ids_run_at_each_length_a_dynamic_axis_takes_and_a_fixed_one_refuses_others(write_scenario, tmp_path,
+                                                                                         run_quick):
+    pytest.importorskip("transformers")  # the topics dataset's tokenizer
+    pytest.importorskip("openvino")
+    text = ("model: {name: onnx_file, path: FILE}\ndataset: topics\nmeasure: {batch_sizes: [1], seq_lens: [8, 32]}\n"
+            "variants:\n  - {name: ort, backend: onnxruntime}\n  - {name: openvino, backend: openvino}\n")
+    token_graph(tmp_path / "dynamic.onnx", "s")
+    status, _, err, results = run_quick(write_scenario(text.replace("FILE", "dynamic.onnx")), "--in-process")
+    assert status == 0, err
+    for v in results["variants"]:
+        assert v["status"] == "ok" and v["agreement"] == 1.0, v["error"]
+        assert [(row["batch_size"], row["seq_len"]) for row in v["latency"]] == [(1, 8), (1, 32)]
+    # A file that fixes 32 tokens: other lengths are refused when the scenario is read (OpenVINO
+    # would have reshaped it to 8 without a word; ONNX Runtime failed on the call).
+    token_graph(tmp_path / "fixed.onnx", 32)
+    with pytest.raises(ScenarioError, match=r"measure\.seq_lens: 8: model 'onnx_file' takes sequences of 32 tokens "
+                                            r"only \(its file fixes that axis\): use 32$"):
+        load(write_scenario(text.replace("FILE", "fixed.onnx")))
+
+
 class LabelAndScores(torch.nn.Module):
     """A classifier as scikit-learn's ONNX converters give one: the label first, then the probabilities."""
 

@@ -368,11 +368,10 @@ def read_proto(path: Path) -> Any:
     return proto
 
 
-def fixed_batch_of(path: Path) -> int | None:
-    """The batch size the file's first input fixes, None where the axis is dynamic or the file
-    cannot be read (loading it then gives the error)."""
-    batch, _ = outline_of(path)
-    return batch
+def input_axes_of(path: Path) -> tuple[int | None, ...]:
+    """The sizes the file fixes on its one input's axes (None: a dynamic axis); () where the file
+    cannot be read or has other than one input (loading it then gives the error)."""
+    return outline_of(path)[0]
 
 
 def output_names_of(path: Path) -> tuple[str, ...] | None:
@@ -380,26 +379,26 @@ def output_names_of(path: Path) -> tuple[str, ...] | None:
     return outline_of(path)[1]
 
 
-def outline_of(path: Path) -> tuple[int | None, tuple[str, ...] | None]:
-    """(fixed batch size, output names), read once per file version: a scenario asks for each variant."""
+def outline_of(path: Path) -> tuple[tuple[int | None, ...], tuple[str, ...] | None]:
+    """(input axes, output names), read once per file version: a scenario asks for each variant."""
     try:
         stat = path.stat()
     except OSError:
-        return None, None
+        return (), None
     return _outline(path, stat.st_size, stat.st_mtime_ns)
 
 
 @lru_cache(maxsize=32)
-def _outline(path: Path, size: int, mtime_ns: int) -> tuple[int | None, tuple[str, ...] | None]:
+def _outline(path: Path, size: int, mtime_ns: int) -> tuple[tuple[int | None, ...], tuple[str, ...] | None]:
     try:
         proto = read_proto(path)
     except Exception:
-        return None, None
+        return (), None
     stored = {init.name for init in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in stored]
     dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else ()
-    batch = dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
-    return batch, tuple(o.name for o in proto.graph.output)
+    axes = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+    return axes, tuple(o.name for o in proto.graph.output)
 
 
 def input_signature(path: Path, value: Any) -> tuple[str, str, list[int | None]]:
