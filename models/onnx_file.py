@@ -4,10 +4,10 @@ openvino, tensorrt), with ONNX Runtime's int8 steps (`ort_int8_dynamic`, `ort_in
 calibrated on the scenario's dataset) applied to it; torch backends and torch steps refuse it
 when the scenario is validated. Name a dataset for it: its one input's dtype and fixed axes must
 fit the dataset's samples (checked when it loads); a fixed batch axis limits the scenario's
-batch sizes to that one, a fixed sequence axis (token ids) the scenario's seq_lens (checked at
-validation). `output` names the output read as the
-(batch, classes) scores where the file has several (a converted scikit-learn classifier gives
-`label` then `probabilities`); the first by default. Needs the `onnx` extra.
+batch sizes to that one, a fixed sequence axis (token ids) its seq_lens (checked at validation).
+`output` names the output read as the (batch, classes) scores where the file has several (a
+converted scikit-learn classifier gives `label` then `probabilities`); the first by default.
+Needs the `onnx` extra.
 """
 
 from __future__ import annotations
