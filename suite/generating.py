@@ -26,7 +26,12 @@ def perplexity(decoder: Any, data: Any, gen: Any, batch_size: int, split: str = 
 
 
 def max_positions(decoder: Any) -> int:
-    config = decoder.model.config
+    return model_positions(decoder.model)
+
+
+def model_positions(model: Any) -> int:
+    """The positions a causal LM's config allows (1 << 16 where it names none)."""
+    config = model.config
     return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 1 << 16
 
 

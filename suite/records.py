@@ -257,6 +257,8 @@ class Search:
     kept_float: tuple[str, ...] | None = None
     value: Any = None
     replayed: int = 0
+    # sensitivity "weights": {"by": "weights", "seconds": the pass's time, "errors": {layer: relative error}}
+    ranking: dict | None = None
 
 
 RECORDS: dict[str, Any] = {"weights": Weights, "fidelity": Fidelity, "energy": Energy, "load": Load,

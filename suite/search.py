@@ -4,9 +4,12 @@ Compressor's tuning loop and NNCF's accuracy-aware quantization.
 
 Strategies:
 - `layer_fallback`: quantize every layer the variant's quantizing step can leave in float (a step
-  with `keep_float`); if that misses the goal, measure each layer's effect alone (that layer in
-  float, the rest quantized: ranked by the goal's own measure), then keep the most sensitive layers
-  in float, fewest first, until the goal is met.
+  with `keep_float`); if that misses the goal, rank the layers by their effect, then keep the most
+  sensitive in float, fewest first, until the goal is met. `sensitivity: trials` (the default)
+  measures each layer's effect alone (that layer in float, the rest quantized: ranked by the goal's
+  own measure), a trial per layer; `weights` and `weights_and_inputs` rank them in one pass by
+  the error of rounding each one's weights (and input) to int8 (suite.sensitivity), for models
+  with too many layers to try one by one.
 - `bisect`: one numeric setting of a step (a pruning sparsity, a calibration percentile): the
   largest value in [low, high] that meets the goal, to `tolerance`.
 - `grid`: the lists a step gives (as a sweep would expand them), in order, until the budget ends.
@@ -69,6 +72,7 @@ class SearchSpec(Params):
     batch_size: PositiveInt | None = Field(None, le=65536)  # default: the variant's first batch size
     max_trials: int = Field(40, ge=1, le=1000)  # compressed trials; the reference is not counted
     max_time_s: float = Field(1800.0, gt=0, le=7 * 86400)
+    sensitivity: Literal["trials", "weights", "weights_and_inputs"] = "trials"  # layer_fallback: how layers are ranked
     # bisect: which setting, over which range, to what precision
     param: str | None = None
     low: float | None = None
@@ -87,6 +91,8 @@ class SearchSpec(Params):
                 raise NestedError(("high",), f"must be above low ({self.low:g})")
         elif self.param is not None or self.low is not None or self.high is not None:
             raise NestedError(("param",), f"param, low and high are for strategy bisect, not {self.strategy}")
+        if self.sensitivity != "trials" and self.strategy != "layer_fallback":
+            raise NestedError(("sensitivity",), f"ranks layers for strategy layer_fallback, not {self.strategy}")
         if self.strategy == "grid" and not self.grid:
             raise NestedError(("strategy",), "strategy grid needs a list of values in a compress step's setting, "
                                              "e.g. {method: magnitude, sparsity: [0.3, 0.5, 0.7]}")
@@ -108,6 +114,10 @@ def spec_conflict(variant: Any) -> tuple[tuple, str] | None:
                                             f"float ({why}; methods that can: {', '.join(methods)})")
         if variant.compress[able[0]].params.keep_float:
             return ("compress", able[0], "keep_float"), "layer_fallback chooses the layers kept in float: leave it out"
+        step = variant.compress[able[0]].name
+        if search.sensitivity != "trials" and not METHODS.get(step).makes.startswith(("torch", "eager")):  # FORMATS
+            return ("search", "sensitivity"), (f"{search.sensitivity} ranks torch modules, and {step!r} leaves nodes "
+                                               "of an ONNX graph in float: use trials")
     if search.strategy == "bisect":
         having = [i for i, f in enumerate(fields) if search.param in f]
         if len(having) != 1:
@@ -150,9 +160,11 @@ class Searcher:
     """Runs one variant's search: trials measured (or replayed from `saved`), budgets kept."""
 
     def __init__(self, variant: Any, batch_size: int, measure_trial: Callable[[tuple, str], dict], saved: list[dict],
-                 save: Callable[[list[dict]], None], log: Callable[[str], None]):
+                 save: Callable[[list[dict]], None], log: Callable[[str], None],
+                 rank: Callable[[tuple, list[str]], dict[str, float | None]] | None = None):
         self.variant, self.spec, self.batch_size = variant, variant.search, batch_size
-        self.measure_trial, self.save, self.log = measure_trial, save, log
+        self.measure_trial, self.save, self.log, self.rank = measure_trial, save, log, rank
+        self.ranking: dict | None = None  # a rounding sensitivity: each layer's error, and the pass's time
         self.saved = {trial["key"]: trial for trial in saved}
         self.trials: list[dict] = []
         self.reference: dict | None = None
@@ -237,17 +249,33 @@ class Searcher:
             ordered = tuple(name for name in layers if name in kept)  # one key per set, whatever the order
             return steps[:index] + (step_with(steps[index], "keep_float", ordered),) + steps[index + 1:]
 
-        alone = {}
-        for layer in layers:
-            found = self.trial(keeping([layer]), "sensitivity", kept_float=[layer])
-            if found is None:
-                return
-            alone[layer] = found
-        ranked = sorted(layers, key=lambda name: self.closeness(alone[name]), reverse=True)
+        if self.spec.sensitivity != "trials":
+            ranked = self.ranked_by_rounding(steps[:index], layers)
+        else:
+            alone = {}
+            for layer in layers:
+                found = self.trial(keeping([layer]), "sensitivity", kept_float=[layer])
+                if found is None:
+                    return
+                alone[layer] = found
+            ranked = sorted(layers, key=lambda name: self.closeness(alone[name]), reverse=True)
         for count in range(1, len(ranked)):  # every layer in float would be the uncompressed model
             found = self.trial(keeping(ranked[:count]), "fallback", kept_float=ranked[:count])
             if found is None or found["meets"]:
                 return
+
+    def ranked_by_rounding(self, before: tuple, layers: list[str]) -> list[str]:
+        """`layers`, the largest rounding error first (those it could not score last, in order)."""
+        started = time.perf_counter()
+        errors = self.rank(before, layers)
+        seconds = time.perf_counter() - started
+        self.spent_s += seconds
+        self.ranking = {"by": self.spec.sensitivity, "seconds": round(seconds, 3), "errors": errors}
+        unscored = [name for name in layers if errors.get(name) is None]
+        self.log(f"search: {len(layers) - len(unscored)} layers ranked by the error of rounding their "
+                 f"{self.spec.sensitivity.replace('_', ' ')} in {seconds:.1f} s"
+                 + (f"; {len(unscored)} had no weight to round ({', '.join(unscored[:3])}), ranked last" if unscored else ""))
+        return sorted((n for n in layers if n not in unscored), key=lambda n: errors[n], reverse=True) + unscored
 
     def bisect(self) -> None:
         spec = self.spec
@@ -308,7 +336,7 @@ class Searcher:
                 "by": self.spec.by, "batch_size": self.batch_size, "split": "validation",
                 "met": bool(meeting), "stopped_by": self.stopped_by or "done", "chosen": chosen["index"],
                 "kept_float": chosen.get("kept_float"), "value": chosen.get("value"),
-                "seconds": round(self.spent_s, 3), "trials": [public(t) for t in self.trials],
+                "seconds": round(self.spent_s, 3), "trials": [public(t) for t in self.trials], "ranking": self.ranking,
                 "replayed": sum(1 for t in self.trials if t.get("replayed"))}
 
     def chosen_steps(self, outcome: dict) -> tuple:
@@ -380,8 +408,16 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
         return {**found, "speed_ms": speed(samples_s, variant.search.by), "batch_size": batch,
                 "samples": len(samples_s), "quantized_layers": layers, "steps": [s.dump("method") for s in steps]}
 
+    def rank(before: tuple, layers: list[str]) -> dict[str, float | None]:
+        from suite.sensitivity import validation_batches, weight_rounding_errors
+
+        built = builder.build(variant.model_copy(update={"compress": before, "search": None}))
+        with bars.task(f"{variant.name}: ranking {len(layers)} layers by rounding error", total=None):
+            return weight_rounding_errors(built.model.eval(), layers, validation_batches(
+                built, measure.eval_batch_size or max(measure.batch_sizes)), variant.search.sensitivity != "weights")
+
     searcher = Searcher(variant, batch, measure_trial, folder.search_trials(variant.name),
-                        lambda trials: folder.save_search_trials(variant.name, trials), bars.log)
+                        lambda trials: folder.save_search_trials(variant.name, trials), bars.log, rank)
     outcome = searcher.run()
     return variant.model_copy(update={"compress": searcher.chosen_steps(outcome), "search": None}), outcome
 

@@ -65,8 +65,8 @@ def sensitive(tmp_path, monkeypatch):
     return sensitive_model
 
 
-def run_search(tmp_path, max_trials: int, *extra: str) -> tuple[dict, dict]:
-    (tmp_path / "s.yaml").write_text(SCENARIO.replace("MAX_TRIALS", str(max_trials)))
+def run_search(tmp_path, max_trials: int, *extra: str, search: str = "") -> tuple[dict, dict]:
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("MAX_TRIALS", str(max_trials) + search))
     assert main(["run", str(tmp_path / "s.yaml"), "--quick", "--in-process", "--out", str(tmp_path / "out"),
                  "--cache-dir", str(tmp_path / "cache"), *extra]) == 0
     [results] = list((tmp_path / "out").glob("*/*/results.json"))
@@ -117,6 +117,48 @@ def test_layer_fallback_keeps_the_sensitive_layer_in_float_and_chooses_on_valida
     assert f"also shows {len(trials) - 1} trials of accuracy-aware searches" in page
     out = capsys.readouterr()
     assert "search trial 1 (every layer quantized)" in out.out + out.err
+
+
+@pytest.mark.parametrize("sensitivity", ["weights", "weights_and_inputs"])
+def test_a_rounding_sensitivity_ranks_the_sensitive_layer_first_in_one_pass_not_a_trial_per_layer(
+        tmp_path, sensitive, sensitivity):
+    searched, _ = run_search(tmp_path, 20, search=f", sensitivity: {sensitivity}")
+    assert searched["status"] == "ok", searched["error"]
+    search = searched["search"]
+    assert [t["phase"] for t in search["trials"]] == ["reference", "all quantized", "fallback"]
+    errors = search["ranking"]["errors"]
+    assert set(errors) == {"1", "3", "5"} and max(errors, key=errors.get) == "1"
+    assert errors["1"] > 10 * max(errors["3"], errors["5"])  # its int8 scale rounds its other weights to 0
+    assert search["met"] and search["kept_float"] == ["1"] and search["ranking"]["seconds"] > 0
+    assert search["ranking"]["by"] == sensitivity
+    assert searched["compress"][0]["keep_float"] == ["1"]
+
+
+def test_weight_rounding_errors_against_a_hand_computed_case():
+    from suite.sensitivity import round_input_to_uint8, round_to_int8, weight_rounding_errors
+
+    weight = torch.tensor([[1.0, 0.004], [0.5, -0.25]])
+    # Row 0: scale 1/127, so 0.004 rounds to 1/127 (0.00787); row 1: scale 0.5/127, -0.25 to -63.5 -> -64 steps.
+    assert torch.allclose(round_to_int8(weight), torch.tensor([[1.0, 1 / 127], [0.5, -64 * 0.5 / 127]]))
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(weight)
+    x = torch.tensor([[0.0, 2.0]])
+    exact, rounded = x @ weight.T, x @ round_to_int8(weight).T
+    errors = weight_rounding_errors(model, ["0", "1", "2", "absent"], [x])
+    assert errors["0"] == pytest.approx(float((rounded - exact).pow(2).sum() / exact.pow(2).sum()), rel=1e-5)
+    assert errors["1"] is None and errors["absent"] is None  # a ReLU has no weight; no such module
+    assert errors["2"] is not None and torch.equal(model[0].weight, weight)  # the weights are put back
+    # With the inputs rounded too: x = [0, 2] spans [0, 2] in 255 steps, on the grid already (0 and 2 exact);
+    # a second input [0.5, 2] puts 0.5 at 63.75 steps: it rounds to 64 steps.
+    x2 = torch.tensor([[0.0, 2.0], [0.5, 2.0]])
+    stepped = torch.tensor([[0.0, 2.0], [64 * 2 / 255, 2.0]])
+    assert torch.allclose(round_input_to_uint8(x2), stepped)
+    both = weight_rounding_errors(model, ["0"], [x2], inputs_too=True)["0"]
+    exact = x2 @ weight.T
+    assert both == pytest.approx(float((stepped @ round_to_int8(weight).T - exact).pow(2).sum() / exact.pow(2).sum()),
+                                 rel=1e-5)
+    assert round_input_to_uint8(torch.tensor([[3, 7]])).tolist() == [[3, 7]]  # token ids are not rounded
 
 
 def test_a_spent_budget_returns_the_best_so_far_with_a_warning_and_a_resumed_search_replays(tmp_path, sensitive):
@@ -257,6 +299,13 @@ def test_layer_fallback_adds_layers_most_sensitive_first_until_the_goal(write_sc
      "strategy: grid}", "variants[0].compress[0].sparsity: magnitude.sparsity: input should be less than 1"),
     ("compress: [int8_dynamic]\n    measure: {mode: offline}\n    search: {goal: {max_accuracy_drop: 0.01}, "
      "strategy: layer_fallback}", "variants[0].measure.mode: a searched variant is timed in single_stream mode"),
+    ("compress: [{method: magnitude, sparsity: [0.3, 0.5]}]\n    search: {goal: {max_accuracy_drop: 0.01}, "
+     "strategy: grid, sensitivity: weights}", "variants[0].search.sensitivity: ranks layers for strategy layer_fallback"),
+    ("backend: onnxruntime\n    compress: [ort_int8_static]\n    search: {goal: {max_accuracy_drop: 0.01}, "
+     "strategy: layer_fallback, sensitivity: weights}", "variants[0].search.sensitivity: weights ranks torch modules, "
+                                                         "and 'ort_int8_static' leaves nodes of an ONNX graph in float"),
+    ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback, "
+     "sensitivity: hessian}", "variants[0].search.sensitivity"),
     ("model: gpt2\n    dataset: pydoc\n    compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, "
      "strategy: layer_fallback}", "variants[0].search.goal.max_accuracy_drop: model 'gpt2' is a generative decoder, "
                                   "judged by perplexity: use max_perplexity_increase or min_agreement (greedy tokens)"),
@@ -353,3 +402,27 @@ def test_a_decoder_search_judges_perplexity_and_greedy_tokens_on_the_validation_
     layers = searched["compress_records"][0]["quantized_layers"]
     assert layers and all(name.startswith(("transformer.h.", "lm_head")) for name in layers)
     assert "val perplexity" in out + err
+
+
+def test_weights_sensitivity_ranks_a_decoders_layers_on_validation_tokens(write_scenario, run_quick):
+    # 2-bit weights on a random GPT-2: every layer quantized misses the goal, so the fallback runs.
+    path = write_scenario("""
+        name: lm-rank
+        model: {name: gpt2_random, layers: 2, hidden: 32, heads: 2, context: 48, vocab: 300}
+        measure: {batch_sizes: [1], generate: {prompt_lens: [8], new_tokens: 4}}
+        variants:
+          - name: int8-auto
+            compress: [{method: intx_weight_only, bits: 2, group_size: 0}]
+            search: {goal: {max_perplexity_increase: 0.0, min_agreement: 1.0}, strategy: layer_fallback,
+                     max_trials: 3, sensitivity: weights}
+        """)
+    status, out, err, results = run_quick(path, "--in-process")
+    assert status == 0, out + err
+    [searched] = results["variants"]
+    search = searched["search"]
+    layers = search["ranking"]["errors"]
+    assert all(error is not None and error > 0 for error in layers.values())  # on windows of 48 tokens: the context
+    ranked = sorted(layers, key=layers.get, reverse=True)
+    fallbacks = [t for t in search["trials"] if t["phase"] == "fallback"]
+    assert [t["kept_float"] for t in fallbacks] == [ranked[:1], ranked[:2]]  # the largest errors first
+    assert not any(t["phase"] == "sensitivity" for t in search["trials"])
