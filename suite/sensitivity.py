@@ -2,13 +2,13 @@
 output error, on validation inputs and relative to its float output, when its weights are rounded
 to int8 (symmetric, one scale per output channel: `weights`, as weight-only methods do), or its
 weights and its input (256 levels over the input's range: `weights_and_inputs`, as int8 with
-dynamic or static activations does). One pass over those inputs, where
-ranking by trials measures one trial per layer; the layers downstream see float inputs, as in a
-trial each layer is judged alone.
+dynamic activations does). One pass over those inputs, where ranking by trials measures a trial
+per layer; the layers downstream see float inputs, as in a trial each layer is judged alone.
 
-A proxy: it sees the rounding of weights, not the quantization of activations, nor the backend's
-kernels. The trials it saves are the per-layer ones; the fallback trials that follow are measured
-as always, so the goal is still judged on the real backend.
+A proxy: it rounds roughly as the methods do (int8 whatever their bits, one range per input) and
+does not see the backend's kernels, so its ranking can differ from the trials' (the README gives
+the two measured against each other); the fallback trials that follow are measured as always, so
+the goal is still judged on the real backend.
 """
 
 from __future__ import annotations
@@ -57,14 +57,12 @@ def weight_rounding_errors(model: Any, names: list[str], batches: list[Any],
     inside = [False]  # the hook runs its module again: not again inside that
 
     def hook(name: str) -> Any:
-        rounded = round_to_int8(modules[name].weight)
-
         def compare(module: Any, args: tuple, output: Any) -> None:
             if inside[0] or not isinstance(output, torch.Tensor):
                 return
             inside[0], original = True, module.weight.data
             try:
-                module.weight.data = rounded
+                module.weight.data = round_to_int8(original)  # made here: no second copy of every weight held
                 changed = module(*(round_input_to_uint8(a) if inputs_too else a for a in args))
             finally:
                 module.weight.data, inside[0] = original, False
