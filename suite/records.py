@@ -257,7 +257,8 @@ class Search:
     kept_float: tuple[str, ...] | None = None
     value: Any = None
     replayed: int = 0
-    # sensitivity "weights": {"by": "weights", "seconds": the pass's time, "errors": {layer: relative error}}
+    # a rounding sensitivity: {"by": "weights" or "weights_and_inputs", "seconds": the pass's time,
+    # "errors": {layer: relative output error}}
     ranking: dict | None = None
 
 

@@ -131,6 +131,9 @@ def test_a_rounding_sensitivity_ranks_the_sensitive_layer_first_in_one_pass_not_
     assert errors["1"] > 10 * max(errors["3"], errors["5"])  # its int8 scale rounds its other weights to 0
     assert search["met"] and search["kept_float"] == ["1"] and search["ranking"]["seconds"] > 0
     assert search["ranking"]["by"] == sensitivity
+    page = next((tmp_path / "out").glob("*/*/index.html")).read_text()
+    rounded = "weights and inputs" if sensitivity == "weights_and_inputs" else "weights"
+    assert f"layers ranked by the error of rounding their {rounded} to int8" in page
     assert searched["compress"][0]["keep_float"] == ["1"]
 
 

@@ -285,7 +285,8 @@ def search_html(v: VariantResult, figure: str) -> str:
     gain = (f"; {reference.speed_ms / chosen.speed_ms:.2f}x the uncompressed model's speed there"
             if reference and chosen and reference.speed_ms and chosen.speed_ms else "")
     if s.ranking:
-        gain += (f"; layers ranked by the error of rounding their weights to int8, in one pass of "
+        rounded = "weights and inputs" if s.ranking["by"] == "weights_and_inputs" else "weights"
+        gain += (f"; layers ranked by the error of rounding their {rounded} to int8, in one pass of "
                  f"{s.ranking['seconds']:.1f} s, not a trial each")
     rows = [[number(t.index, "d") if t.index != s.chosen else (f"{t.index} (chosen)", t.index), t.phase,
              ", ".join(t.kept_float or ()), "" if t.value is None else flat(t.value),
