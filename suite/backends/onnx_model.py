@@ -310,8 +310,7 @@ def from_file(path: Path, data: Any, output: str | None = None) -> OnnxModel:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # the checker's own errors, and shape inference's
         raise SuiteError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {first_line(exc)})") from None
-    stored = {init.name for init in proto.graph.initializer}  # old files list their weights as inputs too
-    inputs = [i for i in proto.graph.input if i.name not in stored]
+    inputs = fed_inputs(proto)
     if len(inputs) != 1:
         names = ", ".join(repr(i.name) for i in inputs) or "none"
         raise SuiteError(f"{path}: the model takes {len(inputs)} inputs ({names}); suite feeds it one, the "
@@ -342,7 +341,7 @@ def from_file(path: Path, data: Any, output: str | None = None) -> OnnxModel:
         raise SuiteError(f"{path}: {which} is a {kind}, not a tensor; suite reads (batch, classes) scores{hint}")
     scores = value.type.tensor_type
     if scores.HasField("shape") and len(scores.shape.dim) != 2:
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in scores.shape.dim]
+        dims = axis_sizes(scores.shape.dim)
         raise SuiteError(f"{path}: {which} has shape {shape_text(dims)}; suite reads it as (batch, classes) scores{hint}")
     notes = (f"the user's own ONNX file {path.name}",) + (
         (f"output {chosen!r} taken of {len(outputs)} ({', '.join(outputs)})",) if len(outputs) > 1 else ())
@@ -394,11 +393,20 @@ def _outline(path: Path, size: int, mtime_ns: int) -> tuple[tuple[int | None, ..
         proto = read_proto(path)
     except Exception:
         return (), None
-    stored = {init.name for init in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in stored]
-    dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else ()
-    axes = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+    inputs = fed_inputs(proto)
+    axes = tuple(axis_sizes(inputs[0].type.tensor_type.shape.dim)) if len(inputs) == 1 else ()
     return axes, tuple(o.name for o in proto.graph.output)
+
+
+def fed_inputs(proto: Any) -> list[Any]:
+    """The graph's inputs less its stored tensors (old files list their weights as inputs too)."""
+    stored = {init.name for init in proto.graph.initializer}
+    return [i for i in proto.graph.input if i.name not in stored]
+
+
+def axis_sizes(dims: Any) -> list[int | None]:
+    """A shape's sizes, None for an axis that is dynamic (named, or of no fixed size)."""
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
 
 
 def input_signature(path: Path, value: Any) -> tuple[str, str, list[int | None]]:
@@ -412,7 +420,7 @@ def input_signature(path: Path, value: Any) -> tuple[str, str, list[int | None]]
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
     except (KeyError, ValueError, TypeError):
         raise SuiteError(f"{path}: input {value.name!r} has an element type suite cannot feed ({tensor.elem_type})") from None
-    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim]
+    dims = axis_sizes(tensor.shape.dim)
     return value.name, dtype, dims
 
 

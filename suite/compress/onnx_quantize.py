@@ -100,7 +100,7 @@ def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[
     took = f" in {exported.export_s:.1f} s" if exported.export_s else ""  # 0: copied from the cache (its note says)
     exported_by = [] if exported.exporter == "file" else [f"exported to ONNX with torch's {exported.exporter} exporter{took}"]
     notes = [*exported_by, *exported.notes]
-    if exported.exporter == "file" and (len(exported.files()) > 1 or unnamed_nodes(exported.path)):
+    if exported.exporter == "file" and needs_own_copy(exported.path):
         exported = exported.derive("self-contained.onnx", "external data inlined, unnamed nodes named", {},
                                    lambda path: self_contained(exported.path, path))
     if not preprocess:
@@ -113,10 +113,12 @@ def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[
     return result, notes + ["onnxruntime quant_pre_process (skip_symbolic_shape)"]
 
 
-def unnamed_nodes(path: Any) -> int:
-    from suite.backends.onnx_model import read_proto
+def needs_own_copy(path: Any) -> bool:
+    """Whether a user's file has external data or unnamed nodes (self_contained mends both), from one read."""
+    from suite.backends.onnx_model import external_files, read_proto
 
-    return sum(not node.name for node in read_proto(path).graph.node)
+    proto = read_proto(path)
+    return bool(external_files(path, proto)) or any(not node.name for node in proto.graph.node)
 
 
 def self_contained(source: Any, path: Any) -> None:
