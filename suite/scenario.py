@@ -320,11 +320,10 @@ def shape_conflict(variant: Variant, model: PluginRef, measure: Measure) -> tupl
     fixed = MODELS.get(model.name).fixed_axes
     axes = fixed(model.params) if fixed is not None else ()
     batch = axes[0] if axes else None
-    asked = [(("measure", "batch_sizes"), size) for size in measure.batch_sizes] if batch else []
-    asked += [(("measure", "eval_batch_size"), measure.eval_batch_size)] if batch and measure.eval_batch_size else []
-    asked += ([(("search", "batch_size"), variant.search.batch_size)]
-              if batch and variant.search and variant.search.batch_size else [])
-    for where, size in asked:
+    asked = [(("measure", "batch_sizes"), size) for size in measure.batch_sizes]
+    asked += [(("measure", "eval_batch_size"), measure.eval_batch_size)] if measure.eval_batch_size else []
+    asked += [(("search", "batch_size"), variant.search.batch_size)] if variant.search and variant.search.batch_size else []
+    for where, size in asked if batch else ():
         if size != batch:
             return where, f"{size}: model {model.name!r} has a fixed batch size of {batch} (its file says so): use {batch}"
     length = axes[1] if len(axes) == 2 else None  # (batch, seq) token ids
