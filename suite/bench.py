@@ -88,6 +88,12 @@ class Bench:
 
     def _failed(self, base: VariantResult, exc: Exception, message: str) -> VariantResult:
         self.bars.log(f"{base.name}: failed: {message}")
+        if getattr(exc, "details", None):  # the backend's whole message: in the variant's log, not on screen
+            try:
+                with open(self.folder.log_file(base.name), "a", encoding="utf-8") as log:
+                    log.write(f"{base.name}: what was said in full: {exc.details}\n")
+            except OSError:  # a full disk: the one line above is all there is
+                pass
         return replace(base, status="failed", error=message, error_type=type(exc).__name__)
 
     def _measure(self, base: VariantResult, built: Built) -> VariantResult:

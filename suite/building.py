@@ -44,8 +44,8 @@ class Builder:
     def __init__(self, scenario: Scenario, bars: Bars, default_threads: int, cache_dir: Path | None = None):
         self.scenario, self.bars, self.default_threads = scenario, bars, default_threads
         root = cache_root(cache_dir)
-        self.cache = CheckpointCache(root)
-        use_cache_root(root)  # for the caches below the plugins (ONNX exports)
+        self.cache = CheckpointCache(root, bars.log)
+        use_cache_root(root, bars.log)  # for the caches below the plugins (ONNX exports)
         self.phases = Phases()  # the current variant's
         self._datasets: dict[str, Any] = {}
         self._models: dict[str, tuple[Any, dict]] = {}

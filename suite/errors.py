@@ -1,8 +1,16 @@
 """The one family of user errors: caught once by the CLI, printed as one line, exit status 2."""
 
+import re
+
 
 class SuiteError(Exception):
-    """Bad input from the user: a scenario, a file, a name. Never a bug in suite itself."""
+    """Bad input from the user: a scenario, a file, a name. Never a bug in suite itself.
+
+    `details`: the whole text behind the one-line message (a backend's own error), for the log."""
+
+    def __init__(self, message: str = "", details: str | None = None):
+        super().__init__(message)
+        self.details = details
 
 
 class ScenarioError(SuiteError):
@@ -27,6 +35,39 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message: enough for a one-line error."""
     return (str(exc).strip().splitlines() or [""])[0][:limit]
+
+
+SOURCE_LOCATION = re.compile(r"(?:/|\b)[\w.+/-]*\.(?:h|hpp|hh|c|cc|cpp|cxx):\d+:?")
+NOISE_LINE = re.compile(r"^(?:Exception from|Check '.*' failed at)\s*:?$")
+
+
+def backend_message(text: str, limit: int = 300) -> str:
+    """What a native library said, without its source locations and C++ signatures, in one line:
+    ONNX Runtime's "[ONNXRuntimeError] : 1 : FAIL : ... model_load_utils.h:46 void f(...) Opset 30
+    is ..." becomes "Opset 30 is ...", OpenVINO's "Exception from src/...cpp:84:" lines go."""
+    kept = []
+    for line in str(text).splitlines():
+        line = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", line.strip())
+        line = re.sub(r"Load model from \S+ failed:", "", line)
+        line = drop_locations(line).strip()
+        if line and not NOISE_LINE.match(line):
+            kept.append(line)
+    return one_line(" ".join(" ".join(kept).split()) or first_line(Exception(text)), limit)
+
+
+def drop_locations(line: str) -> str:
+    """The line less each source location and the C++ signature that follows one."""
+    while (found := SOURCE_LOCATION.search(line)) is not None:
+        rest = line[found.end():]
+        signature = re.match(r"\s*[\w:<>,*&~ ]*?\w+::~?\w+\(", rest)
+        if signature:
+            depth, end = 1, signature.end()
+            while end < len(rest) and depth:
+                depth += {"(": 1, ")": -1}.get(rest[end], 0)
+                end += 1
+            rest = re.sub(r"^\s*const\b", "", rest[end:])
+        line = line[:found.start()] + " " + rest.lstrip()
+    return line
 
 
 class RunInterrupted(Exception):

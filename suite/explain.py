@@ -9,7 +9,6 @@ measured figures; where they show no reason, it says so.
 
 from __future__ import annotations
 
-import json
 
 from suite.errors import SuiteError
 from suite.measure import ops
@@ -173,9 +172,8 @@ def p50_at(v: VariantResult | None, shape: str) -> float | None:
 
 def uncompressed_peers(run: RunResult, variant: VariantResult) -> list[VariantResult]:
     """The run's measured, uncompressed variants of the same model on the same data (any backend)."""
-    data = json.dumps(variant.dataset, sort_keys=True)
-    return [v for v in run.variants if v.status == "ok" and not v.compress and v.model == variant.model
-            and json.dumps(v.dataset, sort_keys=True) == data]
+    return [v for v in run.variants if not v.compress and v.status == "ok" and v.model == variant.model
+            and v.dataset == variant.dataset]
 
 
 def fastest_uncompressed(run: RunResult, variant: VariantResult, shape: str | None = None) -> VariantResult | None:

@@ -50,14 +50,17 @@ def greedy_tokens(decoder: Any, data: Any, gen: Any, split: str = "test") -> Any
 
 
 def texts(decoder: Any, data: Any, gen: Any) -> list[dict]:
-    """What the variant writes (greedy) after each of the scenario's text prompts."""
+    """What the variant writes (greedy) after each of the scenario's text prompts; a prompt longer
+    than the model's positions leave room for is cut to its last tokens (and says so)."""
     import torch
 
+    room = max_positions(decoder) - gen.text_tokens  # check_lengths keeps it at 1 at least
     out = []
     for prompt in gen.texts:
-        ids = torch.tensor([data.tokenizer.encode(prompt, add_special_tokens=False) or [data.tokenizer.eos_token_id]])
-        tokens = decoder.generate(ids, gen.text_tokens)[0].tolist()
-        out.append({"prompt": prompt, "text": data.tokenizer.decode(tokens), "new_tokens": len(tokens)})
+        ids = data.tokenizer.encode(prompt, add_special_tokens=False) or [data.tokenizer.eos_token_id]
+        tokens = decoder.generate(torch.tensor([ids[-room:]]), gen.text_tokens)[0].tolist()
+        cut = {"prompt_tokens_dropped": len(ids) - room} if len(ids) > room else {}
+        out.append({"prompt": prompt, "text": data.tokenizer.decode(tokens), "new_tokens": len(tokens), **cut})
     return out
 
 
@@ -66,10 +69,9 @@ def check_lengths(decoder: Any, gen: Any, source: str) -> None:
     from suite.errors import SuiteError
 
     limit = max_positions(decoder)
-    longest = max(max(gen.prompt_lens) + gen.new_tokens, gen.fidelity_prompt_len + gen.fidelity_tokens)
+    longest, asked = gen.longest_request()
     if longest > limit:
-        raise SuiteError(f"{source}: measure.generate: a prompt of {max(gen.prompt_lens)} tokens and "
-                         f"{gen.new_tokens} new ones need {longest} positions, but the model has {limit}")
+        raise SuiteError(f"{source}: measure.generate: {asked} need {longest} positions, but the model has {limit}")
 
 
 def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen: Any, ctx: Context,

@@ -64,11 +64,49 @@ def connect(address: str | None) -> Any:
 
     if ray.is_initialized():  # (again, from a fleet's thread: Ray would warn about signal handlers)
         return ray
+    answering(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SuiteError(f"--address {address}: cannot connect to a Ray cluster ({first_line(exc)})") from None
     return ray
+
+
+ANSWER_S = 10.0  # Ray itself waits for an address that does not answer, retrying for many minutes
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # and empty SETTINGS
+
+
+def answering(address: str | None) -> None:
+    """Refuse in one line, within ANSWER_S, an address (--address, else RAY_ADDRESS) where no Ray
+    cluster answers: a name that does not resolve, a closed port, or a server that is not gRPC
+    (Ray's GCS and its client server speak gRPC: HTTP/2, which answers the client's preface with
+    its SETTINGS frame). No address, or "auto" / "local": Ray finds or starts one here itself."""
+    import os
+    import socket
+
+    option = "--address" if address else "RAY_ADDRESS"
+    address = address or os.environ.get("RAY_ADDRESS", "")
+    if address in ("", "auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SuiteError(f"{option} {address[:200]}: not HOST:PORT (or ray://HOST:PORT)")
+    why = None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=ANSWER_S) as sock:
+            sock.settimeout(ANSWER_S)
+            sock.sendall(HTTP2_PREFACE)
+            frame = sock.recv(9)
+            if len(frame) < 9 or frame[3] != 4:  # no frame, or not SETTINGS
+                why = "it answered, but not as a Ray cluster: no gRPC there"
+    except socket.gaierror as exc:
+        why = f"the name does not resolve: {exc.strerror}"
+    except TimeoutError:
+        why = "no answer"
+    except OSError as exc:  # refused, unreachable, timed out
+        why = exc.strerror or type(exc).__name__
+    if why is not None:
+        raise SuiteError(f"{option} {address[:200]}: no Ray cluster answered within {ANSWER_S:g} s ({why})")
 
 
 def cpu_nodes(ray: Any, labels: dict[str, str] | None = None) -> dict[str, dict]:
@@ -79,6 +117,11 @@ def cpu_nodes(ray: Any, labels: dict[str, str] | None = None) -> dict[str, dict]
 
 
 class RayLauncher:
+    @staticmethod
+    def check(options: Any) -> None:
+        """Connect before the run folder is made: an address that does not answer leaves none."""
+        connect(options.address)
+
     def __init__(self, bench: Bench):
         self.bench = bench
         self.ray = ray = connect(bench.options.address)

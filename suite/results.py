@@ -24,6 +24,8 @@ import dataclasses
 import json
 import math
 import os
+import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from functools import cache
@@ -219,6 +221,21 @@ def finite(value: Any, path: str = "") -> tuple[Any, list[str]]:
     return value, []
 
 
+def discard(*paths: Path) -> None:
+    """Remove damaged files of suite's own (cache entries, saved trials), whatever they became (a
+    link, a file, a folder)."""
+    import shutil
+
+    for path in paths:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                path.unlink()
+        except OSError as exc:
+            raise SuiteError(f"{path}: damaged, and it cannot be removed ({exc.strerror})") from None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     _atomic_write(path, text, "w")
 
@@ -230,12 +247,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def _atomic_write(path: Path, content: str | bytes, mode: str) -> None:
     """Write to a temporary file in the same folder, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
             handle.write(content)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; results are meant to be shared
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk: say which file could not be written, not the temporary one
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -292,7 +315,9 @@ def v1_to_v2(variant: dict) -> dict:
     if not isinstance(load, dict) or not isinstance(load.get("samples_per_s_by_batch_size"), dict):
         return variant
     rates = load["samples_per_s_by_batch_size"]
-    rows = [{"batch_size": int(k) if str(k).isdigit() else k, "samples_per_s": v} for k, v in rates.items()]
+    # ASCII digits only: "²" is a digit to str.isdigit, and int() refuses it (the type check then names the field)
+    rows = [{"batch_size": int(k) if re.fullmatch(r"[0-9]{1,9}", str(k)) else k, "samples_per_s": v}
+            for k, v in rates.items()]
     load = {k: v for k, v in load.items() if k != "samples_per_s_by_batch_size"}
     return {**variant, "load": {**load, "by_batch_size": rows}}
 
@@ -301,11 +326,29 @@ def v1_to_v2(variant: dict) -> dict:
 MIGRATIONS = {1: v1_to_v2}
 
 
+# The largest JSON file suite reads (a results.json of 4,793 variants is 30 MB): parsing takes
+# about 10x its size in memory, and a report of it seconds per 30 MB.
+MAX_JSON_BYTES = 128 << 20
+
+
 def read_json(path: Path) -> Any:
-    """The JSON in `path` (NaN and Infinity refused: suite never writes them); SuiteError if unreadable."""
+    """The JSON in `path` (NaN and Infinity refused: suite never writes them); SuiteError if
+    unreadable, not a regular file (a FIFO would block the read for ever) or past MAX_JSON_BYTES."""
     def refuse(constant: str) -> None:
         raise ValueError(f"{constant} is not a JSON number")
 
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else "not a file"
+        raise SuiteError(f"{path}: not a regular file ({kind})")
+    if info.st_size > MAX_JSON_BYTES:
+        raise SuiteError(f"{path}: {info.st_size / 2**20:,.0f} MiB, more than the {MAX_JSON_BYTES >> 20} MiB suite "
+                         "reads as one JSON file")
     try:
         return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
     except FileNotFoundError:
@@ -358,10 +401,11 @@ def variant_from_dict(data: dict, path: Path | str = "variant") -> VariantResult
 
 
 def check_samples(v: VariantResult, where: str) -> None:
-    """Statistics are derived from the raw samples: each timed shape must have some, all finite."""
+    """Statistics are derived from the raw samples: each timed shape must have some, all finite and
+    above 0 (a sample is timed long enough to read: 0 ms is no measurement, and a ratio to it infinite)."""
     for j, row in enumerate(v.latency):
-        if not row.samples_ms or not all(math.isfinite(x) and x >= 0 for x in row.samples_ms):
-            raise SuiteError(f"{where}.latency[{j}].samples_ms: expected a non-empty list of finite times (>= 0)")
+        if not row.samples_ms or not all(math.isfinite(x) and x > 0 for x in row.samples_ms):
+            raise SuiteError(f"{where}.latency[{j}].samples_ms: expected a non-empty list of finite times (> 0 ms)")
 
 
 CSV_COLUMNS = ("variant", "model", "backend", "status", "metric", "batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms",

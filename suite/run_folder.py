@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from suite.errors import SuiteError, first_line
-from suite.results import (SCHEMA_VERSION, VariantResult, atomic_write_bytes, atomic_write_text, checked, read_json, variant_dict,
+from suite.results import (SCHEMA_VERSION, VariantResult, atomic_write_bytes, atomic_write_text, checked, discard, read_json, variant_dict,
                            variant_from_dict)
 
 
@@ -105,14 +105,21 @@ class RunFolder:
             raise SuiteError(f"{file}: damaged outputs file ({first_line(exc, 80)}); delete it and variant "
                              f"{name!r}'s result to measure it again") from None
 
+    def search_file(self, name: str) -> Path:
+        return self._file("search", name, ".json")
+
     def save_search_trials(self, name: str, trials: list[dict]) -> None:
-        """A searched variant's trials so far (suite.search), rewritten after each one."""
-        atomic_write_text(self._file("search", name, ".json"), json.dumps({"trials": trials}, indent=1) + "\n")
+        """A searched variant's trials so far (suite.search), rewritten after each one (over whatever
+        stands at that path: a folder put there is removed)."""
+        file = self.search_file(name)
+        if file.is_dir() and not file.is_symlink():
+            discard(file)
+        atomic_write_text(file, json.dumps({"trials": trials}, indent=1) + "\n")
 
     def search_trials(self, name: str) -> list[dict]:
         """The trials an interrupted search saved; none where there is no such file or it is damaged
-        (the trials are then measured again)."""
-        file = self._file("search", name, ".json")
+        (the trials are then measured again; suite.search checks each trial's fields)."""
+        file = self.search_file(name)
         try:
             data = read_json(file) if file.exists() else None
         except SuiteError:

@@ -9,6 +9,7 @@ how it is measured, suite.bench; which variants run, suite.run_plan.
 
 from __future__ import annotations
 
+import errno
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -34,9 +35,39 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder |
     `folder`: an interrupted run to finish; its finished variants are kept, not measured again."""
     planned_scenario, variants, duplicates = planned(scenario, options)
     name = launcher_name(options, scenario.isolation)
-    if folder is None:
-        folder = RunFolder(new_run_dir(options.out_dir, scenario.name))
-        folder.start(Path(scenario.source), options_dict(options), sys.path)
+    getattr(LAUNCHERS[name], "check", lambda options: None)(options)
+    made = folder is None
+    try:
+        if folder is None:
+            folder = RunFolder(new_run_dir(options.out_dir, scenario.name))
+            folder.start(Path(scenario.source), options_dict(options), sys.path)
+        return measured(scenario, options, bars, folder, name, (planned_scenario, variants, duplicates))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise disk_full(exc, folder, made, len(variants)) from None
+
+
+def disk_full(exc: OSError, folder: RunFolder | None, made: bool, total: int) -> SuiteError:
+    """The one line for a full disk: where, what is kept, and how to go on (a run folder this
+    attempt made but could not start is removed: nothing half made is left)."""
+    import shutil
+
+    writing = f" (writing {exc.filename})" if exc.filename else ""
+    if folder is None or (made and not (folder.path / "run.json").is_file()):
+        if folder is not None:
+            shutil.rmtree(folder.path, ignore_errors=True)
+        return SuiteError(f"no space left on the device{writing}: the run could not start")
+    saved = len(list((folder.path / "variants").glob("*.json")))
+    return SuiteError(f"{folder.path}: no space left on the device{writing}: {saved} of {total} variants are "
+                      f"saved there; free some space, then finish the run with: python -m suite run --resume "
+                      f"{folder.path}")
+
+
+def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder, name: str,
+             plan: tuple) -> tuple[RunResult, Path]:
+    """The variants measured into `folder` (run's work, once the folder is there)."""
+    planned_scenario, variants, duplicates = plan
     import torch
 
     bench = Bench(planned_scenario, options, bars, torch.get_num_threads(), folder, duplicates)

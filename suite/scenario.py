@@ -183,6 +183,17 @@ class Generate(Params):
     tpot_bound_ms: PositiveFloat | None = None
     server_requests: int = Field(64, ge=1, le=100_000)  # requests per trial rate
 
+    def longest_request(self) -> tuple[int, str]:
+        """The most positions one request asks for, and which settings ask it (a text prompt is
+        cut to fit, keeping at least one token of it)."""
+        prompt = max(self.prompt_lens)
+        timed = f"a prompt of {prompt} tokens and {self.new_tokens} new ones (prompt_lens, new_tokens)"
+        fidelity = (f"fidelity prompts of {self.fidelity_prompt_len} tokens and {self.fidelity_tokens} new ones "
+                    "(fidelity_prompt_len, fidelity_tokens)")
+        texts = f"{self.text_tokens} new tokens after a text prompt (text_tokens)"
+        return max((prompt + self.new_tokens, timed), (self.fidelity_prompt_len + self.fidelity_tokens, fidelity),
+                   (1 + self.text_tokens, texts))
+
 
 class Measure(Params):
     batch_sizes: tuple[BatchSize, ...] = Field((1,), min_length=1)
@@ -334,6 +345,16 @@ def shape_conflict(variant: Variant, model: PluginRef, measure: Measure) -> tupl
     return None
 
 
+def context_conflict(model: PluginRef, measure: Measure) -> tuple[tuple, str] | None:
+    """Where a decoder's requests need more positions than its settings or config give it."""
+    spec = MODELS.get(model.name)
+    limit = spec.positions(model.params) if spec.task == "generate" and spec.positions is not None else None
+    needed, asked = measure.generate.longest_request()
+    if limit is not None and needed > limit:
+        return ("measure", "generate"), f"{asked} need {needed} positions, but model {model.name!r} has {limit}"
+    return None
+
+
 TASKS = {"classify": "a model judged by accuracy", "generate": "a generative decoder"}
 
 
@@ -453,7 +474,8 @@ class Scenario(Params):
                 raise NestedError(("variants", i, "dataset"),
                                   f"model {model.name!r} has no default dataset: name one here or at the top level")
             conflict = (format_conflict(variant, model) or shape_conflict(variant, model, self.measure_of(variant))
-                        or task_conflict(variant, model, variant.dataset or self.dataset, self.measure_of(variant)))
+                        or task_conflict(variant, model, variant.dataset or self.dataset, self.measure_of(variant))
+                        or context_conflict(model, self.measure_of(variant)))
             if conflict:
                 where = conflict[0] if conflict[0][0] == "measure" and variant.measure is None else ("variants", i, *conflict[0])
                 raise NestedError(where, conflict[1])

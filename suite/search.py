@@ -32,7 +32,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, quote
 from suite.params import NestedError, Params
 
 STRATEGIES = ("layer_fallback", "bisect", "grid")
@@ -131,7 +131,10 @@ def spec_conflict(variant: Any) -> tuple[tuple, str] | None:
                 step_with(variant.compress[having[0]], search.param, getattr(search, bound))
             except SuiteError as exc:
                 return ("search", bound), str(exc)
-    for axis in search.grid:
+    for i, axis in enumerate(search.grid):
+        if not 0 <= axis.step < len(variant.compress):
+            return ("search", "grid", i, "step"), (f"{axis.step}: the variant has {len(variant.compress)} compression "
+                                                   f"step(s), numbered from 0")
         for value in axis.values:
             try:
                 step_with(variant.compress[axis.step], axis.param, value)
@@ -352,6 +355,45 @@ class Searcher:
         return tuple(steps)
 
 
+TRIAL_NUMBERS = ("seconds", "speed_ms", "val_accuracy", "agreement", "perplexity")
+
+
+def trial_problem(trial: dict) -> str | None:
+    """What keeps a saved trial from being replayed (a field missing, or of the wrong type); None
+    where it can be."""
+    import math
+
+    if not isinstance(trial.get("phase"), str):
+        return "'phase' is missing or not text"
+    if trial.get("error") is not None and not isinstance(trial["error"], str):
+        return "'error' is not text"
+    for field in TRIAL_NUMBERS:
+        value = trial.get(field)
+        needed = field == "seconds" or (field == "speed_ms" and trial.get("error") is None)
+        if value is None and not needed:
+            continue
+        if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+            return f"{field!r} is " + ("missing" if value is None else f"{quote(value, 40)}, not a number of 0 or more")
+    for field in ("kept_float", "steps", "quantized_layers"):
+        if trial.get(field) is not None and not isinstance(trial[field], list):
+            return f"{field!r} is not a list"
+    if not all(isinstance(name, str) for name in trial.get("kept_float") or ()):
+        return "'kept_float' holds other than layer names"
+    return None
+
+
+def replayable(saved: list[dict], where: Any, log: Callable[[str], None]) -> list[dict]:
+    """The saved trials that can be replayed; each other one said in one line (and measured again)."""
+    kept = []
+    for i, trial in enumerate(saved):
+        problem = trial_problem(trial)
+        if problem is None:
+            kept.append(trial)
+        else:
+            log(f"{where}: trials[{i}]: {problem}: that trial is measured again")
+    return kept
+
+
 def public(trial: dict) -> dict:
     """What results.json keeps of a trial."""
     return {key: trial.get(key) for key in ("index", "phase", "kept_float", "value", "val_accuracy", "perplexity",
@@ -416,7 +458,8 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
             return weight_rounding_errors(built.model.eval(), layers, validation_batches(
                 built, measure.eval_batch_size or max(measure.batch_sizes)), variant.search.sensitivity != "weights")
 
-    searcher = Searcher(variant, batch, measure_trial, folder.search_trials(variant.name),
+    saved = replayable(folder.search_trials(variant.name), folder.search_file(variant.name), bars.log)
+    searcher = Searcher(variant, batch, measure_trial, saved,
                         lambda trials: folder.save_search_trials(variant.name, trials), bars.log, rank)
     outcome = searcher.run()
     return variant.model_copy(update={"compress": searcher.chosen_steps(outcome), "search": None}), outcome

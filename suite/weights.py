@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from suite.errors import SuiteError, first_line
-from suite.results import atomic_write_text
+from suite.results import atomic_write_text, discard
 
 
 
@@ -33,11 +33,19 @@ def cache_root(cache_dir: Path | str | None) -> Path:
 # The run's cache folder (`--cache-dir`, else default_cache_dir()), set by the runner for the
 # caches that live below the plugins (ONNX exports): None, as in a bare library call, caches nothing.
 _cache_root: Path | None = None
+# Where a damaged cache entry is reported (the run's progress log), set with the root.
+_say: Callable[[str], None] | None = None
 
 
-def use_cache_root(root: Path | None) -> None:
-    global _cache_root
+def use_cache_root(root: Path | None, say: Callable[[str], None] | None = None) -> None:
+    global _cache_root, _say
     _cache_root = None if root is None else Path(root)
+    _say = say
+
+
+def say_about_cache(message: str) -> None:
+    if _say is not None:
+        _say(message)
 
 
 def cache_folder(kind: str) -> Path | None:
@@ -107,34 +115,89 @@ def load_checkpoint(model: Any, path: Path) -> None:
         raise SuiteError(f"{path}: does not fit the model: {_first_problem(exc)}") from None
 
 
+# -- cache entries: a data file and its record, verified by digest before use -------------------
+MAX_RECORD_BYTES = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified_entry(data: Path, record: Path, key: str) -> tuple[dict | None, str | None]:
+    """(the entry's record, None) when `data` holds exactly the bytes its record's digest names
+    and the record is the one written for `key`; (None, what is wrong) for a damaged entry (a
+    directory, truncated or flipped bytes, a record of another shape or key, another entry's data
+    swapped in); (None, None) on a plain miss."""
+    if not (os.path.lexists(data) or os.path.lexists(record)):
+        return None, None
+    if not (data.is_file() and record.is_file()):
+        return None, "is not a pair of files"
+    try:
+        if record.stat().st_size > MAX_RECORD_BYTES:
+            return None, "has a record too large to be one"
+        found = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None, "has a record that is not JSON"
+    if not isinstance(found, dict) or not isinstance(found.get("sha256"), str) or type(found.get("bytes")) is not int:
+        return None, "has a record with no digest (damaged, or written by an older suite)"
+    if found.get("key") != key:
+        return None, "has the record of another entry"
+    if data.stat().st_size != found["bytes"] or file_sha256(data) != found["sha256"]:
+        return None, "does not hold the bytes its record's digest names"
+    return found, None
+
+
+def write_entry(data: Path, record: Path, key: str, write: Callable[[Path], None], fields: dict) -> None:
+    """`write(path)` the data, then its record with `fields`, the key, the size and the digest;
+    each file replaced whole (atomically), whatever stood at its path."""
+    discard(data, record)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    tmp = data.with_name(data.name + f".{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, data)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    atomic_write_text(record, json.dumps({**fields, "key": key, "bytes": data.stat().st_size,
+                                          "sha256": file_sha256(data)}, indent=1))
+
+
 class CheckpointCache:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, say: Callable[[str], None] = lambda message: None):
         self.root = Path(root) / "checkpoints"
+        self.say = say
 
     def paths(self, model_name: str, key: str) -> tuple[Path, Path]:
         stem = self.root / f"{model_name}-{key}"
         return stem.with_suffix(".pt"), stem.with_suffix(".json")
 
     def load(self, model: Any, model_name: str, key: str) -> dict | None:
-        """The training record of a cached checkpoint loaded into `model`, or None on a miss."""
-        weights, record = self.paths(model_name, key)
-        if not (weights.is_file() and record.is_file()):
-            return None
-        try:
-            load_checkpoint(model, weights)
-            return json.loads(record.read_text())
-        except (SuiteError, json.JSONDecodeError):
-            return None  # a damaged entry is a miss: train again and overwrite it
+        """The training record of a cached checkpoint loaded into `model`, or None on a miss; a
+        damaged entry is a miss, said in one line (and trained again, and overwritten)."""
+        weights, record_path = self.paths(model_name, key)
+        found, problem = verified_entry(weights, record_path, key)
+        if found is not None and not isinstance(found.get("training"), dict):
+            found, problem = None, "has a record with no training in it"
+        if found is not None:
+            try:
+                load_checkpoint(model, weights)
+                return found["training"]
+            except SuiteError as exc:
+                problem = f"does not load ({first_line(exc)})"
+        if problem is not None:
+            self.say(f"{model_name}: cached checkpoint {weights} {problem}: not used, made again")
+        return None
 
     def save(self, model: Any, model_name: str, key: str, record: dict) -> Path:
         import torch
 
         weights, record_path = self.paths(model_name, key)
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        tmp = weights.with_suffix(".pt.tmp")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, weights)
-        atomic_write_text(record_path, json.dumps(record, indent=1))
+        write_entry(weights, record_path, key, lambda path: torch.save(model.state_dict(), path), {"training": record})
         return weights
 
 

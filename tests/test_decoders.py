@@ -253,12 +253,12 @@ def test_select_needs_a_budget(write_scenario, capsys):
     assert "select needs a budget" in capsys.readouterr().err
 
 
-def test_a_prompt_longer_than_the_model_fails_the_variant_with_the_reason(write_scenario, run_quick):
+def test_a_prompt_longer_than_the_model_is_refused_when_the_scenario_is_read(write_scenario, run_quick):
     path = write_scenario(DECODER.replace("prompt_lens: [8]", "prompt_lens: [200]"))
-    status, out, _, results = run_quick(path, "--in-process")
-    assert status == 2  # bad input: the variant failed with the reason, the run went on
-    [variant] = results["variants"]
-    assert variant["status"] == "failed" and "need 204 positions, but the model has 128" in variant["error"]
+    status, out, err, results = run_quick(path, "--in-process")
+    assert status == 2 and results is None  # refused once, when the scenario is read: nothing ran
+    assert err.strip().endswith("measure.generate: a prompt of 200 tokens and 4 new ones (prompt_lens, new_tokens) "
+                                "need 204 positions, but model 'gpt2' has 128"), err
 
 
 def test_your_own_causal_lm_folder_and_a_damaged_gguf(tmp_path, write_scenario, run_quick, data):

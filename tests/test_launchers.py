@@ -89,7 +89,7 @@ def test_quick_is_a_new_scenario_with_smoke_test_settings_everywhere(write_scena
     scenario = load(write_scenario("""
         model: {name: gpt2_random, layers: 1, hidden: 32, heads: 2, context: 64, vocab: 300}
         train: {epochs: 50, max_batches: 3}
-        measure: {batch_sizes: [1], min_samples: 400, generate: {prompt_lens: [8], new_tokens: 2, text_tokens: 90}}
+        measure: {batch_sizes: [1], min_samples: 400, generate: {prompt_lens: [8], new_tokens: 2, text_tokens: 60}}
         variants:
           - name: fp32
           - name: own-measure

@@ -412,7 +412,7 @@ def test_weights_sensitivity_ranks_a_decoders_layers_on_validation_tokens(write_
     path = write_scenario("""
         name: lm-rank
         model: {name: gpt2_random, layers: 2, hidden: 32, heads: 2, context: 48, vocab: 300}
-        measure: {batch_sizes: [1], generate: {prompt_lens: [8], new_tokens: 4}}
+        measure: {batch_sizes: [1], generate: {prompt_lens: [8], new_tokens: 4, fidelity_tokens: 16}}
         variants:
           - name: int8-auto
             compress: [{method: intx_weight_only, bits: 2, group_size: 0}]

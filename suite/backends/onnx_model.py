@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from suite.errors import SuiteError, first_line
+from suite.errors import SuiteError, backend_message, first_line
 from suite.weights import source_hash
 
 INPUT, OUTPUT = "input", "output"
@@ -42,6 +42,7 @@ class OnnxModel:
     input_name: str = INPUT
     output_name: str = OUTPUT
     batch: int | None = None  # the batch size its input fixes; None: a dynamic batch axis
+    source: Path | None = None  # the user's file it is, or was made from; None for suite's own exports
 
     def __deepcopy__(self, memo: dict) -> OnnxModel:
         return self  # immutable, and its files are never changed in place: a copy is the same model
@@ -56,19 +57,11 @@ class OnnxModel:
         the same file from the cache (keyed by this file's bytes, `name`, `settings` and the
         onnxruntime version): quantization and its calibration are not redone on every run."""
         result, path = self.derived(name, note)
-        files = cache_files(derived_key(self.files(), name, settings))
-        if files is not None and files[0].is_file():
-            try:
-                shutil.copyfile(files[0], path)
-                return replace(result, notes=result.notes + (f"{name} copied from the cache ({files[0].name})",))
-            except OSError:  # a damaged entry is a miss
-                pass
+        key = derived_key(self.files(), name, settings)
+        if cached_copy(key, path, f"{name} made from {self.path.name}") is not None:
+            return replace(result, notes=result.notes + (f"{name} copied from the cache ({key}.onnx)",))
         make(path)
-        if files is not None:
-            from suite.results import atomic_write_bytes, atomic_write_text
-
-            atomic_write_bytes(files[0], path.read_bytes())
-            atomic_write_text(files[1], json.dumps({"made": name, "settings": settings}, indent=1, default=str))
+        to_cache(key, path, {"made": name, "settings": json.loads(json.dumps(settings, default=str))})
         return result
 
     def load(self) -> Any:
@@ -103,6 +96,16 @@ class OnnxModel:
     def layer_table(self) -> list[dict]:
         return layer_table(self.load())
 
+    def blame(self, exc: Exception, backend: str, doing: str) -> None:
+        """Raise a one-line SuiteError for what `backend` said when `doing` ("load it", "run it ...") this
+        model, where it is the user's own file (or a copy made of it, such as its quantized one): that is bad input, with the
+        backend's whole message kept as the error's details for the variant's log. For an export
+        of suite's own, return: the caller re-raises (a bug or a backend crash)."""
+        if self.source is None or isinstance(exc, SuiteError):
+            return
+        raise SuiteError(f"{self.source}: {backend} could not {doing}: {backend_message(str(exc))}",
+                         details=f"{type(exc).__name__}: {exc}") from None
+
 
 def to_onnx(model: Any, example: Any) -> OnnxModel:
     """Export a torch module with a dynamic batch axis (and sequence axis for token ids), then
@@ -117,7 +120,8 @@ def to_onnx(model: Any, example: Any) -> OnnxModel:
     if cached is not None:
         return cached
     exported = export(model, example, path, folder)
-    to_cache(key, exported)
+    to_cache(key, exported.path, {"exporter": exported.exporter, "export_s": exported.export_s,
+                                  "tokens": exported.tokens, "notes": list(exported.notes)})
     return exported
 
 
@@ -192,29 +196,43 @@ def cache_files(key: str | None) -> tuple[Path, Path] | None:
     return None if key is None or folder is None else (folder / f"{key}.onnx", folder / f"{key}.json")
 
 
-def from_cache(key: str | None, path: Path, folder: Any) -> OnnxModel | None:
-    """The cached export copied to `path`, or None on a miss (a damaged entry is a miss)."""
-    files = cache_files(key)
-    if files is None or not (files[0].is_file() and files[1].is_file()):
-        return None
-    try:
-        record = json.loads(files[1].read_text(encoding="utf-8"))
-        shutil.copyfile(files[0], path)
-        note = f"export copied from the cache ({files[0].name}; exported in {record['export_s']:.1f} s)"
-        return OnnxModel(path, record["exporter"], 0.0, record["tokens"], (*record["notes"], note), folder)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def to_cache(key: str | None, exported: OnnxModel) -> None:
-    from suite.results import atomic_write_bytes, atomic_write_text
+def cached_copy(key: str | None, path: Path, what: str) -> dict | None:
+    """The cache entry's record, its file copied to `path`; None on a miss. An entry whose file
+    is not the one its record's digest names (a folder, truncated or changed bytes) is a miss,
+    said in one line, and made again."""
+    from suite.weights import say_about_cache, verified_entry
 
     files = cache_files(key)
     if files is None:
-        return
-    atomic_write_bytes(files[0], exported.path.read_bytes())
-    atomic_write_text(files[1], json.dumps({"exporter": exported.exporter, "export_s": exported.export_s,
-                                            "tokens": exported.tokens, "notes": list(exported.notes)}, indent=1))
+        return None
+    record, problem = verified_entry(*files, key)
+    if record is not None:
+        try:
+            shutil.copyfile(files[0], path)
+            return record
+        except OSError as exc:
+            problem = f"cannot be copied ({exc.strerror})"
+    if problem is not None:
+        say_about_cache(f"cached ONNX file {files[0]} ({what}) {problem}: not used, made again")
+    return None
+
+
+def from_cache(key: str | None, path: Path, folder: Any) -> OnnxModel | None:
+    """The cached export copied to `path`, or None on a miss (a damaged entry is a miss)."""
+    record = cached_copy(key, path, "an export")
+    try:
+        note = f"export copied from the cache ({key}.onnx; exported in {record['export_s']:.1f} s)"
+        return OnnxModel(path, record["exporter"], 0.0, bool(record["tokens"]), (*record["notes"], note), folder)
+    except (KeyError, TypeError, ValueError):  # no record, or one of another shape: export again
+        return None
+
+
+def to_cache(key: str | None, source: Path, fields: dict) -> None:
+    from suite.weights import write_entry
+
+    files = cache_files(key)
+    if files is not None:
+        write_entry(*files, key, lambda path: shutil.copyfile(source, path), fields)
 
 
 def _fixed_axes(path: Path, tokens: bool) -> list[int]:
@@ -347,7 +365,7 @@ def from_file(path: Path, data: Any, output: str | None = None) -> OnnxModel:
         (f"output {chosen!r} taken of {len(outputs)} ({', '.join(outputs)})",) if len(outputs) > 1 else ())
     return OnnxModel(path.resolve(), "file", 0.0, tokens=dtype.startswith("int") and len(dims) == 2, notes=notes,
                      folder=tempfile.TemporaryDirectory(prefix="suite-onnx-"), input_name=name,
-                     output_name=chosen, batch=dims[0])
+                     output_name=chosen, batch=dims[0], source=path)
 
 
 def read_proto(path: Path) -> Any:

@@ -84,7 +84,11 @@ class OnnxRuntimeBackend:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION[self.params.graph_optimization])
         options.log_severity_level = 3  # errors only: its warnings about unused initializers are noise here
-        session = ort.InferenceSession(str(self.onnx.path), options, providers=self._providers())
+        try:
+            session = ort.InferenceSession(str(self.onnx.path), options, providers=self._providers())
+        except Exception as exc:
+            self.onnx.blame(exc, "ONNX Runtime", "load it")
+            raise
         if self.device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
             raise RuntimeError(f"ONNX Runtime fell back to {session.get_providers()} instead of running on CUDA")
         return session
@@ -99,8 +103,16 @@ class OnnxRuntimeBackend:
         return [("CUDAExecutionProvider", {"device_id": 0, "user_compute_stream": stream}), "CPUExecutionProvider"]
 
     def _run_on_host(self) -> Callable[[Any], Any]:
-        session, feed, fetch = self.session, self.onnx.input_name, [self.onnx.output_name]
-        return lambda inputs: session.run(fetch, {feed: inputs})[0]
+        session, feed, fetch, onnx = self.session, self.onnx.input_name, [self.onnx.output_name], self.onnx
+
+        def run(inputs: Any) -> Any:
+            try:  # free until it raises (Python 3.11's exceptions cost nothing on the way through)
+                return session.run(fetch, {feed: inputs})[0]
+            except Exception as exc:
+                onnx.blame(exc, "ONNX Runtime", f"run it on a batch of {len(inputs)}")
+                raise
+
+        return run
 
     def _run_on_device(self) -> Callable[[Any], Any]:
         session, binding = self.session, self.session.io_binding()
@@ -109,7 +121,11 @@ class OnnxRuntimeBackend:
         def run(inputs: Any) -> Any:
             binding.bind_ortvalue_input(feed, inputs)
             binding.bind_output(fetch, "cuda")
-            session.run_with_iobinding(binding)
+            try:
+                session.run_with_iobinding(binding)
+            except Exception as exc:
+                self.onnx.blame(exc, "ONNX Runtime", f"run it on a batch of {inputs.shape()[0]}")
+                raise
             return binding.get_outputs()[0]
 
         return run

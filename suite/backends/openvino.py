@@ -80,19 +80,27 @@ class OpenVinoBackend:
             key = inputs.shape if self.params.static_shapes else ()
             if key not in requests:
                 requests[key] = self._compile(core, key).create_infer_request()
-            return requests[key].infer([inputs], share_inputs=True)[self.onnx.output_name]
+            try:  # free until it raises
+                return requests[key].infer([inputs], share_inputs=True)[self.onnx.output_name]
+            except Exception as exc:
+                self.onnx.blame(exc, "OpenVINO", f"run it on a batch of {len(inputs)}")
+                raise
 
         run(self.place(example_inputs))
         return run
 
     def _compile(self, core: Any, shape: tuple, extra: dict | None = None) -> Any:
-        model = core.read_model(str(self.onnx.path))
-        if shape:
-            model.reshape({0: list(shape)})
-        start = time.perf_counter()
-        compiled = core.compile_model(model, self.params.device, {
-            "INFERENCE_PRECISION_HINT": self.params.precision, "PERFORMANCE_HINT": self.params.performance_hint,
-            "INFERENCE_NUM_THREADS": self.threads, **(extra or {})})
+        try:
+            model = core.read_model(str(self.onnx.path))
+            if shape:
+                model.reshape({0: list(shape)})
+            start = time.perf_counter()
+            compiled = core.compile_model(model, self.params.device, {
+                "INFERENCE_PRECISION_HINT": self.params.precision, "PERFORMANCE_HINT": self.params.performance_hint,
+                "INFERENCE_NUM_THREADS": self.threads, **(extra or {})})
+        except Exception as exc:
+            self.onnx.blame(exc, "OpenVINO", f"compile it for shape {tuple(shape)}" if shape else "compile it")
+            raise
         self.compile_s += time.perf_counter() - start
         self.runtime_precisions = runtime_precisions(compiled)
         lowered = sorted(set(self.runtime_precisions) & set(LOWER_FLOATS))

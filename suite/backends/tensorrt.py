@@ -89,7 +89,11 @@ class TensorRtBackend:
         def run(inputs: Any) -> Any:
             key = tuple(inputs.shape)
             if key not in engines:
-                engines[key] = EngineRunner(self._engine(inputs), self.onnx.output_name)
+                try:
+                    engines[key] = EngineRunner(self._engine(inputs), self.onnx.output_name)
+                except Exception as exc:
+                    self.onnx.blame(exc, "TensorRT", f"build an engine of it for shape {key}")
+                    raise
             return engines[key](inputs)
 
         return run

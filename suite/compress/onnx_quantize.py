@@ -65,16 +65,38 @@ def apply_static(module: Any, params: OrtStaticParams, context: CompressContext)
               "percentile": CalibrationMethod.Percentile}[params.calibration_method]
 
     def make(path: Any) -> None:
-        with quiet_root_logger():  # per-channel warns through the root logger for every 1-D weight it skips
-            quantize_static(str(source.path), str(path), BatchReader(batches, source.input_name), quant_format=QuantFormat.QDQ,
-                            activation_type=activations, weight_type=QuantType.QInt8, per_channel=params.per_channel,
-                            calibrate_method=method, nodes_to_exclude=list(params.keep_float))
+        try:
+            with quiet_root_logger():  # per-channel warns through the root logger for every 1-D weight it skips
+                quantize_static(str(source.path), str(path), BatchReader(batches, source.input_name),
+                                quant_format=QuantFormat.QDQ, activation_type=activations, weight_type=QuantType.QInt8,
+                                per_channel=params.per_channel, calibrate_method=method,
+                                nodes_to_exclude=list(params.keep_float))
+        except (AssertionError, ValueError) as exc:  # "scale issue": a range from NaN or infinity
+            refuse_non_finite(source, batches, exc)
+            raise
 
     calibration = hashlib.sha256(b"".join(b.tobytes() for b in batches)).hexdigest()
     result = source.derive(file_name("int8_static", params.keep_float), "onnxruntime quantize_static (QDQ)",
                            {**params.model_dump(mode="json"), "calibration": calibration}, make)
     return result, {"notes": notes + [f"calibrated ({params.calibration_method}) on {len(batches)} training batches "
                                       f"of up to {params.calibration_batch_size}"], "quantized_layers": quantized_layers}
+
+
+def refuse_non_finite(source: Any, batches: list[Any], exc: Exception) -> None:
+    """A one-line error where the model's outputs on the calibration batches are not all finite:
+    ranges of NaN or infinity give no scale (ONNX Runtime asserts "scale issue")."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from suite.errors import SuiteError, first_line
+
+    session = ort.InferenceSession(str(source.path), providers=["CPUExecutionProvider"])
+    bad = sum(any(np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all()
+                  for out in session.run(None, {source.input_name: batch})) for batch in batches)
+    if bad:
+        raise SuiteError(f"ort_int8_static: calibration saw non-finite outputs (NaN or infinity) in {bad} of "
+                         f"{len(batches)} training batches: no int8 range can be taken from them (ONNX Runtime: "
+                         f"{type(exc).__name__}: {first_line(exc, 80)})") from None
 
 
 QUANTIZABLE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "LSTM", "GRU")

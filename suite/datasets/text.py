@@ -29,9 +29,10 @@ class TextFileParams(TextParams):
 
 
 def passages(text: str, size: int) -> list[str]:
-    """Paragraphs joined into passages of at least `size` characters (the last may be shorter)."""
+    """Paragraphs joined into passages of at least `size` characters (the last may be shorter); a
+    paragraph longer than twice that (one long text with no blank line) cut at spaces first."""
     out, current = [], ""
-    for paragraph in (p.strip() for p in text.split("\n\n")):
+    for paragraph in (piece for p in text.split("\n\n") for piece in cut_at_spaces(p.strip(), 2 * size)):
         if not paragraph:
             continue
         current = f"{current}\n\n{paragraph}" if current else paragraph
@@ -41,6 +42,18 @@ def passages(text: str, size: int) -> list[str]:
     if current:
         out.append(current)
     return out
+
+
+def cut_at_spaces(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most about `limit` characters, cut at the last space before each
+    limit (or at the limit, where a piece has no space)."""
+    pieces = []
+    while len(text) > limit:
+        end = text.rfind(" ", limit // 2, limit)
+        end = limit if end < 0 else end
+        pieces.append(text[:end].strip())
+        text = text[end:].strip()
+    return [*pieces, text]
 
 
 def split_text(pieces: list[str], params: TextParams, name: str, source: str) -> TextCorpus:

@@ -73,14 +73,27 @@ def trial(run_at: Callable[[float], list[float]], rate_qps: float, bound_ms: flo
                  met=(bound if bound is not None else p99) <= bound_ms)
 
 
+# A trial that misses the bound at this share of one server's capacity (rate x service time) or
+# less ends the search: queueing adds little there, so a lower rate would miss it too, and each
+# halving of the rate doubles the next trial's time (a bound no load meets once ran until the
+# variant's time-out, losing what it had measured).
+LIGHT_LOAD = 0.1
+
+
+def light(rate_qps: float, service_s: float) -> bool:
+    return rate_qps * service_s <= LIGHT_LOAD
+
+
 def search_rate(run_at: Callable[[float], list[float]], service_s: float, bound_ms: float, steps: int) -> dict:
     """Bisect the arrival rate between 0 and the rate one server can at best sustain
-    (1 / service time) for the highest that meets the p99 bound."""
+    (1 / service time) for the highest that meets the p99 bound; stop where a light load misses it."""
     low, high, trials = 0.0, 1.0 / service_s, []
     for _ in range(steps):
         result = trial(run_at, (low + high) / 2, bound_ms)
         trials.append(result)
         low, high = (result.rate_qps, high) if result.met else (low, result.rate_qps)
+        if not result.met and light(result.rate_qps, service_s):
+            break
     best = max((t for t in trials if t.met), key=lambda t: t.rate_qps, default=None)
     return {"mode": "server", "latency_bound_ms": bound_ms, "percentile": 99,
             "max_rate_qps": best.rate_qps if best else None, "trials": [t.__dict__ for t in trials]}
@@ -124,6 +137,8 @@ def search_request_rate(run_at: Callable[[float], list[tuple[float, list[float]]
         trials.append({"rate_qps": rate, "requests": len(served), "seconds": time.perf_counter() - start,
                        **figures, "met": met, "p99_bound_ms": figures["ttft"]["p99_bound_ms"]})
         low, high = (rate, high) if met else (low, rate)
+        if not met and light(rate, service_s):
+            break
     best = max((t for t in trials if t["met"]), key=lambda t: t["rate_qps"], default=None)
     return {"mode": "server", "ttft_bound_ms": ttft_bound_ms, "tpot_bound_ms": tpot_bound_ms, "percentile": 99,
             "max_rate_qps": best["rate_qps"] if best else None, "trials": trials}

@@ -25,7 +25,18 @@ def outputs(run: Callable[[Any], Any], place: Callable[[Any], Any], to_host: Cal
             raise SuiteError(f"the model gave outputs of shape {tuple(scores.shape)} for a batch of {len(batch)} "
                              "inputs; suite reads (batch, classes) scores")
         batches.append(scores[-short:])
-    return np.concatenate(batches)
+    return finite(np.concatenate(batches))
+
+
+def finite(scores: np.ndarray) -> np.ndarray:
+    """The scores, refused where any is NaN or a row has no finite score: an argmax of those is
+    no prediction (an all-NaN model once scored accuracy 0.1 and agreement 1.0 with itself)."""
+    nan_rows = int(np.isnan(scores).any(axis=-1).sum())
+    dead_rows = int((~np.isfinite(scores).any(axis=-1)).sum())
+    if nan_rows or dead_rows:
+        raise SuiteError(f"the model gave non-finite outputs (NaN or infinity) for {max(nan_rows, dead_rows)} of "
+                         f"{len(scores)} inputs: its predictions mean nothing (check its weights and inputs)")
+    return scores
 
 
 def accuracy(logits: np.ndarray, labels: Any) -> float:

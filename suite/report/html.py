@@ -42,6 +42,12 @@ def page(title: str, body: str) -> str:
             f"<script>{tables.SORT_SCRIPT}</script></body></html>\n")
 
 
+# A page details (a figure or a section each) at most this many variants' searches and profiles:
+# a results file of thousands of variants then renders in seconds, not hours (seen: 4,793
+# searched variants, 30 MB, took 94 s, most of it one search figure each).
+DETAIL_LIMIT = 50
+
+
 def render_html(run: RunResult, scenario_text: str | None = None) -> str:
     """`scenario_text`: the scenario file as written (the run folder keeps a copy); without it
     the page shows the validated scenario as JSON."""
@@ -79,10 +85,19 @@ def variant_sections(run: RunResult) -> str:
     searched = [v for v in run.variants if v.search]
     if searched:
         sections.append("<h2>Accuracy-aware searches</h2>" + "".join(
-            tables.search_html(v, figures.search_figure(v, f"search-{i}") or "") for i, v in enumerate(searched)))
+            tables.search_html(v, figures.search_figure(v, f"search-{i}") or "")
+            for i, v in enumerate(searched[:DETAIL_LIMIT])) + left_out(len(searched), "searches"))
     if any(v.profile for v in run.variants):
         sections.append(profile_html(run, shape))
     return "".join(sections)
+
+
+def left_out(count: int, what: str) -> str:
+    """The page's note for the detail it leaves out past DETAIL_LIMIT variants (results.json has it)."""
+    if count <= DETAIL_LIMIT:
+        return ""
+    return (f"<p>{count - DETAIL_LIMIT:,} more {what} are left out of this page, which details the first "
+            f"{DETAIL_LIMIT}: results.json holds them all (<code>suite explain RUN VARIANT</code> prints one).</p>")
 
 
 def profile_html(run: RunResult, shape: str | None) -> str:
@@ -93,8 +108,9 @@ def profile_html(run: RunResult, shape: str | None) -> str:
 
     bars = figures.family_figure(run.variants, shape, "operator-families") or ""
     roof = figures.roofline_figure(run.variants, "roofline") or ""
+    profiled = [v for v in run.variants if v.profile]
     details = "".join(f"<details><summary>{escape(v.name)}</summary><pre>{escape(chr(10).join(explain(run, v.name)))}"
-                      "</pre></details>" for v in run.variants if v.profile)
+                      "</pre></details>" for v in profiled[:DETAIL_LIMIT]) + left_out(len(profiled), "profiles")
     return ("<h2>Where the time goes, operator by operator</h2><p>From each backend's own profiler, after the "
             "timed samples; FLOPs and the roofline against this machine's measured limits. A variant's "
             "reasons for not being faster than its reference are drawn from these figures "

@@ -7,6 +7,7 @@ value, not by the formatted text, and an empty cell sorts last either way.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from html import escape
 from typing import Any, Iterable
 
@@ -109,11 +110,13 @@ VARIANT_HEAD = ["variant", "status", "model", "backend", "compression", "accurac
 def variants_table(run: RunResult, shape: str | None) -> str:
     recommended = (run.selection or {}).get("recommended")
     classes = [f"{v.status}{' recommended' if v.name == recommended else ''}" for v in run.variants]
-    head, rows = without_empty_columns(VARIANT_HEAD, [variant_cells(v, shape, run) for v in run.variants])
+    peers = replace(run, variants=tuple(v for v in run.variants if not v.compress and v.status == "ok"))
+    head, rows = without_empty_columns(VARIANT_HEAD, [variant_cells(v, shape, peers) for v in run.variants])
     return sortable_table(head, rows, classes)
 
 
 def variant_cells(v: VariantResult, shape: str | None, run: RunResult | None = None) -> list[Cell]:
+    """A variant's row; `run`: the run (or its uncompressed variants) its speed-up is taken against."""
     row = row_at(v, shape)
     rate = rate_at(v, shape)
     ci = "" if row is None else ci_text(row.ci95_p50_ms)
