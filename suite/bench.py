@@ -6,6 +6,7 @@ recorded in the result, never raised. Where the variant runs is the launcher's b
 
 from __future__ import annotations
 
+import errno
 import time
 import traceback
 from dataclasses import replace
@@ -70,6 +71,8 @@ class Bench:
         except SuiteError as exc:
             result = self._failed(base, exc, one_line(str(exc)))
         except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the run stops (suite.runner)
+                raise
             self.bars.log(traceback.format_exc())
             result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
         seconds = round(time.perf_counter() - start, 3)

@@ -8,6 +8,7 @@ limit, crash capture, fork server); `RayLauncher` on the nodes of a Ray cluster.
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import replace
 from typing import Any, Iterator
@@ -62,6 +63,8 @@ def in_child(folder: Any, scenario: Any, variant: Variant, bars: Any) -> Variant
     result, ending = run_isolated(folder, variant.name, scenario.isolation, bars)
     seconds = round(time.perf_counter() - start, 3)
     if result is None:
+        if "[Errno 28] No space left on device" in (ending["stderr_tail"] or ""):  # the run stops: nothing more fits
+            raise OSError(errno.ENOSPC, "No space left on device (in the variant's process)", str(folder.path))
         error_type, reason = why_it_failed(ending)
         bars.log(f"{variant.name}: failed: {reason}")
         return replace(base_result(scenario, variant), status="failed", error=reason,

@@ -62,13 +62,15 @@ def connect(address: str | None) -> Any:
         raise SuiteError(f"--launcher ray needs Ray: {INSTALL}")
     import ray
 
+    answering(address)  # a TCP connection: cheap, and an address given now is checked whatever came before
     if ray.is_initialized():  # (again, from a fleet's thread: Ray would warn about signal handlers)
         return ray
-    answering(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise SuiteError(f"--address {address}: cannot connect to a Ray cluster ({first_line(exc)})") from None
+    except Exception as exc:  # Ray raises a bare Exception for a node that did not start in time
+        where = f"--address {address}: cannot connect to a Ray cluster" if address else (
+            "--launcher ray: no Ray cluster could be reached or started here")
+        raise SuiteError(f"{where} ({type(exc).__name__}: {first_line(exc)})") from None
     return ray
 
 

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from suite.errors import SuiteError, first_line
+from suite.errors import SuiteError, first_line, quote
 from suite.results import atomic_write_text, discard
 
 
@@ -109,6 +109,9 @@ def load_checkpoint(model: Any, path: Path) -> None:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise SuiteError(f"{path}: expected a state_dict (a mapping of tensors), got {type(state).__name__}")
+    for name, tensor in state.items():  # NaN means nothing in any weight: diverged training, or damage
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and bool(torch.isnan(tensor).any()):
+            raise SuiteError(f"{path}: tensor {quote(name, 80)} holds NaN (training that diverged, or a damaged file)")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

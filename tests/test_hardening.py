@@ -310,6 +310,9 @@ def damaged_results(good: dict) -> dict[str, bytes]:
         "samples a string": changed(lambda d: row(d).update(samples_ms="abc")),
         "string samples": changed(lambda d: row(d).update(samples_ms=["a", "b"])),
         "negative samples": changed(lambda d: row(d).update(samples_ms=[-1.0, -2.0])),
+        "zero samples": changed(lambda d: row(d).update(samples_ms=[0.0, 0.0])),  # gate once said "inf x the baseline"
+        "schema 1, a rate keyed by a Unicode digit": changed(lambda d: (d.update(schema_version=1), first(d).update(
+            load={"mode": "offline", "samples_per_s_by_batch_size": {"\u00b2": 5.0}}))),
         "latency a string": changed(lambda d: first(d).update(latency="x")),
         "environment a string": changed(lambda d: d.update(environment="x")),
         "no environment": changed(lambda d: d.pop("environment")),

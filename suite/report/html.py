@@ -44,7 +44,7 @@ def page(title: str, body: str) -> str:
 
 # A page details (a figure or a section each) at most this many variants' searches and profiles:
 # a results file of thousands of variants then renders in seconds, not hours (seen: 4,793
-# searched variants, 30 MB, took 94 s, most of it one search figure each).
+# searched variants, 30 MB, took 35 s, most of it one search figure each; 4.9 s now).
 DETAIL_LIMIT = 50
 
 
