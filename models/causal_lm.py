@@ -51,18 +51,18 @@ def gguf_float_folder(file: Path) -> Path:
     import hashlib
     import tempfile
 
-    from suite.weights import cache_folder
+    from suite.weights import cache_folder, seal_folder, sealed_folder
 
     stat = file.stat()
     key = hashlib.sha1(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     root = cache_folder("gguf") or Path(tempfile.gettempdir()) / "suite-gguf"
     folder = root / f"{file.stem[:40]}-{key}"
-    if (folder / "done").exists():
+    if sealed_folder(folder, "float folder"):
         return folder
     model, tokenizer = dequantized(file)
     staging = Path(tempfile.mkdtemp(dir=root.mkdir(parents=True, exist_ok=True) or root, prefix=".staging-"))
     write_float_folder(model, tokenizer, staging)
-    (staging / "done").write_text(f"de-quantized from {file}\n")
+    seal_folder(staging, f"de-quantized from {file}")
     try:
         staging.rename(folder)
     except OSError:  # another process made it first

@@ -79,36 +79,60 @@ HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0
 
 
 def answering(address: str | None) -> None:
-    """Refuse in one line, within ANSWER_S, an address (--address, else RAY_ADDRESS) where no Ray
-    cluster answers: a name that does not resolve, a closed port, or a server that is not gRPC
-    (Ray's GCS and its client server speak gRPC: HTTP/2, which answers the client's preface with
-    its SETTINGS frame). No address, or "auto" / "local": Ray finds or starts one here itself."""
+    """Refuse in one line, within ANSWER_S, the address Ray would connect to where no Ray cluster
+    answers: --address, else RAY_ADDRESS, else the cluster last started on this machine (Ray's
+    own lookup: a stale record of one that has stopped made Ray retry for many minutes). Not
+    answering: a name that does not resolve, a closed port, or a server that is not gRPC (Ray's
+    GCS and its client server speak gRPC: HTTP/2, which answers the client's preface with its
+    SETTINGS frame). None, or "local": Ray starts a new cluster here, and nothing is checked."""
     import os
+
+    option = "--address" if address else "RAY_ADDRESS" if os.environ.get("RAY_ADDRESS") else None
+    target = address_to_use(address)
+    if target in (None, "", "auto", "local"):
+        return
+    where = (f"{option} {target[:200]}" if option else
+             f"--launcher ray: the Ray cluster last started on this machine ({target[:200]}, Ray's record of it)")
+    host, sep, port = target.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SuiteError(f"{where}: not HOST:PORT (or ray://HOST:PORT)")
+    why = no_answer(host.strip("[]"), int(port))
+    if why is not None:
+        hint = "" if option else "; start one (ray start --head), or give --address"
+        raise SuiteError(f"{where}: no Ray cluster answered within {ANSWER_S:g} s ({why}){hint}")
+
+
+def address_to_use(address: str | None) -> str | None:
+    """The address ray.init(address) connects to: Ray's own lookup (RAY_ADDRESS, then the record
+    `ray start` leaves of the last cluster started here); None: it starts a new one."""
+    import os
+
+    try:
+        from ray._private.services import get_ray_address_from_environment
+
+        return get_ray_address_from_environment(address, None)
+    except ConnectionError as exc:  # "auto" and no cluster found
+        raise SuiteError(f"--address {address}: {first_line(exc)}") from None
+    except Exception:  # a Ray whose private lookup moved: the address as given
+        return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def no_answer(host: str, port: int) -> str | None:
+    """Why no gRPC server answers at host:port within ANSWER_S; None where one does."""
     import socket
 
-    option = "--address" if address else "RAY_ADDRESS"
-    address = address or os.environ.get("RAY_ADDRESS", "")
-    if address in ("", "auto", "local"):
-        return
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise SuiteError(f"{option} {address[:200]}: not HOST:PORT (or ray://HOST:PORT)")
-    why = None
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=ANSWER_S) as sock:
+        with socket.create_connection((host, port), timeout=ANSWER_S) as sock:
             sock.settimeout(ANSWER_S)
             sock.sendall(HTTP2_PREFACE)
             frame = sock.recv(9)
-            if len(frame) < 9 or frame[3] != 4:  # no frame, or not SETTINGS
-                why = "it answered, but not as a Ray cluster: no gRPC there"
     except socket.gaierror as exc:
-        why = f"the name does not resolve: {exc.strerror}"
+        return f"the name does not resolve: {exc.strerror}"
     except TimeoutError:
-        why = "no answer"
-    except OSError as exc:  # refused, unreachable, timed out
-        why = exc.strerror or type(exc).__name__
-    if why is not None:
-        raise SuiteError(f"{option} {address[:200]}: no Ray cluster answered within {ANSWER_S:g} s ({why})")
+        return "no answer"
+    except OSError as exc:  # refused, unreachable
+        return exc.strerror or type(exc).__name__
+    return None if len(frame) == 9 and frame[3] == 4 else "it answered, but not as a Ray cluster: no gRPC there"
 
 
 def cpu_nodes(ray: Any, labels: dict[str, str] | None = None) -> dict[str, dict]:

@@ -170,6 +170,41 @@ def write_entry(data: Path, record: Path, key: str, write: Callable[[Path], None
                                           "sha256": file_sha256(data)}, indent=1))
 
 
+SEAL = "done"  # a cached folder's last file: the manifest of the others
+
+
+def folder_manifest(folder: Path) -> dict[str, list]:
+    """{relative path: [size, sha256]} of every file in `folder` but its seal."""
+    return {str(path.relative_to(folder)): [path.stat().st_size, file_sha256(path)]
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != SEAL}
+
+
+def seal_folder(folder: Path, note: str) -> None:
+    """Mark a cached folder whole: its seal lists every file's size and digest."""
+    (folder / SEAL).write_text(json.dumps({"note": note, "files": folder_manifest(folder)}, indent=1) + "\n")
+
+
+def sealed_folder(folder: Path, what: str) -> bool:
+    """Whether a cached folder (made whole and sealed) is there and still holds the files its seal
+    names; a damaged one is said in one line and removed (the caller makes it again)."""
+    if not os.path.lexists(folder):
+        return False
+    seal = folder / SEAL
+    try:
+        record = json.loads(seal.read_text(encoding="utf-8")) if seal.stat().st_size <= MAX_RECORD_BYTES else None
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+        problem = "has no seal listing its files (damaged, or made by an older suite)"
+    elif folder.is_symlink() or folder_manifest(folder) != record["files"]:
+        problem = "does not hold the files its seal names"
+    else:
+        return True
+    say_about_cache(f"cached {what} {folder} {problem}: not used, made again")
+    discard(folder)
+    return False
+
+
 class CheckpointCache:
     def __init__(self, root: Path, say: Callable[[str], None] = lambda message: None):
         self.root = Path(root) / "checkpoints"

@@ -292,6 +292,8 @@ def closed_port() -> str:
     ("127.0.0.1:70000", "--address", "not HOST:PORT"),
     ("closed", "RAY_ADDRESS", "no Ray cluster answered"),
     ("http", "--on-each-node", "no Ray cluster answered"),
+    ("closed", "a stale record", "the Ray cluster last started on this machine"),
+    ("http", "a stale record, --on-each-node", "start one (ray start --head), or give --address"),
     ("ray://closed", "--address", "no Ray cluster answered"),
 ])
 def test_an_address_where_no_ray_cluster_answers_is_one_line_within_seconds(
@@ -300,14 +302,21 @@ def test_an_address_where_no_ray_cluster_answers_is_one_line_within_seconds(
     address = address.replace("closed", closed_port()).replace("http", plain_http_server)
     args = ["run", str(path), "--quick", "--launcher", "ray", "--out", str(tmp_path / "out"), "--cache-dir",
             str(tmp_path / "cache")]
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     if how == "RAY_ADDRESS":
         monkeypatch.setenv("RAY_ADDRESS", address)
+    elif how.startswith("a stale record"):  # what `ray start` leaves of a cluster since stopped
+        monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+        (tmp_path / "ray").mkdir()
+        (tmp_path / "ray" / "ray_current_cluster").write_text(address)
     else:
-        args += ["--address", address] + (["--on-each-node"] if how == "--on-each-node" else [])
+        args += ["--address", address]
+    args += ["--on-each-node"] if how.endswith("--on-each-node") else []
     started = time.monotonic()
     line = one_error_line(capsys, main(args), expected)
     assert time.monotonic() - started < 30
-    assert line.startswith(f"error: {'RAY_ADDRESS' if how == 'RAY_ADDRESS' else '--address'} ")
+    assert line.startswith({"RAY_ADDRESS": "error: RAY_ADDRESS "}.get(how, "error: --launcher ray: the Ray cluster last"
+                                                                      if "stale" in how else "error: --address "))
     assert not list((tmp_path / "out").glob("*/*")), "a run folder was left behind"
 
 
@@ -389,6 +398,41 @@ def test_a_damaged_onnx_export_is_said_rebuilt_and_gives_the_same_figures(tmp_pa
     assert "cached ONNX file" in err and "not used, made again" in err, err
     for before, after in zip(first["variants"], second["variants"]):
         assert after["status"] == "ok" and after["accuracy"] == before["accuracy"], after.get("error")
+
+
+@pytest.mark.parametrize("how", ["a byte flipped", "a file gone", "a file added", "seal not JSON", "seal gone",
+                                 "folder a file"])
+def test_a_damaged_cached_folder_is_said_and_removed(tmp_path, how):
+    """The folder caches (SmolLM2's float weights from its GGUF, onnxruntime-genai's converted
+    model): sealed with each file's size and digest, checked before use."""
+    from suite import weights
+
+    folder = tmp_path / "cache" / "gguf" / "model-1"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(bytes(range(256)) * 40)
+    (folder / "sub" / "tokenizer.json").write_text("{}")
+    weights.seal_folder(folder, "made here")
+    said: list[str] = []
+    weights.use_cache_root(tmp_path / "cache", said.append)
+    assert weights.sealed_folder(folder, "float folder") and not said
+    if how == "a byte flipped":
+        data = bytearray((folder / "model.safetensors").read_bytes())
+        data[100] ^= 1
+        (folder / "model.safetensors").write_bytes(bytes(data))
+    elif how == "a file gone":
+        (folder / "sub" / "tokenizer.json").unlink()
+    elif how == "a file added":
+        (folder / "extra.bin").write_bytes(b"x")
+    elif how == "seal not JSON":
+        (folder / weights.SEAL).write_text("de-quantized from x.gguf\n")  # what an older suite wrote
+    elif how == "seal gone":
+        (folder / weights.SEAL).unlink()
+    else:
+        shutil.rmtree(folder)
+        folder.write_text("not a folder")
+    assert not weights.sealed_folder(folder, "float folder")
+    assert not folder.exists() and len(said) == 1 and said[0].startswith(f"cached float folder {folder} ")
+    assert said[0].endswith(": not used, made again")
 
 
 # --- 6. damaged search trials on --resume, grid steps, Ctrl-C during a search --------------------

@@ -48,6 +48,19 @@ def test_pareto_front_of_known_points():
     assert pareto_front(points) == [True, True, False, True, True, True]
 
 
+def test_pareto_front_in_one_sort_agrees_with_every_pair_compared():
+    import random
+
+    def by_pairs(points):
+        return [not any(ox <= x and oy >= y and (ox < x or oy > y) for j, (ox, oy) in enumerate(points) if j != i)
+                for i, (x, y) in enumerate(points)]
+
+    rng = random.Random(0)
+    for _ in range(2000):  # few distinct values: ties in cost, in accuracy and in both
+        points = [(rng.choice((0.1, 0.2, 1.0, 3.0)), rng.choice((0.5, 0.9, 1.0))) for _ in range(rng.randint(0, 10))]
+        assert pareto_front(points) == by_pairs(points), points
+
+
 def test_pareto_chart_draws_the_front_and_fades_the_rest():
     traces = plot_data(render_html(rich_run()), "pareto-latency")
     line, front, dominated = traces

@@ -97,10 +97,10 @@ class OnnxModel:
         return layer_table(self.load())
 
     def blame(self, exc: Exception, backend: str, doing: str) -> None:
-        """Raise a one-line SuiteError for what `backend` said when `doing` ("load it", "run it ...") this
-        model, where it is the user's own file (or a copy made of it, such as its quantized one): that is bad input, with the
-        backend's whole message kept as the error's details for the variant's log. For an export
-        of suite's own, return: the caller re-raises (a bug or a backend crash)."""
+        """Raise a one-line SuiteError for what `backend` said when `doing` ("load it", "run it on
+        ...") this model, where it is the user's own file or a copy made of it (its quantized one):
+        that is bad input, the backend's whole message kept as the error's details for the variant's
+        log. For an export of suite's own, return: the caller re-raises (a bug or a backend crash)."""
         if self.source is None or isinstance(exc, SuiteError):
             return
         raise SuiteError(f"{self.source}: {backend} could not {doing}: {backend_message(str(exc))}",

@@ -93,7 +93,7 @@ def built(model: Any, tokenizer: Any, settings: dict) -> tuple[Path, str]:
     """The builder's output folder for this model and settings, from the cache or built now."""
     from suite.backends.onnx_model import package_version
     from suite.lm import tokenizer_id
-    from suite.weights import cache_folder, hash_tensors, source_hash
+    from suite.weights import cache_folder, hash_tensors, seal_folder, sealed_folder, source_hash
 
     digest = hashlib.sha256()
     if not hash_tensors(model, digest):
@@ -104,7 +104,7 @@ def built(model: Any, tokenizer: Any, settings: dict) -> tuple[Path, str]:
     digest.update(json.dumps(parts, sort_keys=True, default=str).encode())
     root = cache_folder("ort_genai") or Path(tempfile.gettempdir()) / "suite-ort-genai"
     folder = root / digest.hexdigest()[:24]
-    if (folder / "done").is_file():
+    if sealed_folder(folder, "onnxruntime-genai model"):
         return folder, f"from the cache ({folder.name})"
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
@@ -112,7 +112,7 @@ def built(model: Any, tokenizer: Any, settings: dict) -> tuple[Path, str]:
         start = time.perf_counter()
         build(model, tokenizer, settings, staging)
         note = f"built in {time.perf_counter() - start:.1f} s"
-        (staging / "done").write_text(note + "\n")
+        seal_folder(staging, note)
         try:
             staging.rename(folder)
         except OSError:  # another process made it first

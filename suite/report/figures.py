@@ -28,20 +28,16 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     """For (cost, accuracy) points, lower cost and higher accuracy better: which are on the front
     (no other point at least as good on both and better on one). One sort and one sweep: a page
     of thousands of variants draws in a moment."""
+    import itertools
+
     order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    on_front = [False] * len(points)
-    best = float("-inf")  # the best accuracy of any point of lower cost
-    start = 0
-    while start < len(order):
-        cost = points[order[start]][0]
-        end = start
-        while end < len(order) and points[order[end]][0] == cost:
-            end += 1
-        top = points[order[start]][1]  # the best of this cost (sorted first)
-        for i in order[start:end]:
+    on_front, best = [False] * len(points), float("-inf")  # best: the top accuracy at any lower cost
+    for _, same_cost in itertools.groupby(order, key=lambda i: points[i][0]):
+        same_cost = list(same_cost)
+        top = points[same_cost[0]][1]  # sorted first
+        for i in same_cost:
             on_front[i] = points[i][1] == top and top > best
         best = max(best, top)
-        start = end
     return on_front
 
 
