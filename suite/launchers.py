@@ -16,8 +16,7 @@ from typing import Any, Iterator
 from suite.bench import Bench, base_result
 from suite.errors import SuiteError
 from suite.phases import with_start_up
-from suite.ray_launcher import RayLauncher
-from suite.registry import did_you_mean
+from suite.registry import Registry, did_you_mean
 from suite.results import VariantResult
 from suite.scenario import Variant
 
@@ -76,7 +75,11 @@ def in_child(folder: Any, scenario: Any, variant: Variant, bars: Any) -> Variant
     return replace(result, seconds=seconds, phases=with_start_up(phases, seconds))
 
 
-LAUNCHERS: dict[str, Any] = {"in_process": InProcess, "subprocess": Subprocess, "ray": RayLauncher}
+# Named, not imported: the Ray launcher's module imports this one (in_child), and needs Ray only when used.
+LAUNCHERS = Registry("launcher", home="suite.launchers")
+LAUNCHERS.register("in_process", "suite.launchers:InProcess")
+LAUNCHERS.register("subprocess", "suite.launchers:Subprocess")
+LAUNCHERS.register("ray", "suite.ray_launcher:RayLauncher")
 
 
 def launcher_name(options: Any, isolation: Any) -> str:
@@ -84,9 +87,9 @@ def launcher_name(options: Any, isolation: Any) -> str:
     if options.address is not None and options.launcher != "ray":
         raise SuiteError("--address is the Ray cluster's: use it with --launcher ray")
     if options.launcher is not None:
-        if options.launcher not in LAUNCHERS:
+        if options.launcher not in LAUNCHERS.names():
             raise SuiteError(f"--launcher: unknown launcher {options.launcher!r}"
-                             f"{did_you_mean(options.launcher, list(LAUNCHERS))}")
+                             f"{did_you_mean(options.launcher, LAUNCHERS.names())}")
         if options.in_process and options.launcher != "in_process":
             raise SuiteError(f"--in-process and --launcher {options.launcher}: choose one")
         return options.launcher

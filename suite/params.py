@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
-from suite.errors import quote
+from suite.errors import SuiteError, quote
 from suite.registry import did_you_mean
 
 # The largest whole number any setting takes: a C int, which every library these settings reach
@@ -106,3 +109,45 @@ def existing_path(value: Any, info: ValidationInfo | None, kind: str = "file") -
 
 ExistingFile = Annotated[Path, BeforeValidator(existing_path), PlainSerializer(str)]
 ExistingDir = Annotated[Path, BeforeValidator(lambda v, info: existing_path(v, info, "folder")), PlainSerializer(str)]
+
+
+# -- pydantic's errors as one line naming the key path -------------------------------------------
+def first_error(exc: ValidationError) -> tuple[tuple, str]:
+    """The first error of a pydantic ValidationError as (key path, one-line message)."""
+    err = exc.errors(include_url=False)[0]
+    loc, message = tuple(err["loc"]), err["msg"]
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, NestedError):
+        return loc + cause.loc, cause.message
+    if err["type"] == "missing":
+        return loc, "required key is missing"
+    message = message.removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    message = re.sub(r"\btuple\b", "list", message)  # YAML has lists; the tuples are ours
+    if err["type"] != "value_error" and isinstance(err.get("input"), (int, float, str, bool)):
+        message += f" (got {quote(err['input'])})"
+    return loc, message
+
+
+def format_loc(loc: tuple) -> str:
+    """('variants', 1, 'backend') -> 'variants[1].backend'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".")
+
+
+@cache
+def adapter(cls: type) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(cls)
+
+
+def checked(cls: type, data: Any, path: Path | str) -> Any:
+    """`data` as a `cls` record, every field's type checked; SuiteError naming the first bad field."""
+    try:
+        return adapter(cls).validate_python(data)
+    except ValidationError as exc:
+        loc, message = first_error(exc)
+        raise SuiteError(f"{path}: {format_loc(loc) or 'the file'}: {message}") from None

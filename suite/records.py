@@ -270,6 +270,6 @@ def as_record(cls: type, value: Any) -> Any:
     """`value` as a `cls` record (a dict is checked and converted; a record or None as it is)."""
     if value is None or isinstance(value, cls):
         return value
-    from suite.results import checked
+    from suite.params import checked
 
     return checked(cls, value, cls.__name__)

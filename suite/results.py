@@ -28,11 +28,11 @@ import re
 import stat
 import tempfile
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError, first_line, quote
+from suite.params import checked
 from suite.measure.stats import LatencyStats
 from suite.records import RECORDS, CompressRecord, Energy, Fidelity, Load, Node, Profile, Search, Weights, as_record
 
@@ -361,26 +361,6 @@ def read_json(path: Path) -> Any:
         raise SuiteError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except (ValueError, RecursionError) as exc:
         raise SuiteError(f"{path}: not valid JSON ({first_line(exc, 80)})") from None
-
-
-@cache
-def adapter(cls: type) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(cls)
-
-
-def checked(cls: type, data: Any, path: Path | str) -> Any:
-    """`data` as a `cls` record, every field's type checked; SuiteError naming the first bad field."""
-    from pydantic import ValidationError
-
-    from suite.scenario import first_error, format_loc
-
-    try:
-        return adapter(cls).validate_python(data)
-    except ValidationError as exc:
-        loc, message = first_error(exc)
-        raise SuiteError(f"{path}: {format_loc(loc) or 'the file'}: {message}") from None
 
 
 def run_from_dict(data: dict, path: Path | str = "results") -> RunResult:

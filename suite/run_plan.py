@@ -40,7 +40,7 @@ class RunOptions:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "run.json") -> RunOptions:
-        from suite.results import checked
+        from suite.params import checked
 
         return checked(cls, data, f"{where}: options")
 

@@ -35,7 +35,7 @@ def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder |
     `folder`: an interrupted run to finish; its finished variants are kept, not measured again."""
     planned_scenario, variants, duplicates = planned(scenario, options)
     name = launcher_name(options, scenario.isolation)
-    getattr(LAUNCHERS[name], "check", lambda options: None)(options)
+    getattr(LAUNCHERS.get(name), "check", lambda options: None)(options)
     made = folder is None
     try:
         if folder is None:
@@ -71,7 +71,7 @@ def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFol
     import torch
 
     bench = Bench(planned_scenario, options, bars, torch.get_num_threads(), folder, duplicates)
-    launcher = LAUNCHERS[name](bench)  # the subprocess one starts its fork server: its imports overlap with ours
+    launcher = LAUNCHERS.get(name)(bench)  # the subprocess one starts its fork server: its imports overlap with ours
     from suite.environment import fingerprint
     from suite.report import write_run_reports
     result = RunResult(suite_version=__version__, created=folder.started().created,

@@ -6,7 +6,6 @@ Every error is one line naming the file and the key path, e.g.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,9 +26,9 @@ from pydantic import (
 
 from suite import safe_yaml
 from suite.errors import ScenarioError, first_line, quote
-from suite.params import NestedError, Params, existing_path
+from suite.params import NestedError, Params, existing_path, first_error, format_loc
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, Registry, UnknownName, did_you_mean
-from suite.search import SearchSpec, spec_conflict
+from suite.search_spec import SearchSpec, spec_conflict
 from suite.sweep import DEFAULT_MAX_VARIANTS, LIMIT_MAX_VARIANTS, expand_variants
 
 
@@ -44,31 +43,6 @@ class PluginRef:
     def dump(self, key: str = "name") -> dict[str, Any]:
         extra = {"checkpoint": str(self.checkpoint)} if self.checkpoint else {}
         return {key: self.name, **self.params.model_dump(mode="json"), **extra}
-
-
-def first_error(exc: ValidationError) -> tuple[tuple, str]:
-    """The first error of a pydantic ValidationError as (key path, one-line message)."""
-    err = exc.errors(include_url=False)[0]
-    loc, message = tuple(err["loc"]), err["msg"]
-    cause = err.get("ctx", {}).get("error")
-    if isinstance(cause, NestedError):
-        return loc + cause.loc, cause.message
-    if err["type"] == "missing":
-        return loc, "required key is missing"
-    message = message.removeprefix("Value error, ")
-    message = message[0].lower() + message[1:]
-    message = re.sub(r"\btuple\b", "list", message)  # YAML has lists; the tuples are ours
-    if err["type"] != "value_error" and isinstance(err.get("input"), (int, float, str, bool)):
-        message += f" (got {quote(err['input'])})"
-    return loc, message
-
-
-def format_loc(loc: tuple) -> str:
-    """('variants', 1, 'backend') -> 'variants[1].backend'."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text.lstrip(".")
 
 
 def _parse_ref(value: Any, registry: Registry, key: str) -> tuple[str, dict, tuple]:
