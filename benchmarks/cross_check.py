@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 import models  # noqa: F401  (registers the model zoo)
 from suite.measure import timing

@@ -78,7 +78,7 @@ def kernel_floor(config, read_gbps: float) -> list[dict]:
         layers, step = linear_chain(dims, dtype, int8)
         with torch.inference_mode():
             eager = best_ms(step)
-            compiled_layers = torch.compile(lambda: step(layers))
+            compiled_layers = torch.compile(lambda step=step, layers=layers: step(layers))
             compiled_layers()
             compiled = best_ms(compiled_layers)
         for how, ms in (("eager", eager), ("compiled", compiled)):
@@ -115,7 +115,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     import torch
 
-    from models.causal_lm import gguf_float_folder, smollm2_file, from_folder
+    from models.causal_lm import from_folder, gguf_float_folder, smollm2_file
     from suite.measure.machine import read_bandwidth_gbps
 
     model = from_folder(gguf_float_folder(smollm2_file())).eval()

@@ -27,15 +27,15 @@ import time
 from pathlib import Path
 
 import torch
+from cross_check import positive
 
 import models  # noqa: F401  (registers the model zoo)
-from cross_check import positive
+from suite.building import Builder
 from suite.compare import Row
 from suite.gate import PairedPlan, regressions, time_rounds
 from suite.measure import timing
 from suite.measure.significance import compare_independent, compare_paired
 from suite.progress import Bars
-from suite.building import Builder
 from suite.scenario import load
 
 THRESHOLD = 0.10

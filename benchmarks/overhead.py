@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from cross_check import positive
+
 from suite.phases import grouped
 
 

@@ -19,9 +19,9 @@ import statistics
 
 import torch
 import torch.utils.benchmark as torch_benchmark
+from cross_check import positive
 
 import models  # noqa: F401  (registers the model zoo)
-from cross_check import positive
 from suite.backends.eager import EagerBackend, EagerParams
 from suite.measure import timing
 from suite.measuring import batch_of

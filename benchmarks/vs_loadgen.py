@@ -27,6 +27,7 @@ from pathlib import Path
 
 from cross_check import alternate, arguments, model_and_inputs, positive, suite_samples_ms
 
+
 def loadgen_run(scenario: str, call_batch, batch: int, seconds: float, **settings) -> dict:
     """One LoadGen test in PerformanceOnly mode; its results, from its detail log."""
     import mlperf_loadgen as lg

@@ -25,6 +25,7 @@ from suite.scenario import PluginRef, Scenario, Variant
 from suite.training import TrainConfig, train, train_lm
 from suite.weights import CheckpointCache, cache_root, code_fingerprint, obtain, use_cache_root
 
+
 @dataclass(frozen=True)
 class Built:
     """A variant built: its model compressed, on its dataset, with the backend that will run it."""

@@ -89,7 +89,7 @@ def differences(mine: Any, theirs: Any, where: str) -> list[str]:
     if isinstance(mine, dict) and isinstance(theirs, dict):
         return [d for k in mine.keys() & theirs.keys() for d in differences(mine[k], theirs[k], f"{where}.{k}")]
     if isinstance(mine, list) and isinstance(theirs, list) and len(mine) == len(theirs):
-        return [d for i, (a, b) in enumerate(zip(mine, theirs)) for d in differences(a, b, f"{where}[{i}]")]
+        return [d for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) for d in differences(a, b, f"{where}[{i}]")]
     if where.rsplit(".", 1)[-1] in ("path", "checkpoint") and isinstance(mine, str) and isinstance(theirs, str):
         mine, theirs = Path(mine).name, Path(theirs).name
     return [] if mine == theirs else [f"{where}: {quote(mine, 60)} vs {quote(theirs, 60)}"]

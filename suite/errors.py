@@ -28,7 +28,8 @@ QUOTE_LIMIT = 200
 
 def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     """repr(value) for a message, cut to `limit` characters: a hostile value is not echoed whole."""
-    text = repr(value) if not isinstance(value, (dict, list, tuple)) or len(value) < 100 else f"<{type(value).__name__} of {len(value):,} items>"
+    big = isinstance(value, (dict, list, tuple)) and len(value) >= 100
+    text = f"<{type(value).__name__} of {len(value):,} items>" if big else repr(value)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 

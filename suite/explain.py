@@ -9,7 +9,6 @@ measured figures; where they show no reason, it says so.
 
 from __future__ import annotations
 
-
 from suite.errors import SuiteError
 from suite.measure import ops
 from suite.records import ShapeProfile

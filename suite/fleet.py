@@ -4,8 +4,8 @@ of our machines should serve this model?". Each node gets a run of its own, pinn
 (RunOptions.node), with the Ray launcher's guarantees (a task owns the whole node; crash, hang and
 memory limits enforced there); the nodes work at once, each on its variants one after another.
 The checkpoints the variants need are trained once, before any node times anything, and
-shipped to every node (suite.shipping). Then one page compares the nodes variant by variant (suite.report.comparison, the first node the
-reference) as `suite report` compares any runs.
+shipped to every node (suite.shipping). Then one page compares the nodes variant by variant
+(suite.report.comparison, the first node the reference) as `suite report` compares any runs.
 
     fleet.json          how the fleet run was started: the label, and each node's id, host and folder
     nodes/<host>-<id>/  one node's run folder (run.json names the node), resumable on its own
@@ -22,7 +22,7 @@ import re
 import sys
 import threading
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ def run_fleet(scenario: Scenario, options: RunOptions, labels: dict[str, str], b
         entries.append({"node_id": node_id, "host": host, "folder": str(folder.path.relative_to(fleet_dir))})
     atomic_write_text(fleet_dir / FLEET_FILE, json.dumps({
         "scenario_file": str(Path(scenario.source).resolve()), "labels": labels, "nodes": entries,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1) + "\n")
+        "created": datetime.now(UTC).isoformat(timespec="seconds")}, indent=1) + "\n")
     return measured(fleet_dir, bars)
 
 

@@ -82,9 +82,9 @@ def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars:
     timed in alternating rounds in this process."""
     import torch
 
+    from suite.building import Builder
     from suite.measure import neighbours
     from suite.results import shape_label
-    from suite.building import Builder
     from suite.run_plan import quickened
 
     names = [v.name for v in base.variants if v.name in {c.name for c in candidate.variants}]
@@ -121,7 +121,7 @@ def time_rounds(calls: list, sides: list, plan: PairedPlan, task: Any) -> tuple[
     falls on both sides alike; each side's calls per sample calibrated once, as `suite run` does."""
     from suite.measure import timing
 
-    loops = [calibrate(call, side) for call, side in zip(calls, sides)]
+    loops = [calibrate(call, side) for call, side in zip(calls, sides, strict=False)]
     samples: tuple[list, list] = ([], [])
     for r in range(plan.rounds):
         for i in (0, 1):

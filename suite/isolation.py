@@ -21,9 +21,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import Any, Iterator
+from typing import Any
 
 from suite.progress import OpensTasks
 from suite.results import VariantResult
@@ -75,7 +76,7 @@ def redirected_output(path: str) -> Iterator[None]:
             os.dup2(out.fileno(), 2)
         yield
     finally:
-        for fd, copy in zip((1, 2), saved):
+        for fd, copy in zip((1, 2), saved, strict=False):
             os.dup2(copy, fd)
             os.close(copy)
 

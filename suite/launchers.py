@@ -2,16 +2,18 @@
 variant's VariantResult as it finishes (in any order; `started(variant)` is called as each one
 starts), and never raises for a variant that fails: the failure is the result. `InProcess`
 measures in this process; `Subprocess` in a child per variant (suite.isolation: time-out, memory
-limit, crash capture, fork server); `RayLauncher` on the nodes of a Ray cluster. The runner picks one by name (`LAUNCHERS`), from `--launcher`, else
-`--in-process`, else the scenario's `isolation.subprocess`.
+limit, crash capture, fork server); `RayLauncher` on the nodes of a Ray cluster. The runner
+picks one by name (`LAUNCHERS`), from `--launcher`, else `--in-process`, else the scenario's
+`isolation.subprocess`.
 """
 
 from __future__ import annotations
 
 import errno
 import time
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any
 
 from suite.bench import Bench, base_result
 from suite.errors import SuiteError

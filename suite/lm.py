@@ -8,8 +8,9 @@ transformers 5).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from suite.errors import SuiteError
 

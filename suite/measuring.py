@@ -5,8 +5,9 @@ The runner calls `measure_model` once per variant; this module knows no plugin b
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from suite.errors import SuiteError
 from suite.measure import energy, load, neighbours, stats, timing
@@ -136,7 +137,7 @@ def load_result(measure: Measure, rows: list[LatencyResult], shapes: list[Shape]
         return load.offline_summary([(r.batch_size, r.samples_ms) for r in rows])
     if measure.mode != "server":
         return None
-    row, shape = next((r, s) for r, s in zip(rows, shapes) if r.batch_size == 1)  # Measure checks there is one
+    row, shape = next((r, s) for r, s in zip(rows, shapes, strict=False) if r.batch_size == 1)  # Measure checks there is one
     queries = measure.server_queries or max(plan.min_samples, stats.min_samples_for_percentile(0.99))
     with ctx.bars.task(f"{ctx.name}: server mode, highest rate with p99 <= {measure.latency_bound_ms:g} ms",
                        total=measure.rate_steps) as task:
@@ -191,8 +192,8 @@ def end_to_end(measured: timing.Timing) -> dict:
 
 
 def timing_plan(m: Measure) -> timing.TimingPlan:
-    return timing.TimingPlan(warmup_s=m.warmup_s, warmup_calls=m.warmup_calls, min_samples=m.min_samples, max_samples=m.max_samples,
-                             min_time_s=m.min_time_s, max_time_s=m.max_time_s,
+    return timing.TimingPlan(warmup_s=m.warmup_s, warmup_calls=m.warmup_calls, min_samples=m.min_samples,
+                             max_samples=m.max_samples, min_time_s=m.min_time_s, max_time_s=m.max_time_s,
                              min_sample_s=m.min_sample_ms / 1e3 if m.min_sample_ms else None)
 
 

@@ -12,8 +12,8 @@ accuracy-aware search's trials, every phase inside them folded into it).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class Phases:

@@ -6,9 +6,9 @@ torch's deprecation of register_constant() for Enum types, which torchao calls."
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
-from typing import Iterator
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 HARMLESS = {
     "torchao": re.compile(r"Failed to load .*\.so"),

@@ -23,9 +23,10 @@ import importlib.util
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from suite.bench import Bench, agreement_reference, base_result
 from suite.errors import SuiteError, first_line

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError, first_line, quote
-from suite.params import checked
 from suite.measure.stats import LatencyStats
+from suite.params import checked
 from suite.records import RECORDS, CompressRecord, Energy, Fidelity, Load, Node, Profile, Search, Weights, as_record
 
 SCHEMA_VERSION = 2

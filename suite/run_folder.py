@@ -18,15 +18,24 @@ import io
 import json
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from suite.errors import SuiteError, first_line
-from suite.results import (SCHEMA_VERSION, VariantResult, atomic_write_bytes, atomic_write_text, checked, discard, read_json, variant_dict,
-                           variant_from_dict)
+from suite.results import (
+    SCHEMA_VERSION,
+    VariantResult,
+    atomic_write_bytes,
+    atomic_write_text,
+    checked,
+    discard,
+    read_json,
+    variant_dict,
+    variant_from_dict,
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ class RunFolder:
 
     def start(self, scenario_file: Path, options: dict, sys_path: list[str]) -> RunStart:
         started = RunStart(scenario_file=str(Path(scenario_file).resolve()), options=options,
-                           created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           created=datetime.now(UTC).isoformat(timespec="seconds"),
                            sys_path=tuple(sys_path))
         atomic_write_text(self.path / "scenario.yaml", Path(scenario_file).read_text(encoding="utf-8"))
         atomic_write_text(self.path / "run.json", json.dumps(asdict(started), indent=1) + "\n")

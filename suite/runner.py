@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import sys
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from suite import __version__
@@ -143,7 +143,7 @@ def resume(run_dir: Path, bars: Bars) -> tuple[RunResult, Path]:
 def new_run_dir(out_dir: Path, scenario_name: str) -> Path:
     """reports/<scenario-name>/<UTC timestamp>/, made unique if two runs start in one second."""
     name = slug(scenario_name, "scenario")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for attempt in range(1, 1000):
         folder = Path(out_dir) / name / (stamp if attempt == 1 else f"{stamp}-{attempt}")
         try:

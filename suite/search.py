@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from suite.errors import SuiteError, quote
 from suite.search_spec import step_with
@@ -194,9 +195,9 @@ class Searcher:
         axes = self.spec.grid
         for values in itertools.product(*(axis.values for axis in axes)):
             changed = list(steps)
-            for axis, value in zip(axes, values):
+            for axis, value in zip(axes, values, strict=False):
                 changed[axis.step] = step_with(changed[axis.step], axis.param, value)
-            if self.trial(tuple(changed), "grid", value={a.param: v for a, v in zip(axes, values)}) is None:
+            if self.trial(tuple(changed), "grid", value={a.param: v for a, v in zip(axes, values, strict=False)}) is None:
                 return
 
     # -- the result --------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ class Searcher:
         trial = self.trials[outcome["chosen"]]
         settings = json.loads(trial["key"])
         steps = []
-        for step, dumped in zip(self.variant.compress, settings):
+        for step, dumped in zip(self.variant.compress, settings, strict=False):
             for key, value in dumped.items():
                 if key != "method" and getattr(step.params, key, None) != value:
                     step = step_with(step, key, value)

@@ -8,8 +8,9 @@ every file is already there and nothing is fetched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 Manifest = dict[str, int]  # relative path -> size in bytes
 

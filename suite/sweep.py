@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import types
 import typing
-import math
 from typing import Any
 
 from suite.params import NestedError
@@ -73,9 +73,9 @@ def expand(variant: dict) -> list[dict]:
     copies = []
     for combination in itertools.product(*(values for _, _, values in axes)):
         new_steps = copy.deepcopy(steps)
-        for (i, key, _), value in zip(axes, combination):
+        for (i, key, _), value in zip(axes, combination, strict=False):
             new_steps[i][key] = value
-        suffix = ",".join(f"{key}={value}" for (_, key, _), value in zip(axes, combination))
+        suffix = ",".join(f"{key}={value}" for (_, key, _), value in zip(axes, combination, strict=False))
         copies.append({**variant, "name": f"{variant.get('name')}[{suffix}]", "compress": new_steps})
     return copies
 

@@ -11,13 +11,13 @@ import inspect
 import json
 import os
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from suite.errors import SuiteError, first_line, quote
 from suite.results import atomic_write_text, discard
-
 
 
 def default_cache_dir() -> Path:

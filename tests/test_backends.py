@@ -14,7 +14,8 @@ from suite.errors import ScenarioError
 from suite.measure import quality
 from suite.registry import BACKENDS
 from suite.scenario import load
-from tests.test_compress import context, load as load_model, step
+from tests.test_compress import context, step
+from tests.test_compress import load as load_model
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra (onnx, onnxscript, onnxruntime)")

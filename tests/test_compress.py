@@ -19,7 +19,8 @@ SMALL_MODELS = {
     "bert_small": ("bert_small", {"layers": 1, "hidden": 16, "heads": 2}, "topics", {"size": 80, "seq_len": 12}),
 }
 # Methods that run on CPU; semi_structured_2_4 and int4_weight_only are checked for their reasons.
-CPU_METHODS = ["int8_dynamic", "int8_static", "int8_weight_only", "int8_dynamic_activation", "intx_weight_only", "fp16", "bf16", "magnitude", "channel", "finetune"]
+CPU_METHODS = ["int8_dynamic", "int8_static", "int8_weight_only", "int8_dynamic_activation", "intx_weight_only", "fp16",
+               "bf16", "magnitude", "channel", "finetune"]
 # Torch-Pruning cannot trace nn.LSTM's packed weights: the method must say so in one line.
 INAPPLICABLE = {("channel", "lstm"): "Torch-Pruning could not prune this model",
                 ("channel", "lstm_tokens"): "Torch-Pruning could not prune this model",
@@ -104,8 +105,8 @@ def test_finetune_keeps_pruned_weights_at_zero():
     before = [m.weight.detach().clone() for m in pruned.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     tuned, record = compress(pruned, step("finetune", epochs=2, lr=0.01), ctx)
     after = [m.weight for m in tuned.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-    assert all((w[mask] == 0).all() for w, mask in zip(after, zeros))
-    assert any(not torch.equal(a, b) for a, b in zip(after, before)), "fine-tuning changed nothing"
+    assert all((w[mask] == 0).all() for w, mask in zip(after, zeros, strict=False))
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=False)), "fine-tuning changed nothing"
     assert record["training"]["epochs_run"] == 1  # max_epochs of the quick context
 
 

@@ -116,7 +116,8 @@ def test_user_data_errors_are_one_line(tmp_path):
 
 def test_user_data_in_a_scenario_resolves_paths_next_to_it(write_scenario, tmp_path, run_quick):
     write_npz(tmp_path)
-    text = "model: {name: mlp, hidden: [16]}\ndataset: {name: npz, path: data.npz}\nmeasure: {batch_sizes: [2]}\nvariants: [{name: a}]\n"
+    text = ("model: {name: mlp, hidden: [16]}\ndataset: {name: npz, path: data.npz}\nmeasure: {batch_sizes: [2]}\n"
+            "variants: [{name: a}]\n")
     status, _, _, results = run_quick(write_scenario(text))
     assert status == 0
     [v] = results["variants"]
@@ -139,7 +140,7 @@ def test_topics_task_is_generated_seeded_and_said_so():
     texts, labels = sentences(TopicsParams(size=40, topic_words=2, distractors=2))
     assert (texts, labels) == sentences(TopicsParams(size=40, topic_words=2, distractors=2))
     owner = {w: t for t, words in TOPICS.items() for w in words}
-    for text, label in zip(texts, labels):
+    for text, label in zip(texts, labels, strict=False):
         counts = [sum(owner.get(w) == topic for w in text.split()) for topic in TOPICS]
         assert counts[label] == 2 and sum(counts) == 4  # 2 topic words, 2 distractors from other topics
     assert "generated" in DATASETS.get("topics").description

@@ -2,8 +2,9 @@
 the refusal to compare different machines, and the exit codes."""
 
 import json
-from dataclasses import replace
 import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 

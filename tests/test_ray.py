@@ -20,7 +20,6 @@ from tests.test_isolation import variant, wait_for
 from tests.test_launchers import SMALL
 
 
-
 def test_without_ray_the_launcher_is_a_one_line_error(write_scenario, run_quick, monkeypatch):
     import importlib.util
 
@@ -94,7 +93,7 @@ def no_overlap_on_a_node(variants: list[dict]) -> None:
             spans.setdefault(v["node"]["node_id"], []).append((v["node"]["started"], v["node"]["ended"]))
     for intervals in spans.values():
         intervals.sort()
-        assert all(end <= start for (_, end), (start, _) in zip(intervals, intervals[1:])), intervals
+        assert all(end <= start for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False)), intervals
 
 
 def test_ray_runs_variants_on_the_cluster_as_the_subprocess_launcher_does(cluster, tmp_path, write_scenario,

@@ -7,7 +7,8 @@ from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, Registry, Unknow
 
 
 def test_entries_are_imported_only_when_used(tmp_path, monkeypatch):
-    (tmp_path / "lazy_plugin_home.py").write_text("from tests_registry_target import REG\nREG.register('thing', 'lazy_plugin_impl:VALUE')\n")
+    (tmp_path / "lazy_plugin_home.py").write_text(
+        "from tests_registry_target import REG\nREG.register('thing', 'lazy_plugin_impl:VALUE')\n")
     (tmp_path / "lazy_plugin_impl.py").write_text("VALUE = 42\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = Registry("widget", home="lazy_plugin_home")

@@ -5,11 +5,9 @@ The page as a person sees it (a real browser) is tested in test_report_browser.p
 import json
 import re
 
-import pytest
-
 from suite.__main__ import main
-from suite.report import markdown, render_html, render_summary
 from suite.compare import compare_runs
+from suite.report import markdown, render_html, render_summary
 from suite.report.comparison import load_runs, matched_rows, render_comparison
 from suite.report.figures import MAX_BOX_POINTS, box_points, pareto_front, shown
 from suite.report.tables import headline_shape, significant

@@ -1,14 +1,25 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from suite.errors import SuiteError
 from suite.records import BatchThroughput, Fidelity, Footprint, Load, Node, ServerTrial, Weights
-from suite.results import (CSV_COLUMNS, SCHEMA_VERSION, LatencyResult, RunResult, ThroughputResult, VariantResult,
-                           atomic_write_text, csv_rows, load_json, save_csv, save_json)
+from suite.results import (
+    CSV_COLUMNS,
+    SCHEMA_VERSION,
+    LatencyResult,
+    RunResult,
+    ThroughputResult,
+    VariantResult,
+    atomic_write_text,
+    csv_rows,
+    load_json,
+    save_csv,
+    save_json,
+)
 
 
 def make_run() -> RunResult:
@@ -84,7 +95,7 @@ def test_results_written_by_schema_1_still_load_typed(name, tmp_path):
     assert source["schema_version"] == 1
     run = load_json(V1 / f"{name}.json")
     assert [v.name for v in run.variants] == [v["name"] for v in source["variants"]]
-    for old, new in zip(source["variants"], run.variants):
+    for old, new in zip(source["variants"], run.variants, strict=False):
         assert new.status == old["status"] and [r.p50_ms for r in new.latency] == [r["p50_ms"] for r in old["latency"]]
         if old.get("weights"):
             assert isinstance(new.weights, Weights) and new.weights.source == old["weights"]["source"]

@@ -25,7 +25,8 @@ def test_untrained_model_reports_null_accuracy_with_reason_and_still_agreement(w
 
 
 def test_training_on_unlabelled_data_is_a_user_error(write_scenario, run_quick):
-    text = "model: {name: mlp, hidden: [8]}\ndataset: {name: random, shape: [4], num_classes: 3, size: 4}\nvariants: [{name: a}]\n"
+    text = ("model: {name: mlp, hidden: [8]}\ndataset: {name: random, shape: [4], num_classes: 3, size: 4}\n"
+            "variants: [{name: a}]\n")
     status, _, _, results = run_quick(write_scenario(text))
     assert status == 2
     [variant] = results["variants"]

@@ -44,7 +44,7 @@ def test_scenario_runs_quick_and_results_hold(path, run_quick, request):
     assert ENVIRONMENT_KEYS <= set(results["environment"])
     declared_variants = [v for v in scenario.variants if v.name in QUICK_ONLY.get(path.stem, (v.name,))]
     assert [v["name"] for v in results["variants"]] == [v.name for v in declared_variants]
-    for variant, declared in zip(results["variants"], declared_variants):
+    for variant, declared in zip(results["variants"], declared_variants, strict=False):
         if backend and variant["status"] == "skipped":
             assert MOVED_AWAY.search(variant["error"]), variant["error"]
             continue
@@ -68,7 +68,7 @@ def check_decoder(v: dict, measure) -> None:
     expected = [(m, b, p) for p in measure.generate.prompt_lens for b in measure.batch_sizes
                 for m in ("ttft", "tpot", "request")]
     assert [(r["metric"], r["batch_size"], r["seq_len"]) for r in v["latency"]] == expected
-    for row, rate in zip(v["latency"], v["throughput"]):
+    for row, rate in zip(v["latency"], v["throughput"], strict=False):
         check_latency(row)
         tokens = {"ttft": row["batch_size"] * row["seq_len"], "tpot": row["batch_size"],
                   "request": row["batch_size"] * g["settings"]["new_tokens"]}[row["metric"]]
@@ -89,7 +89,7 @@ def check_variant(v: dict, shapes: list[tuple[int, int | None]]) -> None:
     assert (v["energy"] is None) == bool(v["energy_reason"])  # a figure where a counter can be read, else why not
     assert isinstance(v["warnings"], list)
     assert [(row["batch_size"], row["seq_len"]) for row in v["latency"]] == shapes
-    for row, rate in zip(v["latency"], v["throughput"]):
+    for row, rate in zip(v["latency"], v["throughput"], strict=False):
         check_latency(row)
         assert (rate["batch_size"], rate["seq_len"]) == (row["batch_size"], row["seq_len"])
         assert rate["samples_per_s"] == pytest.approx(row["batch_size"] / (row["p50_ms"] / 1e3))

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from suite.__main__ import main
-from suite.errors import ScenarioError
 from suite.scenario import load
 from suite.search import Searcher
 

@@ -66,7 +66,7 @@ class ResNet(nn.Module):
         self.conv1, self.bn1 = conv1, nn.BatchNorm2d(conv1.out_channels)
         self.relu, self.maxpool = nn.ReLU(inplace=True), maxpool
         cin, self.stage_names = conv1.out_channels, []
-        for i, (count, width) in enumerate(zip(blocks, widths)):
+        for i, (count, width) in enumerate(zip(blocks, widths, strict=False)):
             layers = []
             for j in range(count):
                 layers.append(block(cin, width, stride=2 if i > 0 and j == 0 else 1))

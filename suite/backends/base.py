@@ -7,7 +7,8 @@ rows: operator, count, own seconds, precision), for measure.profile's operator t
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from suite.params import Params
 

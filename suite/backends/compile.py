@@ -4,7 +4,8 @@ steady-state latency, which is timed after warm-up as for every backend."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from suite.backends.eager import EagerBackend, EagerParams
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from suite.params import Params
 

@@ -13,10 +13,11 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from suite.errors import SuiteError, backend_message, first_line
 from suite.weights import source_hash
@@ -343,7 +344,7 @@ def from_file(path: Path, data: Any, output: str | None = None) -> OnnxModel:
     if len(dims) != sample.dim():
         raise SuiteError(f"{path}: input {name!r} has {len(dims)} axes {shape_text(dims)}, but dataset "
                          f"{data.name!r} gives {sample.dim()}: (batch, {', '.join(map(str, sample.shape[1:]))})")
-    for axis, (size, wanted) in enumerate(zip(dims[1:], sample.shape[1:]), start=1):
+    for axis, (size, wanted) in enumerate(zip(dims[1:], sample.shape[1:], strict=False), start=1):
         if size is not None and size != wanted:
             raise SuiteError(f"{path}: input {name!r} has shape {shape_text(dims)}, but dataset {data.name!r} "
                              f"gives samples of shape {tuple(sample.shape[1:])} (axis {axis}: {wanted}, not {size})")

@@ -9,9 +9,10 @@ the copies are timed on purpose in the end-to-end figure.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import PositiveInt
 

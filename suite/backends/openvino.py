@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import PositiveInt
 

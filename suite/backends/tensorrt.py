@@ -20,8 +20,9 @@ import hashlib
 import importlib.util
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import PositiveInt
 

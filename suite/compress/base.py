@@ -8,8 +8,9 @@ say what the method really did.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from suite.params import Params
 

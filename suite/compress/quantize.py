@@ -93,9 +93,8 @@ def deprecations(caught: list) -> list[str]:
 
 def apply_static(module: Any, params: StaticParams, context: CompressContext) -> tuple[Any, dict]:
     import torch
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
     from torchao.quantization.pt2e import allow_exported_model_train_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     batches = calibration_batches(context.data, params)[:context.max_batches]  # --quick: fewer
     layers = [name for name, m in module.named_modules() if isinstance(m, static_layers())]

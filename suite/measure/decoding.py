@@ -8,8 +8,9 @@ min_time_s are reached, or max_samples / max_time_s: a request is never cut in t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from suite.measure.timing import Clock, TimingPlan
 
@@ -37,7 +38,7 @@ def one_request(decoder: Any, prompt: Any, new_tokens: int, sync: Callable[[], N
         token = decoder.step(token)
         sync()
         stamps.append(clock())
-    return stamps[0] - start, [b - a for a, b in zip(stamps, stamps[1:])]
+    return stamps[0] - start, [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
 def time_requests(decoder: Any, prompt: Any, new_tokens: int, sync: Callable[[], None], plan: TimingPlan,

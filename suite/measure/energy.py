@@ -7,9 +7,10 @@ Where no counter can be read there is no figure, only the reason: never an estim
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 POWERCAP = Path("/sys/class/powercap")
 
@@ -51,7 +52,7 @@ class RaplMeter:
         return tuple(int(zone.energy_file.read_text()) for zone in self.zones)
 
     def joules_between(self, before: tuple[int, ...], after: tuple[int, ...]) -> float:
-        return sum(wrapped_delta(b, a, zone.max_range_uj) for b, a, zone in zip(before, after, self.zones)) / 1e6
+        return sum(wrapped_delta(b, a, zone.max_range_uj) for b, a, zone in zip(before, after, self.zones, strict=False)) / 1e6
 
 
 def package_zones(root: Path) -> list[Zone]:

@@ -12,9 +12,10 @@ profiler's own cost lengthens the operators it times, so this is a lower bound o
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 TOP_OPS = 15
 # Operator families, by words in the operator's name as each profiler spells it (aten::addmm,

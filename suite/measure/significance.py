@@ -14,8 +14,8 @@ A verdict needs both a significant test (p below `alpha`) and an estimate on tha
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def compare_paired(base_rounds: Sequence[Sequence[float]], candidate_rounds: Seq
     if len(base_rounds) != len(candidate_rounds) or len(base_rounds) < 2:
         raise ValueError("paired comparison needs the same number of rounds on both sides, at least 2")
     logs = np.log([np.percentile(c, percentile) / np.percentile(b, percentile)
-                   for b, c in zip(base_rounds, candidate_rounds)])
+                   for b, c in zip(base_rounds, candidate_rounds, strict=False)])
     estimate = float(np.exp(np.median(logs)))
     low, high = _bootstrap((logs,), lambda x, axis=-1: np.median(x, axis=axis), seed, paired=True,
                            fallback=float(np.median(logs)))

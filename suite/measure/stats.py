@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def median_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tu
     return float(interval.low), float(interval.high)
 
 
-@lru_cache(maxsize=None)
+@cache
 def min_samples_for_percentile(q: float, confidence: float = 0.99, tolerance: int = 1) -> int:
     """Fewest samples for which the (tolerance+1)-th largest bounds the q-quantile from above
     with the given confidence: the smallest n with P(Binomial(n, 1-q) <= tolerance) <= 1-confidence.

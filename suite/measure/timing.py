@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 Clock = Callable[[], float]
 
@@ -61,7 +61,7 @@ class _Event:
 def timer_overhead(clock: Clock = time.perf_counter, reads: int = 2001) -> float:
     """The median cost of one clock read, in seconds."""
     stamps = [clock() for _ in range(reads)]
-    return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+    return statistics.median(b - a for a, b in zip(stamps, stamps[1:], strict=False))
 
 
 def shortest_sample(clock: Clock = time.perf_counter) -> float:

@@ -8,8 +8,9 @@ draws as those characters (tested in a browser, tests/test_report_browser.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -58,8 +59,8 @@ def pareto_figure(variants: tuple[VariantResult, ...], cost: Callable[[VariantRe
     if not points:
         return f"<p>No variant has both a {escape(quality_title)} and a {escape(axis_title)} to plot.</p>"
     on_front = pareto_front([(x, -y if lower_better else y) for _, x, y in points])
-    front = sorted((x, y, name) for (name, x, y), keep in zip(points, on_front) if keep)
-    dominated = [point for point, keep in zip(points, on_front) if not keep]
+    front = sorted((x, y, name) for (name, x, y), keep in zip(points, on_front, strict=False) if keep)
+    dominated = [point for point, keep in zip(points, on_front, strict=False) if not keep]
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=[x for x, _, _ in front], y=[y for _, y, _ in front], mode="lines",
                                 line_shape="hv", hoverinfo="skip", showlegend=False,
@@ -119,7 +120,7 @@ def batch_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None
     figure = make_subplots(rows=1, cols=2, subplot_titles=("throughput, samples/s (decoders: tokens/s)",
                                                            "median latency, ms (decoders: per output token)"))
     for i, (label, points) in enumerate(lines.items()):
-        batch, rate, p50 = zip(*points)
+        batch, rate, p50 = zip(*points, strict=False)
         style = {"name": label, "legendgroup": label, "mode": "lines+markers", "line": {"color": color(i)}}
         figure.add_trace(go.Scatter(x=batch, y=rate, **style), row=1, col=1)
         figure.add_trace(go.Scatter(x=batch, y=p50, showlegend=False, **style), row=1, col=2)
@@ -144,7 +145,7 @@ def family_figure(variants: tuple[VariantResult, ...], shape: str | None, div_id
         ms = [max(t.wall_ms - t.ops_ms, 0.0) if fam == "outside operators" else t.by_family.get(fam, 0.0)
               for _, t in tables]
         whole = [max(t.wall_ms, t.ops_ms) for _, t in tables]
-        figure.add_trace(go.Bar(x=names, y=[100 * m / w if w else 0.0 for m, w in zip(ms, whole)], customdata=ms,
+        figure.add_trace(go.Bar(x=names, y=[100 * m / w if w else 0.0 for m, w in zip(ms, whole, strict=False)], customdata=ms,
                                 name=fam, marker={"color": color(i)},
                                 hovertemplate="%{x}<br>%{y:.1f} %, %{customdata:.4g} ms<extra>" + fam + "</extra>"))
     figure.update_layout(barmode="stack")
@@ -192,7 +193,8 @@ def batch_lines(variants: tuple[VariantResult, ...]) -> dict[str, list[tuple[int
         for row in v.latency:
             if row.metric not in ("call", "tpot"):  # decoders: tokens/s of decoding against batch size
                 continue
-            label = shown(v.name) if row.seq_len is None else f"{shown(v.name)} {'p' if row.metric == 'tpot' else 's'}={row.seq_len}"
+            axis = "p" if row.metric == "tpot" else "s"
+            label = shown(v.name) if row.seq_len is None else f"{shown(v.name)} {axis}={row.seq_len}"
             lines.setdefault(label, []).append((row.batch_size, rate.get(row.shape, float("nan")), row.p50_ms))
     return {label: sorted(points) for label, points in lines.items() if len(points) > 1}
 

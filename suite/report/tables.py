@@ -7,9 +7,10 @@ value, not by the formatted text, and an empty cell sorts last either way.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 from html import escape
-from typing import Any, Iterable
+from typing import Any
 
 from suite.phases import grouped
 from suite.records import CompressRecord, Fidelity
@@ -282,9 +283,10 @@ def search_html(v: VariantResult, figure: str) -> str:
     s = v.search
     goal = ", ".join(f"{key} {value:g}" for key, value in s.goal.items())
     chosen = s.trials[s.chosen] if s.chosen < len(s.trials) else None
-    outcome = "met" if s.met else (f"not met {'by any setting tried' if s.stopped_by == 'done' else 'before ' + s.stopped_by + ' ran out'}"
-                                   ": the closest trial was kept")
+    missed = "by any setting tried" if s.stopped_by == "done" else f"before {s.stopped_by} ran out"
+    outcome = "met" if s.met else f"not met {missed}: the closest trial was kept"
     reference = next((t for t in s.trials if t.phase == "reference"), None)
+    replayed = f" ({s.replayed} replayed from an interrupted run)" if s.replayed else ""
     gain = (f"; {reference.speed_ms / chosen.speed_ms:.2f}x the uncompressed model's speed there"
             if reference and chosen and reference.speed_ms and chosen.speed_ms else "")
     if s.ranking:
@@ -297,6 +299,6 @@ def search_html(v: VariantResult, figure: str) -> str:
              "yes" if t.meets else "no", number(t.seconds, ".1f"), t.error or ""] for t in s.trials]
     return (f"<h3>{escape(v.name)}: {escape(s.strategy)} search</h3><p>Goal: {escape(goal)} on the "
             f"{escape(s.split)} split, against the uncompressed model on the same backend; {outcome}; "
-            f"{len(s.trials)} trials in {s.seconds:.1f} s{' (' + str(s.replayed) + ' replayed from an interrupted run)' if s.replayed else ''}"
+            f"{len(s.trials)} trials in {s.seconds:.1f} s{replayed}"
             f"{escape(gain)}. The variant's accuracy (a decoder's perplexity) in the tables above is on the "
             f"test split, which no trial used.</p>" + figure + sortable_table(*without_empty_columns(SEARCH_HEAD, rows)))
