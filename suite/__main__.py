@@ -288,8 +288,8 @@ def paired_gate(args: argparse.Namespace) -> tuple[list, list[str], str]:
 
 
 def report_rows(rows: list, args: argparse.Namespace, stem: str, title: str, differences: list[str]) -> None:
-    from suite.compare import write_outputs
     from suite.progress import console
+    from suite.report.markdown import write_outputs
     from suite.report.terminal import comparison_table
 
     if not rows:  # a gate that compared nothing must not pass

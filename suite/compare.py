@@ -7,7 +7,6 @@ machine: the run's, or the node that measured the variant)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from suite.errors import SuiteError, quote
 from suite.measure import neighbours
 from suite.measure.significance import ALPHA, Comparison, compare_independent
-from suite.results import RunResult, VariantResult, atomic_write_text, finite
+from suite.results import RunResult, VariantResult
 
 # What must be equal for two runs' latencies to be compared: the hardware and the software that
 # runs the model. (Clocks, governor, platform string and git commit may differ: that is the point.)
@@ -154,23 +153,3 @@ def check_same_machine(base: RunResult, candidate: RunResult, allow_mismatch: bo
                          + "; ".join(differences) + "): compare runs from one machine and software "
                          "stack, or pass --allow-env-mismatch")
     return differences
-
-
-def markdown(rows: list[Row], title: str, alpha: float = ALPHA) -> str:
-    from suite.report.markdown import text
-
-    lines = [f"## {text(title)}", "", "| variant | shape | base ms | candidate ms | ratio | 95% interval | p | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        variant, *rest = row.cells(alpha)
-        lines.append("| " + " | ".join([text(variant), *rest]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_outputs(rows: list[Row], out: Path, stem: str, extra: dict, title: str, alpha: float = ALPHA) -> list[Path]:
-    """STEM.json (every figure) and STEM.md (the table) in `out`."""
-    data = {**extra, "alpha": alpha, "rows": [row.to_dict(alpha) for row in rows]}
-    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    atomic_write_text(json_path, json.dumps(finite(data)[0], indent=1, allow_nan=False) + "\n")
-    atomic_write_text(md_path, markdown(rows, title, alpha))
-    return [json_path, md_path]

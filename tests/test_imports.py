@@ -80,3 +80,7 @@ def test_the_configuration_layer_imports_nothing_of_the_engine():
             todo.extend(graph[module])
     assert reached <= CONFIGURATION, sorted(reached - CONFIGURATION)
     assert "suite.scenario" not in graph["suite.results"] and "suite.scenario" not in graph["suite.records"]
+
+
+def test_the_comparison_of_runs_imports_nothing_of_the_reports_drawn_from_it():
+    assert not [module for module in import_graph()["suite.compare"] if module.startswith("suite.report")]

@@ -3,12 +3,15 @@ $GITHUB_STEP_SUMMARY."""
 
 from __future__ import annotations
 
+import json
 import re
 from html import escape
 from pathlib import Path
 
+from suite.compare import Row
+from suite.measure.significance import ALPHA
 from suite.report.tables import energy_per_inference, headline_shape, ms, number, rate_at, row_at, steps_text
-from suite.results import RunResult, VariantResult, atomic_write_text
+from suite.results import RunResult, VariantResult, atomic_write_text, finite
 
 HEAD = ["variant", "status", "backend", "compression", "accuracy", "agreement", "p50 ms", "p99 ms", "samples/s",
         "size KiB"]
@@ -60,3 +63,23 @@ def fmt(value: float | None, spec: str) -> str:
 
 def write_summary(run: RunResult, path: Path) -> None:
     atomic_write_text(path, render_summary(run))
+
+
+# -- suite compare / gate: the comparison's JSON and Markdown ------------------------------------
+def comparison_markdown(rows: list[Row], title: str, alpha: float = ALPHA) -> str:
+    """A comparison's rows (suite.compare) as a Markdown table."""
+    lines = [f"## {text(title)}", "", "| variant | shape | base ms | candidate ms | ratio | 95% interval | p | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        variant, *rest = row.cells(alpha)
+        lines.append("| " + " | ".join([text(variant), *rest]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(rows: list[Row], out: Path, stem: str, extra: dict, title: str, alpha: float = ALPHA) -> list[Path]:
+    """STEM.json (every figure) and STEM.md (the table) in `out`."""
+    data = {**extra, "alpha": alpha, "rows": [row.to_dict(alpha) for row in rows]}
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    atomic_write_text(json_path, json.dumps(finite(data)[0], indent=1, allow_nan=False) + "\n")
+    atomic_write_text(md_path, comparison_markdown(rows, title, alpha))
+    return [json_path, md_path]
