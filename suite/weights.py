@@ -122,11 +122,13 @@ def load_checkpoint(model: Any, path: Path) -> None:
 MAX_RECORD_BYTES = 1 << 20
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(*paths: Path) -> str:
+    """The SHA-256 of the files' bytes, one after another, read in blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -167,7 +169,7 @@ def write_entry(data: Path, record: Path, key: str, write: Callable[[Path], None
         if tmp.exists():
             tmp.unlink()
     atomic_write_text(record, json.dumps({**fields, "key": key, "bytes": data.stat().st_size,
-                                          "sha256": file_sha256(data)}, indent=1))
+                                          "sha256": file_sha256(data)}, indent=1, default=str))
 
 
 SEAL = "done"  # a cached folder's last file: the manifest of the others

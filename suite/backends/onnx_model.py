@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError, backend_message, first_line
-from suite.weights import source_hash
+from suite.weights import file_sha256, source_hash
 
 INPUT, OUTPUT = "input", "output"
 MAX_BATCH = 4096
@@ -62,7 +62,7 @@ class OnnxModel:
         if cached_copy(key, path, f"{name} made from {self.path.name}") is not None:
             return replace(result, notes=result.notes + (f"{name} copied from the cache ({key}.onnx)",))
         make(path)
-        to_cache(key, path, {"made": name, "settings": json.loads(json.dumps(settings, default=str))})
+        to_cache(key, path, {"made": name, "settings": settings})
         return result
 
     def load(self) -> Any:
@@ -83,7 +83,7 @@ class OnnxModel:
 
     def digest(self) -> str:
         """A hash of its bytes, external data included (the key of what is built from it)."""
-        return file_digest(self.files())
+        return file_sha256(*self.files())
 
     def footprint(self) -> dict:
         weights = weight_arrays(self.load())
@@ -167,18 +167,9 @@ def export_key(model: Any, example: Any) -> str | None:
 
 
 def derived_key(sources: list[Path], name: str, settings: dict) -> str:
-    return hashlib.sha256(json.dumps([file_digest(sources), name, settings, package_version("onnxruntime"),
+    return hashlib.sha256(json.dumps([file_sha256(*sources), name, settings, package_version("onnxruntime"),
                                       source_hash(sys.modules[__name__])], sort_keys=True, default=str).encode()
                           ).hexdigest()[:24]
-
-
-def file_digest(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def package_version(name: str) -> str | None:
