@@ -22,7 +22,7 @@ class ModelSpec:
     # True when build() returns the model with its weights (a file or factory of the user's).
     provides_weights: bool = False
     # "classify": a callable on input batches, judged by accuracy; "generate": a causal LM, judged by
-    # perplexity and greedy fidelity, timed token by token (suite.lm, suite.generating).
+    # perplexity and greedy fidelity, timed token by token (suite.lm, suite.tasks.generate).
     task: str = "classify"
     # Generative decoders: tokenizer(params, corpus) -> (transformers tokenizer, a short label);
     # build(params, data) then gets the corpus tokenized by it (suite.lm.LmData).

@@ -17,12 +17,12 @@ from typing import Any
 
 from suite.compress import CompressContext, compress
 from suite.errors import SuiteError
-from suite.measuring import input_shapes, shape_of
+from suite.measuring import shape_of
 from suite.phases import Phases
 from suite.progress import Bars
-from suite.registry import BACKENDS, DATASETS, MODELS
+from suite.registry import BACKENDS, DATASETS, MODELS, TASKS
 from suite.scenario import PluginRef, Scenario, Variant
-from suite.training import TrainConfig, train, train_lm
+from suite.training import TrainConfig
 from suite.weights import CheckpointCache, cache_root, code_fingerprint, obtain, use_cache_root
 
 
@@ -34,7 +34,7 @@ class Built:
     model_ref: PluginRef
     backend: Any
     measure: Any  # the variant's measure settings
-    generate: Any  # a decoder's measure.generate; None for a classifier
+    task: Any  # what measures it (suite.tasks.base.Task), from the model's spec
     data: Any
     model: Any
     weights: dict
@@ -59,41 +59,26 @@ class Builder:
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
         measure = self.scenario.measure_of(variant)
         torch.set_num_threads(measure.threads or self.default_threads)
-        generate = measure.generate if MODELS.get(model_ref.name).task == "generate" else None
+        task = TASKS.get(MODELS.get(model_ref.name).task)
         with self.phases("data"):
             data = self.dataset(variant, model_ref)
         with self.phases("weights"):
             model, weights = self.trained_model(model_ref, data)
         model, records = self.compressed(variant, model_ref, model, data, backend)
-        return Built(variant, model_ref, backend, measure, generate, data, model, weights, records)
+        return Built(variant, model_ref, backend, measure, task, data, model, weights, records)
 
     def prepare(self, built: Built) -> Any:
         """The backend's callable on batches, or for a decoder its suite.lm.Decoder (whose requests
         are checked against the model's positions)."""
         with self.phases("prepare"):
-            if built.generate is None:
-                return built.backend.prepare(built.model, built.data.test.x[:1], built.data.train.x)
-            from suite import generating
-
-            decoder = built.backend.prepare_decoder(built.model, built.generate.cache, built.data.tokenizer)
-            generating.check_lengths(decoder, built.generate, self.scenario.source)
-            return decoder
+            return built.task.prepare(built, self.scenario.source)
 
     def ready(self, variant: Variant) -> Ready:
         """The variant built and prepared, to be timed by the caller (the paired gate); nothing is
         measured or saved."""
         built = self.build(variant)
         prepared = self.prepare(built)
-        threads = built.measure.threads or self.default_threads
-        if built.generate is None:
-            return Ready(prepared, built.backend, built.data, threads,
-                         input_shapes(built.measure, built.data, self.scenario.source))
-        from suite import generating
-
-        batches = generating.batch_sizes_run(prepared, built.measure.batch_sizes)
-        return Ready(prepared, built.backend, built.data, threads,
-                     [(b, p) for p in built.generate.prompt_lens for b in batches],
-                     new_tokens=built.generate.new_tokens)
+        return built.task.ready(built, prepared, built.measure.threads or self.default_threads, self.scenario.source)
 
     def compressed(self, variant: Variant, model_ref: PluginRef, model: Any, data: Any, backend: Any) -> tuple[Any, tuple]:
         """The model after the variant's compression steps, in order, with a record of each."""
@@ -159,7 +144,7 @@ class Builder:
                      "seed": self.scenario.seed, "torch": torch.__version__.split("+")[0],
                      "code": code_fingerprint(model)}
         weights = obtain(model, model_ref.name, model_ref.checkpoint, key_parts, self.cache,
-                         lambda: self._train(model, model_ref.name, data, config, spec.task))
+                         lambda: self._train(model, model_ref.name, data, config, TASKS.get(spec.task)))
         self.bars.log(describe_weights(model_ref.name, weights))
         return model, weights
 
@@ -170,13 +155,12 @@ class Builder:
         self.bars.log(f"{name}: random weights (seed {self.scenario.seed}), untrained: latency and agreement only")
         return {"source": "untrained", "init_seed": self.scenario.seed}
 
-    def _train(self, model: Any, name: str, data: Any, config: TrainConfig, task_kind: str) -> dict:
-        trainer, judged = (train_lm, "val perplexity") if task_kind == "generate" else (train, "val acc")
-        with self.bars.task(f"training {name}", total=config.epochs) as task:
+    def _train(self, model: Any, name: str, data: Any, config: TrainConfig, task: Any) -> dict:
+        with self.bars.task(f"training {name}", total=config.epochs) as bar:
             def on_epoch(epoch: int, epochs: int, loss: float, score: float) -> None:
-                task.update(epoch, note=f"loss {loss:.3f}  {judged} {score:.3f}")
+                bar.update(epoch, note=f"loss {loss:.3f}  {task.judged} {score:.3f}")
 
-            return trainer(model, data, config, self.scenario.seed, on_epoch)
+            return task.train(model, data, config, self.scenario.seed, on_epoch)
 
 
 @dataclass(frozen=True)
@@ -190,6 +174,7 @@ class Ready:
     threads: int
     shapes: list[tuple[int, int | None]]  # (batch size, sequence length) its scenario times it at
     new_tokens: int | None = None  # a decoder's new tokens per request; None: not a decoder
+    task: Any = None  # the task that made it (suite.tasks.base.Task): it knows how to time two alternately
 
     def call(self, batch_size: int, seq_len: int | None) -> Any:
         return shape_of(self.run_model, self.backend, self.data, batch_size, seq_len).call

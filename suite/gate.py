@@ -95,16 +95,13 @@ def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars:
     rows = []
     for name in names:
         sides = [builder.ready(next(v for v in builder.scenario.variants if v.name == name)) for builder in builders]
-        if (sides[0].new_tokens is None) != (sides[1].new_tokens is None):
+        if sides[0].task.name != sides[1].task.name:
             raise SuiteError(f"variant {name!r} is a generative decoder in one scenario and not in the other: "
                              "give the variants different names")
         for batch_size, seq_len in shared_shapes(sides[0].shapes, sides[1].shapes):
             with bars.task(f"paired: {name} {shape_label(batch_size, seq_len)}", total=plan.rounds) as task:
                 before = neighbours.snapshot()
-                if sides[0].new_tokens is None:
-                    timed = {"call": time_rounds([side.call(batch_size, seq_len) for side in sides], sides, plan, task)}
-                else:
-                    timed = request_rounds([side.request(batch_size, seq_len) for side in sides], sides, plan, task)
+                timed = sides[0].task.paired(sides, batch_size, seq_len, plan, task)
                 others = neighbours.others(before, neighbours.snapshot())
             rows += [replace(paired_row(name, batch_size, seq_len, rounds, metric), others=others)
                      for metric, rounds in timed.items()]

@@ -76,7 +76,21 @@ def tokenized(corpus: Any, tokenizer: Any, label: str) -> LmData:
                   test_ids=streams["test"])
 
 
-class Decoder:
+class DecoderContract:
+    """What the suite reads of a prepared decoder besides start / prefill / step / generate /
+    logits, each declared here with its default: `max_batch`, the most sequences it decodes at a
+    time (None: any number); `file_bytes`, the bytes of the model file it runs (None: the float
+    model's serialized size is its size); `weights_read_bytes`, the bytes one decode step reads
+    (None: counted from the model, suite.tasks.generate.weights_read_bytes); `profile_ops(call, calls)
+    -> (ops, wall_s, calls_made)`, its own profiler over `call` (None: no operator table)."""
+
+    max_batch: int | None = None
+    file_bytes: int | None = None
+    weights_read_bytes: int | None = None
+    profile_ops: Callable[[Callable[[], Any], int], tuple[list, float, int]] | None = None
+
+
+class Decoder(DecoderContract):
     """Greedy decoding with a KV cache through a causal LM's forward.
 
     `start(batch, max_len)` empties the cache; `prefill(ids)` runs the prompt and returns the first

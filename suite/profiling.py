@@ -56,7 +56,7 @@ def profile_decoder(decoder: Any, backend: Any, backend_name: str, data: Any, ne
                     bytes_read: int | None, multiplied: int | None, limits: dict) -> Profile:
     """A decoder's profile at each timed prompt length and batch size: the prefill (a row per
     `ttft` shape) and one decode step (per `tpot` shape), each with its FLOPs (`multiplied`: its
-    weights outside the embedding tables, suite.generating.matmul_weights), the weights it reads
+    weights outside the embedding tables, suite.tasks.generate.matmul_weights), the weights it reads
     once per call (`bytes_read`; the KV cache's reads are not counted), its roofline position and
     its operators."""
     hook = getattr(decoder, "profile_ops", None)

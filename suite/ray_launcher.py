@@ -28,12 +28,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from suite.bench import Bench, agreement_reference, base_result
+from suite.bench import Bench, base_result
 from suite.errors import SuiteError, first_line
 from suite.registry import MODELS
 from suite.results import VariantResult
 from suite.run_folder import key
 from suite.scenario import Variant
+from suite.tasks.base import agreement_reference
 
 INSTALL = "pip install -c constraints.txt -e '.[ray]'"
 POLL_S = 0.5

@@ -15,7 +15,7 @@ older suite still loads (pyperf's loader does the same):
      ([{"batch_size": 8, "samples_per_s": 1234.5}]); a variant without weights has null, not {}.
      A saved variant (variants/<key>.json) now
      carries its schema_version too (none: version 1). Added since, with a default: variant
-     `profile` (where the time goes).
+     `profile` (where the time goes), `task` (the model's task).
 """
 
 from __future__ import annotations
@@ -134,9 +134,11 @@ class VariantResult:
     # The machine that measured it, when a launcher ran it on another (ray): node id, host, CPU
     # model, cores, the CPUs it owned, GPUs, start and end (epoch seconds).
     node: Node | None = None
-    # Generative decoders (suite.generating): settings, perplexity, greedy fidelity, generated texts,
+    # Generative decoders (suite.tasks.generate): settings, perplexity, greedy fidelity, generated texts,
     # KV cache bytes, the machine's limits and the share of them each figure reached.
     generation: dict | None = None
+    # The model's task (suite.tasks: "classify", "generate"); None in files from before it was kept.
+    task: str | None = None
     # Where the time goes (measure.profile): work, roofline position and operators at each shape.
     profile: Profile | None = None
     # An accuracy-aware search's goal, trials and choice (suite.search); None for other variants.

@@ -27,7 +27,7 @@ from pydantic import (
 from suite import safe_yaml
 from suite.errors import ScenarioError, first_line, quote
 from suite.params import NestedError, Params, existing_path, first_error, format_loc
-from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, Registry, UnknownName, did_you_mean
+from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, TASKS, Registry, UnknownName, did_you_mean
 from suite.search_spec import SearchSpec, spec_conflict
 from suite.sweep import DEFAULT_MAX_VARIANTS, LIMIT_MAX_VARIANTS, expand_variants
 
@@ -319,39 +319,18 @@ def shape_conflict(variant: Variant, model: PluginRef, measure: Measure) -> tupl
     return None
 
 
-def context_conflict(model: PluginRef, measure: Measure) -> tuple[tuple, str] | None:
-    """Where a decoder's requests need more positions than its settings or config give it."""
-    spec = MODELS.get(model.name)
-    limit = spec.positions(model.params) if spec.task == "generate" and spec.positions is not None else None
-    needed, asked = measure.generate.longest_request()
-    if limit is not None and needed > limit:
-        return ("measure", "generate"), f"{asked} need {needed} positions, but model {model.name!r} has {limit}"
-    return None
-
-
-TASKS = {"classify": "a model judged by accuracy", "generate": "a generative decoder"}
-
-
 def task_conflict(variant: Variant, model: PluginRef, dataset: PluginRef | None,
                   measure: Measure | None = None) -> tuple[tuple, str] | None:
-    """Where and why the variant's data, compression steps or backend do not fit its model's task."""
+    """Where and why the variant's data, settings, compression steps or backend do not fit its
+    model's task (the task's own settings: suite.tasks, `conflict`)."""
     task = MODELS.get(model.name).task
-    what = f"model {model.name!r} is {TASKS[task]}"
+    what = f"model {model.name!r} is {TASKS.get(task).description}"
     if dataset is not None and DATASETS.get(dataset.name).task != task:
-        return ("dataset",), f"{what}, but dataset {dataset.name!r} is for {TASKS[DATASETS.get(dataset.name).task]}"
-    measure = variant.measure or measure
-    if measure is not None and measure.mode == "server":
-        bounds = (measure.generate.ttft_bound_ms, measure.generate.tpot_bound_ms)
-        if task == "generate" and None in bounds:
-            return ("measure", "generate", "ttft_bound_ms"), f"{what}: mode server needs generate.ttft_bound_ms and tpot_bound_ms"
-        if task == "classify" and measure.latency_bound_ms is None:
-            return ("measure", "latency_bound_ms"), f"{what}: mode server needs latency_bound_ms"
-    goal = variant.search.goal if variant.search is not None else None
-    if goal is not None and task == "generate" and goal.max_accuracy_drop is not None:
-        return ("search", "goal", "max_accuracy_drop"), (f"{what}, judged by perplexity: use max_perplexity_increase "
-                                                         "or min_agreement (greedy tokens)")
-    if goal is not None and task == "classify" and goal.max_perplexity_increase is not None:
-        return ("search", "goal", "max_perplexity_increase"), f"{what}: use max_accuracy_drop or min_agreement"
+        return ("dataset",), (f"{what}, but dataset {dataset.name!r} is for "
+                              f"{TASKS.get(DATASETS.get(dataset.name).task).description}")
+    found = TASKS.get(task).conflict(what, model, variant, variant.measure or measure)
+    if found:
+        return found
     for i, step in enumerate(variant.compress):
         if task not in METHODS.get(step.name).tasks:
             return ("compress", i, "method"), f"{what}: method {step.name!r} does not apply to it"
@@ -448,8 +427,7 @@ class Scenario(Params):
                 raise NestedError(("variants", i, "dataset"),
                                   f"model {model.name!r} has no default dataset: name one here or at the top level")
             conflict = (format_conflict(variant, model) or shape_conflict(variant, model, self.measure_of(variant))
-                        or task_conflict(variant, model, variant.dataset or self.dataset, self.measure_of(variant))
-                        or context_conflict(model, self.measure_of(variant)))
+                        or task_conflict(variant, model, variant.dataset or self.dataset, self.measure_of(variant)))
             if conflict:
                 where = conflict[0] if conflict[0][0] == "measure" and variant.measure is None else ("variants", i, *conflict[0])
                 raise NestedError(where, conflict[1])

@@ -317,13 +317,12 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
             run = builder.prepare(built)
         except SuiteError as exc:
             return {"error": str(exc), "steps": [s.dump("method") for s in steps]}
-        if (phase == "reference" and built.generate is None and not built.data.labelled
-                and variant.search.goal.max_accuracy_drop is not None):
-            raise SuiteError(f"{scenario.source}: variants: {variant.name}: search.goal.max_accuracy_drop: dataset "
-                             f"{built.data.name!r} has no labels: use min_agreement")
+        problem = built.task.search_problem(built, variant.search.goal) if phase == "reference" else None
+        if problem:
+            raise SuiteError(f"{scenario.source}: variants: {variant.name}: {problem}")
         with bars.task(f"{variant.name}: search trial ({phase})", total=None):
-            judge = judge_decoder if built.generate is not None else judge_classifier
-            found, outputs, samples_s = judge(run, built, measure, batch, reference_outputs or None, scenario.source)
+            found, outputs, samples_s = built.task.judge(run, built, measure, batch, reference_outputs or None,
+                                                         scenario.source)
         if phase == "reference":
             reference_outputs[:] = [outputs]
         layers = next((r.get("quantized_layers") for r in built.records if r.get("quantized_layers") is not None), None)
@@ -343,46 +342,6 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
                         lambda trials: folder.save_search_trials(variant.name, trials), bars.log, rank)
     outcome = searcher.run()
     return variant.model_copy(update={"compress": searcher.chosen_steps(outcome), "search": None}), outcome
-
-
-def judge_classifier(run: Any, built: Any, measure: Any, batch: int, reference: list | None,
-                     source: str) -> tuple[dict, Any, tuple[float, ...]]:
-    """A classifier's trial: accuracy and top-1 agreement on the validation split, call times at
-    `batch` (the first sequence length timed, for token inputs)."""
-    from suite.measure import quality, timing
-    from suite.measuring import input_shapes, outputs_on, shape_of
-
-    data, backend = built.data, built.backend
-    outputs = outputs_on(run, backend, data.val.x, measure)
-    seq_len = next((s for b, s in input_shapes(measure, data, source)), None)
-    timed = timing.measure(shape_of(run, backend, data, batch, seq_len).call, backend.synchronize,
-                           timing.TimingPlan(**TRIAL_PLAN))
-    return ({"val_accuracy": quality.accuracy(outputs, data.val.y) if data.labelled else None,
-             "agreement": quality.agreement(outputs, reference[0] if reference else outputs)["top1"],
-             "seq_len": seq_len}, outputs, timed.samples_s)
-
-
-def judge_decoder(decoder: Any, built: Any, measure: Any, batch: int, reference: list | None,
-                  source: str) -> tuple[dict, Any, tuple[float, ...]]:
-    """A decoder's trial: perplexity and greedy agreement (with the reference trial's tokens) on
-    the validation split, and the times of its decode steps at `batch` (time per output token)
-    after a prompt of the first prompt length, over DECODER_REQUESTS greedy requests."""
-    import time
-
-    from suite import generating
-    from suite.lm import greedy_fidelity
-    from suite.measure.decoding import one_request
-
-    data, backend, gen = built.data, built.backend, built.generate
-    ppl = generating.perplexity(decoder, data, gen, measure.eval_batch_size or max(measure.batch_sizes), "val")
-    tokens = generating.greedy_tokens(decoder, data, gen, "val")
-    prompt = backend.place(data.windows("val", gen.prompt_lens[0], batch))
-    one_request(decoder, prompt, gen.new_tokens, backend.synchronize, time.perf_counter)  # warm-up
-    steps = [s for _ in range(DECODER_REQUESTS)
-             for s in one_request(decoder, prompt, gen.new_tokens, backend.synchronize, time.perf_counter)[1]]
-    return ({"val_accuracy": None, "perplexity": ppl["perplexity"], "seq_len": gen.prompt_lens[0],
-             "agreement": greedy_fidelity(tokens, reference[0] if reference else tokens)["greedy_agreement"]},
-            tokens, tuple(steps))
 
 
 def search_warnings(outcome: dict) -> list[str]:

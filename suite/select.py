@@ -33,44 +33,11 @@ def recommend(select: Any, variants: tuple[VariantResult, ...]) -> dict:
 
 def judge(v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
     """(the variant's quality figures, the budgets it breaks, why it cannot be judged or None)."""
+    from suite.tasks import task_of
+
     if v.status != "ok":
         return {}, [], v.status
-    if v.generation is not None:
-        return judge_decoder(v, reference, select)
-    if select.max_accuracy_drop is None:
-        return {}, [], "not a generative decoder, and select has no max_accuracy_drop"
-    drop, reason = accuracy_drop(v, reference)
-    if reason:
-        return {}, [], reason
-    over = ["max_accuracy_drop"] if drop > select.max_accuracy_drop + 1e-12 else []
-    return {"accuracy_drop": round(drop, 6)}, over, None
-
-
-def judge_decoder(v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
-    if select.max_perplexity_increase is None:
-        return {}, [], "a generative decoder, and select has no max_perplexity_increase"
-    if v.perplexity is None:
-        return {}, [], "no perplexity"
-    if reference is None or reference.perplexity is None:
-        return {}, [], f"reference variant {v.agreement_with!r} has no perplexity"
-    increase = v.perplexity / reference.perplexity - 1
-    figures = {"perplexity": round(v.perplexity, 6), "perplexity_increase": round(increase, 6)}
-    over = ["max_perplexity_increase"] if increase > select.max_perplexity_increase + 1e-12 else []
-    if select.min_greedy_agreement is not None:
-        if v.agreement is None:
-            return figures, over, "greedy agreement not measured"
-        figures["greedy_agreement"] = round(v.agreement, 6)
-        if v.agreement < select.min_greedy_agreement - 1e-12:
-            over.append("min_greedy_agreement")
-    return figures, over, None
-
-
-def accuracy_drop(v: VariantResult, reference: VariantResult | None) -> tuple[float | None, str | None]:
-    if v.accuracy is None:
-        return None, f"no accuracy ({v.accuracy_reason})"
-    if reference is None or reference.accuracy is None:
-        return None, f"reference variant {v.agreement_with!r} has no accuracy"
-    return reference.accuracy - v.accuracy, None
+    return task_of(v).select(v, reference, select)
 
 
 def latency_row(v: VariantResult, batch_size: int, seq_len: int | None, metric: str = "call") -> Any:

@@ -86,11 +86,6 @@ def weight_rounding_errors(model: Any, names: list[str], batches: list[Any],
 
 def validation_batches(built: Any, batch_size: int) -> list[Any]:
     """What the ranking passes through the model: SAMPLES validation inputs in batches of
-    `batch_size` (a classifier), or WINDOWS windows of WINDOW_TOKENS validation tokens (a decoder)."""
-    data = built.data
-    if built.generate is not None:
-        from suite.generating import model_positions
-
-        return [data.windows("val", min(WINDOW_TOKENS, model_positions(built.model)), WINDOWS)]
-    inputs = data.val.x[:SAMPLES]
-    return [inputs[start:start + batch_size] for start in range(0, len(inputs), batch_size)]
+    `batch_size` (a classifier), or WINDOWS windows of WINDOW_TOKENS validation tokens (a decoder):
+    its task's choice (suite.tasks)."""
+    return built.task.sample_batches(built, batch_size)

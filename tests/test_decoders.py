@@ -356,7 +356,7 @@ def test_machine_limits_are_positive_and_measured_once_per_run(tmp_path):
 
 
 def test_prefill_flops_count_each_multiplied_weight_once(data):
-    from suite.generating import matmul_weights
+    from suite.tasks.generate import matmul_weights
 
     model = tiny_gpt2(data)  # lm_head tied to the token embedding: looked up, so not counted
     blocks = sum(p.numel() for p in model.transformer.h.parameters()) + sum(
@@ -365,7 +365,7 @@ def test_prefill_flops_count_each_multiplied_weight_once(data):
 
 
 def test_weights_read_per_token_leave_out_tables_that_are_only_looked_up(data):
-    from suite.generating import weights_read_bytes
+    from suite.tasks.generate import weights_read_bytes
 
     model = tiny_gpt2(data)
     tokens, positions = model.transformer.wte.weight.nbytes, model.transformer.wpe.weight.nbytes
@@ -379,7 +379,7 @@ def test_weights_read_per_token_leave_out_tables_that_are_only_looked_up(data):
 def test_a_figure_above_the_measured_limit_says_the_probe_is_a_lower_bound():
     from types import SimpleNamespace
 
-    from suite.generating import above_the_limit, roofline
+    from suite.tasks.generate import above_the_limit, roofline
 
     limits = {"read_bandwidth_gbps": 10.0, "matmul_gflops": 100.0, "how": "sum over 512 MiB"}
     rows = [SimpleNamespace(batch_size=1, seq_len=8, p50_ms=ms, metric="tpot") for ms in (1.0, 0.5)]

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from suite.backends.base import HostDecoderBackend
 from suite.errors import SuiteError
+from suite.lm import DecoderContract
 from suite.params import Params
 
 
@@ -64,7 +65,7 @@ class LlamaCppBackend(HostDecoderBackend):
 
 
 
-class LlamaCppDecoder:
+class LlamaCppDecoder(DecoderContract):
     """suite.lm.Decoder's interface over one llama.cpp context: start / prefill / step for timed
     requests (batch 1), generate and logits for quality (sequences one after another)."""
 

@@ -33,6 +33,7 @@ from pydantic import Field
 
 from suite.backends.base import HostDecoderBackend
 from suite.errors import SuiteError
+from suite.lm import DecoderContract
 from suite.params import Params
 
 INSTALL = "pip install -c constraints.txt -e '.[ortgenai]'"
@@ -166,7 +167,7 @@ def read_bytes(path: Path) -> int:
     return total
 
 
-class OrtGenaiDecoder:
+class OrtGenaiDecoder(DecoderContract):
     """suite.lm.Decoder's interface over onnxruntime-genai's Generator, one per request (`start`).
     Greedy (do_sample false): the argmax of the last position's logits, as suite.lm.Decoder picks.
     The Generator runs the forward pass of a chosen token lazily, at the next call: so prefill is

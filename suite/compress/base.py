@@ -42,7 +42,7 @@ class MethodSpec:
     takes: tuple[str, ...] = ("torch",)  # the model formats it can start from (see scenario.FORMATS)
     makes: str = "torch"  # the format of the model it returns
     extra: str = "compress"  # the pyproject extra that installs `requires`
-    tasks: tuple[str, ...] = ("classify",)  # the model tasks it applies to (see scenario.TASKS)
+    tasks: tuple[str, ...] = ("classify",)  # the model tasks it applies to (suite.tasks)
 
     def unavailable(self, device: str) -> str | None:
         """Why this method cannot run here on `device`, or None."""

@@ -74,8 +74,7 @@ def variant_sections(run: RunResult) -> str:
         ("Throughput and latency versus batch size", figures.batch_figure(run.variants, "batch-sizes")),
         ("Server mode: p99 latency versus arrival rate", figures.rate_figure(run.variants, "rates"))) if figure]
     sections += [f"<h2>{title}</h2>{figure}" for title, figure in curves]
-    if any(v.generation for v in run.variants):
-        sections.append(decoders_html(run.variants))
+    sections += task_sections(run.variants)
     sections += ["<h2>Every input shape</h2>" + tables.shapes_table(run.variants),
                  "<h2>Where the time went</h2><p>Each variant's wall time, seconds, by phase: start-up (its "
                  "process), data, weights, compression, prepare (the backend's build, ONNX export included), "
@@ -150,33 +149,13 @@ def search_trials(variants: tuple[VariantResult, ...], shape: str | None) -> lis
             for t in v.search.trials if t.speed_ms and t.val_accuracy is not None and t.phase != "reference"]
 
 
-def decoders_html(variants: tuple[VariantResult, ...]) -> str:
-    """Generative decoders: quality and speed side by side, perplexity against tokens/s, the read
-    bandwidth decoding reached against the machine's measured limit, and the texts they wrote."""
-    decoders = tuple(v for v in variants if v.generation)
-    settings = decoders[0].generation["settings"]
-    first = settings["prompt_lens"][0]
-    limits = decoders[0].generation.get("limits") or {}
+def task_sections(variants: tuple[VariantResult, ...]) -> list[str]:
+    """Each task's own section over its variants (suite.tasks: the decoders' quality and speed)."""
+    from suite.registry import TASKS
+    from suite.tasks import task_of
 
-    def ms_per_token(v: VariantResult) -> float | None:
-        row = tables.decoder_figure(v, "tpot", 1, first)
-        return row and row.p50_ms
-
-    intro = (f"<p>Greedy decoding of {settings['new_tokens']} new tokens (no early stop) after prompts of "
-             f"{', '.join(map(str, settings['prompt_lens']))} tokens from the held-out text; KV cache "
-             f"{escape(settings['cache'])}. TTFT: time to first token (the prefill); TPOT: time per output token "
-             f"after the first; tokens/s: batch size / TPOT. Perplexity: held-out text in windows of "
-             f"{settings['perplexity_context']} tokens. Greedy agreement: the share of {settings['fidelity_tokens']} "
-             f"greedy tokens after {settings['fidelity_prompts']} prompts equal to the reference's. Bandwidth share: "
-             f"weights bytes / TPOT against the read bandwidth measured on this machine "
-             f"({limits.get('read_bandwidth_gbps', '?')} GB/s; KV-cache reads not counted).</p>")
-    bandwidth = figures.bandwidth_figure(decoders, "decoder-bandwidth") or ""
-    return ("<h2>Generative decoders</h2>" + intro + tables.decoders_table(decoders)
-            + f"<h3>Perplexity against time per output token (b=1, p={first})</h3>"
-            + figures.pareto_figure(decoders, ms_per_token, "time per output token, ms", "decoder-pareto",
-                                    quality=lambda v: v.perplexity, quality_title="perplexity", lower_better=True)
-            + "<h3>Read bandwidth reached while decoding</h3>" + bandwidth
-            + "<h3>What each variant wrote</h3>" + tables.texts_table(decoders))
+    mine = {name: tuple(v for v in variants if task_of(v).name == name) for name in TASKS.names()}
+    return [section for name, own in mine.items() if own and (section := TASKS.get(name).report_section(own))]
 
 
 def write_html(run: RunResult, path: Path, scenario_text: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Measuring one prepared generative decoder (a suite.lm.Decoder): perplexity, greedy tokens for
+"""Generative decoders (a suite.lm.Decoder once prepared): perplexity, greedy tokens for
 fidelity, the texts it writes, then requests timed at every prompt length and batch size (time
 to first token, time per output token, whole requests), tokens/s, the KV cache's bytes, energy
 where a counter can be read, the load mode, and every figure set against the machine's measured
@@ -8,12 +8,15 @@ limit (read bandwidth for decoding, matrix-multiply rate for prefill). Knows no 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
 
+from suite.bench import Bench
+from suite.building import Built, Ready
 from suite.measure import decoding, load, timing
 from suite.measuring import Context, Measured, Shape, latency_result, measure_energy, timing_plan
-from suite.results import LatencyResult, ThroughputResult, shape_label
+from suite.results import LatencyResult, ThroughputResult, VariantResult, shape_label
+from suite.tasks.base import Task, reference_outputs, run_fields
 
 HARNESS_CALLS = 1000
 
@@ -38,8 +41,7 @@ def model_positions(model: Any) -> int:
 def batch_sizes_run(decoder: Any, batch_sizes: tuple[int, ...]) -> tuple[int, ...]:
     """The batch sizes the decoder can time (one that runs a bounded number of sequences at a time
     says so with `max_batch`)."""
-    largest = getattr(decoder, "max_batch", None)
-    return tuple(b for b in batch_sizes if largest is None or b <= largest)
+    return tuple(b for b in batch_sizes if decoder.max_batch is None or b <= decoder.max_batch)
 
 
 def greedy_tokens(decoder: Any, data: Any, gen: Any, split: str = "test") -> Any:
@@ -237,12 +239,193 @@ def fidelity_warnings(fidelity: dict, reference: str, ppl: float, reference_ppl:
     return notes
 
 
-def with_quality(base: Any, measured: Measured, extra: dict, ppl: dict, fidelity: dict | None, reference: str,
-                 written: list[dict], gen: Any, batch_sizes: tuple[int, ...], notes: list[str]) -> Any:
-    """The variant's result fields for a decoder."""
+def quality_fields(measured: Measured, extra: dict, ppl: dict, fidelity: dict | None, reference: str,
+                   written: list[dict], gen: Any, batch_sizes: tuple[int, ...], notes: list[str]) -> dict:
+    """The variant's result fields for a decoder's quality and timed requests."""
     generation = {"settings": {**gen.model_dump(mode="json"), "batch_sizes": list(batch_sizes)},
                   "perplexity": ppl, "fidelity": fidelity, "texts": written, **extra}
-    return replace(base, accuracy=None, accuracy_reason="a generative decoder: see generation.perplexity",
-                   agreement=fidelity["greedy_agreement"] if fidelity else None, fidelity=fidelity,
-                   agreement_with=reference, **measured.fields(), warnings=tuple(notes) + measured.notes,
-                   generation=generation)
+    return {"accuracy": None, "accuracy_reason": "a generative decoder: see generation.perplexity",
+            "agreement": fidelity["greedy_agreement"] if fidelity else None, "fidelity": fidelity,
+            "agreement_with": reference, **measured.fields(), "warnings": tuple(notes) + measured.notes,
+            "generation": generation}
+
+
+@dataclass(frozen=True)
+class Generate(Task):
+    name: str = "generate"
+    description: str = "a generative decoder"
+    judged: str = "val perplexity"
+
+    def conflict(self, what: str, model: Any, variant: Any, measure: Any) -> tuple[tuple, str] | None:
+        """Server mode's bounds, the search's goal, and requests that need more positions than the
+        model's settings or config give it."""
+        from suite.registry import MODELS
+
+        if measure is not None and measure.mode == "server" and None in (measure.generate.ttft_bound_ms,
+                                                                         measure.generate.tpot_bound_ms):
+            return ("measure", "generate", "ttft_bound_ms"), f"{what}: mode server needs generate.ttft_bound_ms and tpot_bound_ms"
+        goal = variant.search.goal if variant.search is not None else None
+        if goal is not None and goal.max_accuracy_drop is not None:
+            return ("search", "goal", "max_accuracy_drop"), (f"{what}, judged by perplexity: use max_perplexity_increase "
+                                                             "or min_agreement (greedy tokens)")
+        spec = MODELS.get(model.name)
+        limit = spec.positions(model.params) if spec.positions is not None and measure is not None else None
+        needed, asked = measure.generate.longest_request() if limit is not None else (0, "")
+        if limit is not None and needed > limit:
+            return ("measure", "generate"), f"{asked} need {needed} positions, but model {model.name!r} has {limit}"
+        return None
+
+    def prepare(self, built: Built, source: str) -> Any:
+        """The backend's suite.lm.Decoder, its requests checked against the model's positions."""
+        decoder = built.backend.prepare_decoder(built.model, built.measure.generate.cache, built.data.tokenizer)
+        check_lengths(decoder, built.measure.generate, source)
+        return decoder
+
+    def measure(self, bench: Bench, built: Built) -> dict:
+        """Perplexity, greedy fidelity, texts, then requests timed token by token."""
+        from suite.measure import footprint
+        from suite.profiling import profile_decoder, run_limits
+
+        variant, backend, measure, data, model, gen = (
+            built.variant, built.backend, built.measure, built.data, built.model, built.measure.generate)
+        device = backend.describe().get("device", "cpu")
+        decoder = bench.builder.prepare(built)
+        # A backend that runs the model's own file reads that file's bytes, not the float model's.
+        size = decoder.file_bytes or footprint.serialized_size_bytes(model)
+        with bench.phases("perplexity"):
+            ppl = perplexity(decoder, data, gen, measure.eval_batch_size or max(measure.batch_sizes))
+        with bench.phases("agreement"):
+            tokens = greedy_tokens(decoder, data, gen)
+            bench.folder.save_outputs(variant.name, tokens)
+            reference, fidelity, notes = self.agreement(bench, built, tokens, ppl["perplexity"])
+        with bench.phases("texts"):
+            written = texts(decoder, data, gen)
+        limits = run_limits(bench.folder, device)
+        multiplied = matmul_weights(bench.builder.uncompressed(built.model_ref, data))
+        read = decoder.weights_read_bytes or weights_read_bytes(model, size)
+        timed, extra = measure_generation(decoder, backend, data, measure, gen, bench.context(variant), read,
+                                          multiplied, limits)
+        profiled = None
+        if measure.profile:
+            with bench.phases("profile"), bench.bars.task(f"{variant.name}: where the time goes", total=None):
+                profiled = profile_decoder(decoder, backend, variant.backend.name, data, gen.new_tokens,
+                                           timed.latency, read, multiplied, limits)
+        return {**quality_fields(timed, extra, ppl, fidelity, reference, written, gen, measure.batch_sizes, notes),
+                "profile": profiled, "size_bytes": size, **run_fields(built)}
+
+    def agreement(self, bench: Bench, built: Built, tokens: Any, ppl: float) -> tuple[str, dict | None, list[str]]:
+        """The reference variant, how far the greedy `tokens` follow its tokens, and warnings."""
+        from suite.lm import greedy_fidelity
+
+        reference, expected = reference_outputs(bench, built)
+        if expected is None or expected.shape != tokens.shape:
+            why = "did not run or failed" if expected is None else f"made tokens of shape {expected.shape}"
+            return reference, None, [f"greedy agreement not measured: reference variant {reference!r} {why}"]
+        fidelity = greedy_fidelity(tokens, expected)
+        saved = bench.folder.finished(reference) if reference != built.variant.name else None
+        reference_ppl = saved.perplexity if saved else ppl
+        fidelity["perplexity_increase"] = ppl / reference_ppl - 1 if reference_ppl else None
+        return reference, fidelity, fidelity_warnings(fidelity, reference, ppl, reference_ppl,
+                                                      bench.scenario.fidelity)
+
+    def ready(self, built: Built, prepared: Any, threads: int, source: str) -> Ready:
+        """Timed in whole requests at each (batch size, prompt length)."""
+        gen, batches = built.measure.generate, batch_sizes_run(prepared, built.measure.batch_sizes)
+        return Ready(prepared, built.backend, built.data, threads, [(b, p) for p in gen.prompt_lens for b in batches],
+                     new_tokens=gen.new_tokens, task=self)
+
+    def paired(self, sides: list, batch_size: int, seq_len: int | None, plan: Any, bar: Any) -> dict:
+        from suite.gate import request_rounds
+
+        return request_rounds([side.request(batch_size, seq_len) for side in sides], sides, plan, bar)
+
+    def search_problem(self, built: Built, goal: Any) -> str | None:
+        return None
+
+    def judge(self, run: Any, built: Built, measure: Any, batch: int, reference: list | None,
+              source: str) -> tuple[dict, Any, tuple[float, ...]]:
+        """Perplexity and greedy agreement (with the reference trial's tokens) on the validation
+        split, and the times of its decode steps at `batch` (time per output token) after a prompt
+        of the first prompt length, over DECODER_REQUESTS greedy requests."""
+        from suite.lm import greedy_fidelity
+        from suite.measure.decoding import one_request
+        from suite.search import DECODER_REQUESTS
+
+        data, backend, gen = built.data, built.backend, built.measure.generate
+        ppl = perplexity(run, data, gen, measure.eval_batch_size or max(measure.batch_sizes), "val")
+        tokens = greedy_tokens(run, data, gen, "val")
+        prompt = backend.place(data.windows("val", gen.prompt_lens[0], batch))
+        one_request(run, prompt, gen.new_tokens, backend.synchronize, time.perf_counter)  # warm-up
+        steps = [s for _ in range(DECODER_REQUESTS)
+                 for s in one_request(run, prompt, gen.new_tokens, backend.synchronize, time.perf_counter)[1]]
+        return ({"val_accuracy": None, "perplexity": ppl["perplexity"], "seq_len": gen.prompt_lens[0],
+                 "agreement": greedy_fidelity(tokens, reference[0] if reference else tokens)["greedy_agreement"]},
+                tokens, tuple(steps))
+
+    def sample_batches(self, built: Built, batch_size: int) -> list:
+        """WINDOWS windows of WINDOW_TOKENS validation tokens."""
+        from suite.sensitivity import WINDOW_TOKENS, WINDOWS
+
+        return [built.data.windows("val", min(WINDOW_TOKENS, model_positions(built.model)), WINDOWS)]
+
+    def train(self, model: Any, data: Any, config: Any, seed: int, on_epoch: Any) -> dict:
+        from suite.training import train_lm
+
+        return train_lm(model, data, config, seed, on_epoch)
+
+    def select(self, v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
+        """By perplexity increase (relative) and greedy agreement, so that a fast variant whose text
+        has gone wrong is rejected."""
+        if select.max_perplexity_increase is None:
+            return {}, [], "a generative decoder, and select has no max_perplexity_increase"
+        if v.perplexity is None:
+            return {}, [], "no perplexity"
+        if reference is None or reference.perplexity is None:
+            return {}, [], f"reference variant {v.agreement_with!r} has no perplexity"
+        increase = v.perplexity / reference.perplexity - 1
+        figures = {"perplexity": round(v.perplexity, 6), "perplexity_increase": round(increase, 6)}
+        over = ["max_perplexity_increase"] if increase > select.max_perplexity_increase + 1e-12 else []
+        if select.min_greedy_agreement is not None:
+            if v.agreement is None:
+                return figures, over, "greedy agreement not measured"
+            figures["greedy_agreement"] = round(v.agreement, 6)
+            if v.agreement < select.min_greedy_agreement - 1e-12:
+                over.append("min_greedy_agreement")
+        return figures, over, None
+
+    def report_section(self, variants: tuple[VariantResult, ...]) -> str:
+        """Quality and speed side by side, perplexity against tokens/s, the read bandwidth decoding
+        reached against the machine's measured limit, and the texts they wrote."""
+        from html import escape
+
+        from suite.report import figures, tables
+
+        decoders = tuple(v for v in variants if v.generation)
+        if not decoders:
+            return ""
+        settings = decoders[0].generation["settings"]
+        first = settings["prompt_lens"][0]
+        limits = decoders[0].generation.get("limits") or {}
+
+        def ms_per_token(v: VariantResult) -> float | None:
+            row = tables.decoder_figure(v, "tpot", 1, first)
+            return row and row.p50_ms
+
+        intro = (f"<p>Greedy decoding of {settings['new_tokens']} new tokens (no early stop) after prompts of "
+                 f"{', '.join(map(str, settings['prompt_lens']))} tokens from the held-out text; KV cache "
+                 f"{escape(settings['cache'])}. TTFT: time to first token (the prefill); TPOT: time per output token "
+                 f"after the first; tokens/s: batch size / TPOT. Perplexity: held-out text in windows of "
+                 f"{settings['perplexity_context']} tokens. Greedy agreement: the share of {settings['fidelity_tokens']} "
+                 f"greedy tokens after {settings['fidelity_prompts']} prompts equal to the reference's. Bandwidth share: "
+                 f"weights bytes / TPOT against the read bandwidth measured on this machine "
+                 f"({limits.get('read_bandwidth_gbps', '?')} GB/s; KV-cache reads not counted).</p>")
+        bandwidth = figures.bandwidth_figure(decoders, "decoder-bandwidth") or ""
+        return ("<h2>Generative decoders</h2>" + intro + tables.decoders_table(decoders)
+                + f"<h3>Perplexity against time per output token (b=1, p={first})</h3>"
+                + figures.pareto_figure(decoders, ms_per_token, "time per output token, ms", "decoder-pareto",
+                                        quality=lambda v: v.perplexity, quality_title="perplexity", lower_better=True)
+                + "<h3>Read bandwidth reached while decoding</h3>" + bandwidth
+                + "<h3>What each variant wrote</h3>" + tables.texts_table(decoders))
+
+
+GENERATE = Generate()
