@@ -90,7 +90,7 @@ class Bench:
 
     def _failed(self, base: VariantResult, exc: Exception, message: str) -> VariantResult:
         self.bars.log(f"{base.name}: failed: {message}")
-        if getattr(exc, "details", None):  # the backend's whole message: in the variant's log, not on screen
+        if isinstance(exc, SuiteError) and exc.details:  # the backend's whole message: in the variant's log, not on screen
             try:
                 with open(self.folder.log_file(base.name), "a", encoding="utf-8") as log:
                     log.write(f"{base.name}: what was said in full: {exc.details}\n")

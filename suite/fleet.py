@@ -125,11 +125,12 @@ def train_first(folder: RunFolder, bars: Bars) -> None:
     anything (else each node's first variant would train the same one at the same moment)."""
     from suite.bench import Bench
     from suite.ray_launcher import RayLauncher
+    from suite.runner import launch_of
 
     scenario, options = started_as(folder)
     scenario, variants, duplicates = planned(scenario, options)
     remaining = [v for v in variants if folder.finished(v.name) is None]
-    RayLauncher(Bench(scenario, options, bars, 1, folder, duplicates)).train_first(remaining)
+    RayLauncher(launch_of(Bench(scenario, options, bars, 1, folder, duplicates))).train_first(remaining)
 
 
 def node_folders(fleet_dir: Path) -> list[RunFolder]:

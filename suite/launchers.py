@@ -11,16 +11,34 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from suite.bench import Bench, base_result
+from suite.bench import base_result
 from suite.errors import SuiteError
 from suite.phases import with_start_up
+from suite.progress import Bars
 from suite.registry import Registry, did_you_mean
 from suite.results import VariantResult
-from suite.scenario import Variant
+from suite.run_folder import RunFolder
+from suite.scenario import Scenario, Variant
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a launcher gets of the run: its folder, its scenario (as planned), the progress bars,
+    how to measure a variant in this process, and where a cluster launcher runs (--address,
+    --node, --cache-dir)."""
+
+    folder: RunFolder
+    scenario: Scenario
+    bars: Bars
+    measure: Callable[[Variant], VariantResult]  # the variant measured in this process (suite.bench)
+    address: str | None = None
+    node: str | None = None
+    cache_dir: Path | None = None
 
 
 class OneByOne:
@@ -35,27 +53,27 @@ class OneByOne:
 class InProcess(OneByOne):
     """Every variant in this process, one after another (datasets and models shared)."""
 
-    def __init__(self, bench: Bench):
-        self.bench = bench
+    def __init__(self, run: Launch):
+        self.measure = run.measure
 
     def launch(self, variant: Variant) -> VariantResult:
-        return self.bench.measured(variant)
+        return self.measure(variant)
 
 
 class Subprocess(OneByOne):
     """Each variant in its own child process, under the scenario's isolation limits."""
 
-    def __init__(self, bench: Bench):
+    def __init__(self, run: Launch):
         from suite.isolation import start_fork_server
 
-        self.bench = bench
-        start_fork_server(bench.folder)  # it imports its preloads in the background meanwhile
+        self.run_of = run
+        start_fork_server(run.folder)  # it imports its preloads in the background meanwhile
 
     def launch(self, variant: Variant) -> VariantResult:
-        return in_child(self.bench.folder, self.bench.scenario, variant, self.bench.bars)
+        return in_child(self.run_of.folder, self.run_of.scenario, variant, self.run_of.bars)
 
 
-def in_child(folder: Any, scenario: Any, variant: Variant, bars: Any) -> VariantResult:
+def in_child(folder: RunFolder, scenario: Scenario, variant: Variant, bars: Bars) -> VariantResult:
     """The variant measured in a child process under the scenario's isolation limits: its saved
     result, or a failed one saying how the child ended (the Ray launcher's tasks call this too)."""
     from suite.isolation import run_isolated, why_it_failed

@@ -26,7 +26,7 @@ def profile_variant(run_model: Any, backend: Any, backend_name: str, data: Any, 
     model, counted_on = counted
     bytes_read = (work.weight_bytes(model) if counted_on == AS_RUN else None) or size_bytes
     flops_at: dict[int | None, tuple[int, dict] | None] = {}
-    hook = getattr(backend, "profile_ops", None)
+    hook = backend.profile_ops
     shapes = []
     for row in (r for r in rows if r.metric == "call"):
         if row.seq_len not in flops_at:
@@ -59,7 +59,7 @@ def profile_decoder(decoder: Any, backend: Any, backend_name: str, data: Any, ne
     weights outside the embedding tables, suite.tasks.generate.matmul_weights), the weights it reads
     once per call (`bytes_read`; the KV cache's reads are not counted), its roofline position and
     its operators."""
-    hook = getattr(decoder, "profile_ops", None)
+    hook = decoder.profile_ops
     shapes = []
     for row in (r for r in rows if r.metric in ("ttft", "tpot")):
         tokens = row.batch_size * (row.seq_len if row.metric == "ttft" else 1)

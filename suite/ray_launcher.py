@@ -28,8 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from suite.bench import Bench, base_result
+from suite.bench import base_result
 from suite.errors import SuiteError, first_line
+from suite.launchers import Launch
 from suite.registry import MODELS
 from suite.results import VariantResult
 from suite.run_folder import key
@@ -150,22 +151,22 @@ class RayLauncher:
         """Connect before the run folder is made: an address that does not answer leaves none."""
         connect(options.address)
 
-    def __init__(self, bench: Bench):
-        self.bench = bench
-        self.ray = ray = connect(bench.options.address)
+    def __init__(self, run: Launch):
+        self.run_of = run
+        self.ray = ray = connect(run.address)
         nodes = cpu_nodes(ray)
         if not nodes:
             raise SuiteError("--launcher ray: the cluster has no node with a CPU")
-        pinned = bench.options.node  # fleet mode: this run is one node's
+        pinned = run.node  # fleet mode: this run is one node's
         self.nodes = {node: int(found["Resources"]["CPU"]) for node, found in nodes.items()
                       if pinned is None or node == pinned}
         self.task = ray.remote(max_retries=0, num_returns=3)(measure_on_node)
-        self.shipped = shipped_in(ray, bench.options.cache_dir)
+        self.shipped = shipped_in(ray, run.cache_dir)
 
     def run(self, variants: list[Variant], started: Any) -> Iterator[VariantResult]:
         """The checkpoints first where the scenario packs untimed work, then the references (others'
         agreement needs their outputs), then all the others."""
-        scenario = self.bench.scenario
+        scenario = self.run_of.scenario
         if scenario.isolation.pack_untimed_cpus and variants:
             self.train_first(variants)
         references = {agreement_reference(scenario, v, scenario.model_of(v)) for v in variants}
@@ -177,13 +178,13 @@ class RayLauncher:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         waiting, free, running = list(variants), list(self.nodes), {}
-        timeout = self.bench.scenario.isolation.timeout_s + HEAD_GRACE_S
+        timeout = self.run_of.scenario.isolation.timeout_s + HEAD_GRACE_S
         try:
             while waiting or running:
                 free = self.alive(free) if waiting else free
                 if waiting and not free and not running:  # every node died
-                    gone = (f"node {self.bench.options.node} is no longer in the Ray cluster"
-                            if self.bench.options.node else "no node of the Ray cluster is alive")
+                    gone = (f"node {self.run_of.node} is no longer in the Ray cluster"
+                            if self.run_of.node else "no node of the Ray cluster is alive")
                     for variant in waiting:
                         yield self.failed(variant, "Crash", gone, 0.0)
                     return
@@ -219,7 +220,7 @@ class RayLauncher:
         timed), or of a whole node where it is not set (fleet mode); what they build is shipped to
         the variants' tasks. A setup that fails to train here is logged and trains again in its
         first variant's task, which records the failure."""
-        scenario, bars = self.bench.scenario, self.bench.bars
+        scenario, bars = self.run_of.scenario, self.run_of.bars
         setups: dict[str, Variant] = {}
         for v in variants:
             model_ref, dataset = scenario.model_of(v), v.dataset or scenario.dataset
@@ -281,8 +282,8 @@ class RayLauncher:
     def files_for(self, variant: Variant) -> dict[str, bytes]:
         """The run folder's files the variant's task needs: the run's start, and the saved results
         and outputs of the variant it is compared with, and its search's saved trials."""
-        folder = self.bench.folder.path
-        scenario = self.bench.scenario
+        folder = self.run_of.folder.path
+        scenario = self.run_of.scenario
         reference = key(agreement_reference(scenario, variant, scenario.model_of(variant)))
         wanted = ["scenario.yaml", "run.json", "limits.json", f"variants/{reference}.json",
                   f"outputs/{reference}.npy", f"search/{key(variant.name)}.json"]
@@ -304,7 +305,7 @@ class RayLauncher:
                                f"{first_line(exc)}", time.monotonic() - since)
         from suite.results import atomic_write_bytes
 
-        folder = self.bench.folder
+        folder = self.run_of.folder
         for name, data in files.items():  # its result, outputs and log, into the head's run folder
             atomic_write_bytes(folder.path / name, data)
         result = folder.finished(variant.name)
@@ -313,8 +314,8 @@ class RayLauncher:
         return result
 
     def failed(self, variant: Variant, error_type: str, reason: str, seconds: float) -> VariantResult:
-        self.bench.bars.log(f"{variant.name}: failed: {reason}")
-        return replace(base_result(self.bench.scenario, variant), status="failed", error=reason,
+        self.run_of.bars.log(f"{variant.name}: failed: {reason}")
+        return replace(base_result(self.run_of.scenario, variant), status="failed", error=reason,
                        error_type=error_type, seconds=round(seconds, 3))
 
 

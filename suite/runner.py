@@ -18,7 +18,7 @@ from pathlib import Path
 from suite import __version__
 from suite.bench import Bench
 from suite.errors import RunInterrupted, SuiteError
-from suite.launchers import LAUNCHERS, launcher_name
+from suite.launchers import LAUNCHERS, Launch, launcher_name
 from suite.progress import Bars
 from suite.results import RunResult, VariantResult, save_csv, save_json
 from suite.run_folder import RunFolder, options_dict, slug
@@ -71,7 +71,7 @@ def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFol
     import torch
 
     bench = Bench(planned_scenario, options, bars, torch.get_num_threads(), folder, duplicates)
-    launcher = LAUNCHERS.get(name)(bench)  # the subprocess one starts its fork server: its imports overlap with ours
+    launcher = LAUNCHERS.get(name)(launch_of(bench))  # the subprocess one starts its fork server: its imports overlap with ours
     from suite.environment import fingerprint
     from suite.report import write_run_reports
     result = RunResult(suite_version=__version__, created=folder.started().created,
@@ -112,6 +112,13 @@ def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFol
     save_csv(result, folder.path / "results.csv")
     write_run_reports(result, folder.path)
     return result, folder.path
+
+
+def launch_of(bench: Bench) -> Launch:
+    """What the launcher gets of the run (not the Bench: a launcher measures nothing itself)."""
+    options = bench.options
+    return Launch(bench.folder, bench.scenario, bench.bars, bench.measured, options.address, options.node,
+                  options.cache_dir)
 
 
 def kept_or_skipped(variant, bench: Bench) -> VariantResult | None:

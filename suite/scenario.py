@@ -282,7 +282,7 @@ def format_conflict(variant: Variant, model: PluginRef | None) -> tuple[tuple, s
     made, maker = (MODELS.get(model.name).format if model is not None else "torch"), None
     whence = f"model {model.name!r} is one" if model is not None else None  # what made the form, in words
     backend = BACKENDS.get(variant.backend.name)
-    if variant.compress and getattr(backend, "runs_model_file", False):
+    if variant.compress and backend.runs_model_file:
         return ("compress",), (f"backend {variant.backend.name!r} runs the model's own file, which compression "
                                "steps do not change: drop them")
     for i, step in enumerate(variant.compress):
@@ -334,8 +334,8 @@ def task_conflict(variant: Variant, model: PluginRef, dataset: PluginRef | None,
     for i, step in enumerate(variant.compress):
         if task not in METHODS.get(step.name).tasks:
             return ("compress", i, "method"), f"{what}: method {step.name!r} does not apply to it"
-    if task not in getattr(BACKENDS.get(variant.backend.name), "tasks", ("classify",)):
-        runs = [name for name in BACKENDS.names() if task in getattr(BACKENDS.get(name), "tasks", ("classify",))]
+    if task not in BACKENDS.get(variant.backend.name).tasks:
+        runs = [name for name in BACKENDS.names() if task in BACKENDS.get(name).tasks]
         return ("backend",), f"{what}: backend {variant.backend.name!r} does not run it (backends that do: {', '.join(runs)})"
     return None
 

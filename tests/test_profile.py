@@ -274,15 +274,14 @@ def test_a_decoder_is_profiled_per_token(tmp_path, capsys):
 
 
 def test_a_decoder_without_a_profiler_says_so():
-    from types import SimpleNamespace
-
+    from suite.lm import DecoderContract
     from suite.profiling import profile_decoder
     from suite.results import LatencyResult
 
     row = LatencyResult(batch_size=1, seq_len=4, metric="tpot", samples_ms=(2.0,), n=1, p50_ms=2.0, p90_ms=2.0,
                         p95_ms=2.0, p99_ms=2.0, mean_ms=2.0, std_ms=0.0, cv=0.0, ci95_p50_ms=(2.0, 2.0),
                         robust_cv=0.0, outliers=0)
-    profile = profile_decoder(SimpleNamespace(), None, "llamacpp", None, 8, (row,), 4_000_000, 1_000_000,
+    profile = profile_decoder(DecoderContract(), None, "llamacpp", None, 8, (row,), 4_000_000, 1_000_000,
                               {"matmul_gflops": 100.0, "read_bandwidth_gbps": 10.0})
     [shape] = profile.shapes
     assert shape.ops is None and "backend llamacpp has no per-operator profiler" in profile.ops_reason

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Literal
 
+from suite.backends.base import Backend
 from suite.params import Params
 
 
@@ -14,7 +15,7 @@ class EagerParams(Params):
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present, else CPU
 
 
-class EagerBackend:
+class EagerBackend(Backend):
     Params = EagerParams
     description = "PyTorch eager mode (CPU; CUDA when present)"
     takes = ("torch", "torch_only", "eager_only")  # the model formats it runs (see scenario.FORMATS)

@@ -33,7 +33,6 @@ class LlamaCppBackend(HostDecoderBackend):
     Params = LlamaCppParams
     description = "llama.cpp (llama-cpp-python) on the model's own GGUF file; decoders, batch 1"
     takes = ("torch",)
-    tasks = ("generate",)
     runs_model_file = True  # compression steps cannot change what it runs
 
     def available(self) -> str | None:

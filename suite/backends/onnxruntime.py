@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
+from suite.backends.base import Backend
 from suite.params import Params
 from suite.registry import missing_extra
 
@@ -29,7 +30,7 @@ class OnnxRuntimeParams(Params):
     graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(Backend):
     Params = OnnxRuntimeParams
     description = "ONNX Runtime (CPU provider; CUDA provider with IO binding when present)"
     takes = ("torch", "onnx", "onnx_int8")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
+from suite.backends.base import Backend
 from suite.params import Params
 from suite.registry import missing_extra
 
@@ -33,7 +34,7 @@ class OpenVinoParams(Params):
     static_shapes: bool = True
 
 
-class OpenVinoBackend:
+class OpenVinoBackend(Backend):
     Params = OpenVinoParams
     description = "OpenVINO (CPU; reads the ONNX export, runs QDQ int8 models in int8)"
     takes = ("torch", "onnx", "onnx_int8")

@@ -54,7 +54,6 @@ class OrtGenaiBackend(HostDecoderBackend):
     Params = OrtGenaiParams
     description = "ONNX Runtime through onnxruntime-genai (model builder, Generator); decoders, CPU"
     takes = ("torch",)
-    tasks = ("generate",)
 
     def available(self) -> str | None:
         if importlib.util.find_spec("onnxruntime_genai") is None:

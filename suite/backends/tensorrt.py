@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
+from suite.backends.base import Backend
 from suite.errors import SuiteError
 from suite.params import Params
 
@@ -43,7 +44,7 @@ class TensorRtParams(Params):
     cache_dir: Path | None = None  # None: <user cache>/suite/tensorrt
 
 
-class TensorRtBackend:
+class TensorRtBackend(Backend):
     Params = TensorRtParams
     description = "TensorRT on NVIDIA GPUs (ONNX -> engine, or Torch-TensorRT); not run by the project's CI"
     takes = ("torch", "onnx", "onnx_int8")
