@@ -30,13 +30,13 @@ import torch
 from cross_check import positive
 
 import models  # noqa: F401  (registers the model zoo)
-from suite.building import Builder
-from suite.compare import Row
-from suite.gate import PairedPlan, regressions, time_rounds
+from suite.analysis.compare import Row
+from suite.analysis.gate import PairedPlan, regressions, time_rounds
+from suite.build.building import Builder
+from suite.config.scenario import load
 from suite.measure import timing
 from suite.measure.significance import compare_independent, compare_paired
 from suite.progress import Bars
-from suite.scenario import load
 
 THRESHOLD = 0.10
 SCENARIO = """

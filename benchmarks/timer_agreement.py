@@ -24,7 +24,7 @@ from cross_check import positive
 import models  # noqa: F401  (registers the model zoo)
 from suite.backends.eager import EagerBackend, EagerParams
 from suite.measure import timing
-from suite.measuring import batch_of
+from suite.measure.measuring import batch_of
 from suite.registry import DATASETS, MODELS
 
 MODELS_TIMED = {

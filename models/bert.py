@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import PositiveInt, model_validator
 
 from models.spec import ModelSpec
-from suite.params import Params
+from suite.config.params import Params
 
 
 class PretrainedParams(Params):

@@ -10,7 +10,7 @@ import math
 from pydantic import Field, PositiveInt
 
 from models.spec import ModelSpec
-from suite.params import Params
+from suite.config.params import Params
 
 
 class BusyParams(Params):

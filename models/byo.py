@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import field_validator
 
 from models.spec import ModelSpec
+from suite.config.params import ExistingDir, ExistingFile, Params
 from suite.errors import SuiteError, first_line
-from suite.params import ExistingDir, ExistingFile, Params
 
 
 class FileParams(Params):

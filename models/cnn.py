@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, PositiveInt
 
 from models.spec import ModelSpec
-from suite.params import Params
+from suite.config.params import Params
 
 
 class CNNParams(Params):

@@ -24,7 +24,7 @@ class Params(FileParams):
     @field_validator("output")
     @classmethod
     def _in_the_file(cls, value: str | None, info: ValidationInfo) -> str | None:
-        from suite.backends.onnx_model import output_names_of
+        from suite.formats.onnx_model import output_names_of
 
         path = info.data.get("path")
         names = output_names_of(path) if value is not None and path is not None else None  # None: unreadable
@@ -34,13 +34,13 @@ class Params(FileParams):
 
 
 def load(params: Params, data):
-    from suite.backends.onnx_model import from_file
+    from suite.formats.onnx_model import from_file
 
     return from_file(params.path, data, params.output)
 
 
 def fixed_axes(params: Params) -> tuple[int | None, ...]:
-    from suite.backends.onnx_model import input_axes_of
+    from suite.formats.onnx_model import input_axes_of
 
     return input_axes_of(params.path)
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import PositiveInt, field_validator
 
 from models.spec import ModelSpec
-from suite.params import Params
+from suite.config.params import Params
 
 
 class CifarResNetParams(Params):

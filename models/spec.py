@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.params import Params
+from suite.config.params import Params
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ModelSpec:
     # Generative decoders: tokenizer(params, corpus) -> (transformers tokenizer, a short label);
     # build(params, data) then gets the corpus tokenized by it (suite.lm.LmData).
     tokenizer: Callable[[Any, Any], tuple[Any, str]] | None = None
-    # The form build() returns it in (suite.scenario.FORMATS): which compression steps and backends take it.
+    # The form build() returns it in (suite.config.scenario.FORMATS): which compression steps and backends take it.
     format: str = "torch"
     # fixed_axes(params) -> the sizes its own file fixes on the input's axes (None: any is taken; ():
     # not known); read when a scenario is validated, so that other batch sizes and sequence lengths

@@ -107,14 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from suite import fleet
-    from suite import scenario as scenarios
+    from suite.analysis.select import describe as describe_selection
+    from suite.config import scenario as scenarios
     from suite.phases import overhead_line
     from suite.progress import Bars, console
-    from suite.quiet import quiet_known_noise
     from suite.report.terminal import summary_table
-    from suite.runner import RunOptions, resume, run
-    from suite.select import describe as describe_selection
+    from suite.run import fleet
+    from suite.run.quiet import quiet_known_noise
+    from suite.run.runner import RunOptions, resume, run
 
     quiet_known_noise()
     if bool(args.scenarios) == bool(args.resume):
@@ -178,7 +178,7 @@ def run_status(result) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from suite import scenario as scenarios
+    from suite.config import scenario as scenarios
 
     status = EXIT_OK
     for path in args.scenarios:
@@ -229,7 +229,7 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from suite.compare import check_same_machine, compare_runs
+    from suite.analysis.compare import check_same_machine, compare_runs
     from suite.results import load_json
 
     base, candidate = load_json(args.base), load_json(args.candidate)
@@ -240,7 +240,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from suite.gate import parse_slowdown, regressions
+    from suite.analysis.gate import parse_slowdown, regressions
 
     max_slowdown = parse_slowdown(args.max_slowdown)
     if (args.paired is None) == (args.baseline is None) or (args.paired is None) == (args.candidate is None):
@@ -257,8 +257,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def stored_gate(args: argparse.Namespace) -> tuple[list, list[str], str]:
-    from suite.compare import check_same_machine, compare_runs
-    from suite.gate import baseline_path
+    from suite.analysis.compare import check_same_machine, compare_runs
+    from suite.analysis.gate import baseline_path
     from suite.results import load_json
 
     base_path = baseline_path(args.baseline)
@@ -269,16 +269,16 @@ def stored_gate(args: argparse.Namespace) -> tuple[list, list[str], str]:
 
 
 def paired_gate(args: argparse.Namespace) -> tuple[list, list[str], str]:
-    from suite import scenario as scenarios
-    from suite.gate import PairedPlan, paired_rows
+    from suite.analysis.gate import PairedPlan, paired_rows
+    from suite.config import scenario as scenarios
     from suite.progress import Bars
-    from suite.runner import RunOptions
+    from suite.run.runner import RunOptions
 
     if args.percentile != 50:
         raise SuiteError("gate --paired compares medians (p50); --percentile 99 is for stored baselines")
     if args.rounds < 7:  # with 6, Wilcoxon's smallest one-sided p is 1/64: never below 0.01
         raise SuiteError(f"--rounds: {args.rounds} is too few for a one-sided test at p < 0.01 (7 at least)")
-    from suite.quiet import quiet_known_noise
+    from suite.run.quiet import quiet_known_noise
 
     quiet_known_noise()  # both sides are built in this process
     base, candidate = (scenarios.load(path) for path in args.paired)
@@ -305,7 +305,7 @@ def report_rows(rows: list, args: argparse.Namespace, stem: str, title: str, dif
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
-    from suite.gate import save_baseline
+    from suite.analysis.gate import save_baseline
 
     usable_folder("--dir", args.dir)
     print(f"baseline: {save_baseline(args.run, args.name, args.dir)}")
@@ -330,7 +330,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from suite.explain import explain
+    from suite.analysis.explain import explain
     from suite.results import load_json
 
     for line in explain(load_json(args.run), args.variant, args.against):

@@ -159,7 +159,7 @@ class Decoder(DecoderContract):
         return self._run(tokens)
 
     def profile_ops(self, call: Callable[[], Any], calls: int) -> tuple[list, float, int]:
-        """torch.profiler over `calls` calls of `call` (suite.measure.ops, suite.profiling)."""
+        """torch.profiler over `calls` calls of `call` (suite.measure.ops, suite.measure.profiling)."""
         import torch
 
         from suite.measure.ops import torch_ops

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 @dataclass(frozen=True)
 class Training:
-    """How the weights were trained here (suite.training; decoders report perplexity)."""
+    """How the weights were trained here (suite.build.training; decoders report perplexity)."""
 
     epochs_run: int
     best_epoch: int
@@ -222,7 +222,7 @@ class Profile:
 
 @dataclass(frozen=True)
 class SearchTrial:
-    """One trial of an accuracy-aware search (suite.search), measured on the validation split."""
+    """One trial of an accuracy-aware search (suite.build.search), measured on the validation split."""
 
     index: int
     phase: str  # reference (uncompressed), all quantized, sensitivity, fallback, bisect, grid
@@ -270,6 +270,6 @@ def as_record(cls: type, value: Any) -> Any:
     """`value` as a `cls` record (a dict is checked and converted; a record or None as it is)."""
     if value is None or isinstance(value, cls):
         return value
-    from suite.params import checked
+    from suite.config.params import checked
 
     return checked(cls, value, cls.__name__)

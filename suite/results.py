@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite.config.params import checked
 from suite.errors import SuiteError, first_line, quote
 from suite.measure.stats import LatencyStats
-from suite.params import checked
 from suite.records import RECORDS, CompressRecord, Energy, Fidelity, Load, Node, Profile, Search, Weights, as_record
 
 SCHEMA_VERSION = 2
@@ -141,7 +141,7 @@ class VariantResult:
     task: str | None = None
     # Where the time goes (measure.profile): work, roofline position and operators at each shape.
     profile: Profile | None = None
-    # An accuracy-aware search's goal, trials and choice (suite.search); None for other variants.
+    # An accuracy-aware search's goal, trials and choice (suite.build.search); None for other variants.
     search: Search | None = None
 
     def __post_init__(self) -> None:

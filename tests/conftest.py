@@ -22,7 +22,7 @@ def no_cache_root_left_behind():
     process; reset it after each test, so that a later test's bare library call caches nothing
     (and exports afresh) whatever ran before it on the same worker."""
     yield
-    from suite.weights import use_cache_root
+    from suite.build.weights import use_cache_root
 
     use_cache_root(None)
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from suite.backends import onnx_model
 from suite.compress import compress
+from suite.config.scenario import load
 from suite.errors import ScenarioError
+from suite.formats import onnx_model
 from suite.measure import quality
 from suite.registry import BACKENDS
-from suite.scenario import load
 from tests.test_compress import context, step
 from tests.test_compress import load as load_model
 

@@ -6,9 +6,9 @@ same test split: equal only if the file really carried the model and its weights
 import pytest
 import torch
 
+from suite.config.scenario import load
 from suite.errors import ScenarioError
 from suite.registry import DATASETS
-from suite.scenario import load
 
 FACTORY_MODULE = '''
 import torch

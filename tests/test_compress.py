@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from suite.compress import CompressContext, compress
+from suite.config.scenario import PluginRef
 from suite.errors import SuiteError
 from suite.registry import DATASETS, METHODS, MODELS
-from suite.scenario import PluginRef
 
 SMALL_MODELS = {
     "mlp": ("mlp", {"hidden": [32]}, "digits", {}),

@@ -11,10 +11,10 @@ import inspect
 import pytest
 
 from suite.backends.base import Backend
+from suite.config.params import Params
+from suite.config.scenario import FORMATS
 from suite.lm import DecoderContract
-from suite.params import Params
 from suite.registry import BACKENDS, MODELS, TASKS
-from suite.scenario import FORMATS
 from suite.tasks.base import Task
 from tests.conftest import ROOT
 
@@ -100,7 +100,7 @@ def test_the_probe_check_finds_a_probe(tmp_path, monkeypatch):
 
 
 def test_launchers_get_a_small_context_not_the_bench():
-    from suite.launchers import LAUNCHERS, Launch
+    from suite.run.launchers import LAUNCHERS, Launch
 
     for name in LAUNCHERS.names():
         first = list(inspect.signature(LAUNCHERS.get(name).__init__).parameters.values())[1]

@@ -126,8 +126,8 @@ def test_user_data_in_a_scenario_resolves_paths_next_to_it(write_scenario, tmp_p
 
 
 def test_missing_user_file_is_named_with_its_key(write_scenario, tmp_path):
+    from suite.config.scenario import load
     from suite.errors import ScenarioError
-    from suite.scenario import load
 
     text = "model: mlp\nvariants: [{name: a, dataset: {name: npz, path: gone.npz}}]\n"
     with pytest.raises(ScenarioError, match=rf"variants\[0\]\.dataset\.path: file not found: {tmp_path / 'gone.npz'}$"):

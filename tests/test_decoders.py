@@ -114,9 +114,9 @@ def test_fp8_kv_cache_holds_a_quarter_of_the_bytes_and_nearly_the_same_logits(da
 @pytest.mark.parametrize("steps", [["int8_dynamic_activation"], ["intx_weight_only"], ["bf16", "int8_weight_only"]])
 def test_torchao_methods_decode_close_to_the_float_model(data, steps):
     from suite.compress import CompressContext, compress
+    from suite.config.scenario import PluginRef
     from suite.lm import Decoder, perplexity
     from suite.registry import METHODS
-    from suite.scenario import PluginRef
 
     model = tiny_gpt2(data)
     reference = perplexity(Decoder(model, "cpu", "dynamic"), data, context=32, max_tokens=200, batch_size=4)
@@ -153,9 +153,9 @@ def test_greedy_fidelity_counts_equal_tokens_and_first_divergence():
 
 
 def test_select_rejects_a_fast_decoder_whose_text_went_wrong():
+    from suite.analysis.select import describe, recommend
+    from suite.config.scenario import Select
     from suite.results import LatencyResult, VariantResult
-    from suite.scenario import Select
-    from suite.select import describe, recommend
 
     def variant(name, ppl, agreement, tpot_ms):
         row = LatencyResult(batch_size=1, seq_len=32, metric="tpot", samples_ms=(tpot_ms,), n=1, p50_ms=tpot_ms,
@@ -317,7 +317,7 @@ def test_gguf_weights_are_cached_after_the_first_load(tmp_path, monkeypatch):
         calls.append(file)
         return "model", "tokenizer"
 
-    from suite import weights
+    from suite.build import weights
 
     monkeypatch.setattr(causal_lm, "dequantized", fake_dequantized)
     monkeypatch.setattr(causal_lm, "write_float_folder", lambda model, tokenizer, folder: (folder / "w").write_text("w"))
@@ -338,7 +338,7 @@ def test_gguf_weights_are_cached_after_the_first_load(tmp_path, monkeypatch):
 
 def test_machine_limits_are_positive_and_measured_once_per_run(tmp_path):
     from suite.measure import machine
-    from suite.run_folder import RunFolder
+    from suite.run.run_folder import RunFolder
 
     folder = RunFolder(tmp_path)
     calls = []

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from suite import shipping
 from suite.__main__ import main
 from suite.errors import SuiteError
-from suite.fleet import node_folders, parse_labels
+from suite.run import shipping
+from suite.run.fleet import node_folders, parse_labels
 
 
 def test_labels_parse_and_bad_ones_are_refused():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from suite.__main__ import main
-from suite.compare import Row, compare_runs, env_differences
+from suite.analysis.compare import Row, compare_runs, env_differences
+from suite.analysis.gate import parse_slowdown, regressions
 from suite.errors import SuiteError
-from suite.gate import parse_slowdown, regressions
 from suite.measure.significance import Comparison, compare_independent, compare_paired
 from suite.results import RunResult, VariantResult, save_json
 from tests.report_runs import latency
@@ -194,7 +194,7 @@ class FakeSide:
 
 
 def test_paired_rounds_alternate_call_by_call():
-    from suite.gate import PairedPlan, time_rounds
+    from suite.analysis.gate import PairedPlan, time_rounds
 
     log: list[str] = []
     sides = [FakeSide(log, "A"), FakeSide(log, "B")]

@@ -163,7 +163,7 @@ def test_max_variants_raises_the_cap(write_scenario, capsys):
 
 
 def test_aliases_within_the_limit_still_work(write_scenario):
-    from suite.scenario import load
+    from suite.config.scenario import load
 
     text = ("shared: &m {batch_sizes: [1, 4], warmup_s: 0.1}\nmodel: mlp\n"
             "variants: [{name: a, measure: *m}, {name: b, measure: {<<: *m, warmup_s: 0.2}}]\n")
@@ -179,7 +179,7 @@ def test_non_finite_figures_are_written_as_null_with_a_warning(tmp_path):
     from dataclasses import replace
 
     from suite.results import RunResult, VariantResult, load_json, save_json
-    from suite.run_folder import RunFolder
+    from suite.run.run_folder import RunFolder
     from tests.report_runs import latency
 
     row = replace(latency(1, [1.0, 2.0, 3.0]), p99_ms=float("inf"), cv=float("nan"))
@@ -443,7 +443,7 @@ def test_busy_machine_is_detected_and_said(write_scenario, run_quick, tmp_path):
 
 
 def test_neighbours_rules():
-    from suite.compare import Row
+    from suite.analysis.compare import Row
     from suite.measure import neighbours
     from suite.measure.significance import compare_independent
 
@@ -473,8 +473,8 @@ def test_onnx_exports_are_cached_by_what_they_depend_on(tmp_path):
     pytest.importorskip("onnxscript")
     import torch
 
-    from suite.backends.onnx_model import to_onnx
-    from suite.weights import use_cache_root
+    from suite.build.weights import use_cache_root
+    from suite.formats.onnx_model import to_onnx
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()

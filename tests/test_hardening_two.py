@@ -406,7 +406,7 @@ def test_a_damaged_onnx_export_is_said_rebuilt_and_gives_the_same_figures(tmp_pa
 def test_a_damaged_cached_folder_is_said_and_removed(tmp_path, how):
     """The folder caches (SmolLM2's float weights from its GGUF, onnxruntime-genai's converted
     model): sealed with each file's size and digest, checked before use."""
-    from suite import weights
+    from suite.build import weights
 
     folder = tmp_path / "cache" / "gguf" / "model-1"
     (folder / "sub").mkdir(parents=True)
@@ -457,7 +457,7 @@ variants:
     (lambda t: t.update(error=3), "trials[1]: 'error' is not text"),
 ])
 def test_a_damaged_saved_trial_is_named_and_measured_again(tmp_path, edit, expected):
-    from suite.search import replayable
+    from suite.build.search import replayable
 
     good = {"key": "[]", "phase": "fallback", "seconds": 1.5, "speed_ms": 0.2, "val_accuracy": 0.9, "agreement": 1.0,
             "kept_float": ["fc1"], "steps": [], "error": None}

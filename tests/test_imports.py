@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-CONFIGURATION = {"suite.scenario", "suite.params", "suite.search_spec", "suite.sweep", "suite.safe_yaml",
-                 "suite.registry", "suite.errors"}
+CONFIGURATION = {"suite.config", "suite.config.scenario", "suite.config.params", "suite.config.search_spec",
+                 "suite.config.sweep", "suite.config.safe_yaml", "suite.registry", "suite.errors"}
 
 
 def modules() -> dict[str, Path]:
@@ -72,15 +72,15 @@ def test_a_circle_is_found_where_there_is_one(tmp_path, monkeypatch):
 
 def test_the_configuration_layer_imports_nothing_of_the_engine():
     graph = import_graph()
-    reached, todo = set(), ["suite.scenario"]
+    reached, todo = set(), ["suite.config.scenario"]
     while todo:
         module = todo.pop()
         if module not in reached:
             reached.add(module)
             todo.extend(graph[module])
     assert reached <= CONFIGURATION, sorted(reached - CONFIGURATION)
-    assert "suite.scenario" not in graph["suite.results"] and "suite.scenario" not in graph["suite.records"]
+    assert "suite.config.scenario" not in graph["suite.results"] and "suite.config.scenario" not in graph["suite.records"]
 
 
 def test_the_comparison_of_runs_imports_nothing_of_the_reports_drawn_from_it():
-    assert not [module for module in import_graph()["suite.compare"] if module.startswith("suite.report")]
+    assert not [module for module in import_graph()["suite.analysis.compare"] if module.startswith("suite.report")]

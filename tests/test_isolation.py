@@ -133,7 +133,7 @@ def test_child_processes_do_not_outlive_a_killed_run():
     # The parent is killed only once the child says it has asked for that signal: on a loaded
     # machine its imports took longer than a fixed wait, and a child killed before asking lives on.
     code = ("import subprocess, sys, time\n"
-            "child = subprocess.Popen([sys.executable, '-c', 'from suite.isolation import die_with_parent; "
+            "child = subprocess.Popen([sys.executable, '-c', 'from suite.run.isolation import die_with_parent; "
             "die_with_parent(); print(\"armed\", flush=True); import time; time.sleep(60)'], stdout=subprocess.PIPE)\n"
             "child.stdout.readline()\n"
             "print(child.pid, flush=True); time.sleep(60)\n")

@@ -8,8 +8,8 @@ import ast
 
 import pytest
 
-from suite.run_plan import RunOptions, on_backend, planned
-from suite.scenario import load
+from suite.config.scenario import load
+from suite.run.run_plan import RunOptions, on_backend, planned
 from tests.conftest import ROOT
 
 SMALL = """
@@ -72,19 +72,19 @@ def imported_modules(path) -> set[str]:
 
 @pytest.mark.parametrize("module", ["isolation", "launchers", "bench", "building", "run_plan", "gate"])
 def test_no_piece_below_the_runner_imports_it(module):
-    assert "suite.runner" not in imported_modules(ROOT / "suite" / f"{module}.py")
+    assert "suite.run.runner" not in imported_modules(ROOT / "suite" / f"{module}.py")
 
 
 def test_isolation_names_its_child_entry_point_instead_of_importing_it():
-    from suite import isolation
+    from suite.run import isolation
 
-    assert not {"suite.bench", "suite.building"} & imported_modules(ROOT / "suite" / "isolation.py")
+    assert not {"suite.run.bench", "suite.build.building"} & imported_modules(ROOT / "suite" / "isolation.py")
     module, function = isolation.ENTRY.split(":")
     assert callable(getattr(__import__(module, fromlist=[function]), function))
 
 
 def test_quick_is_a_new_scenario_with_smoke_test_settings_everywhere(write_scenario):
-    from suite.run_plan import QUICK_MEASURE, quickened
+    from suite.run.run_plan import QUICK_MEASURE, quickened
 
     scenario = load(write_scenario("""
         model: {name: gpt2_random, layers: 1, hidden: 32, heads: 2, context: 64, vocab: 300}
@@ -103,6 +103,6 @@ def test_quick_is_a_new_scenario_with_smoke_test_settings_everywhere(write_scena
     assert quick.measure.generate.new_tokens == 2 and quick.measure.generate.text_tokens == 8
     assert quick.variants[1].measure.generate.new_tokens == 2  # its own measure inherits the generate settings
     assert (quick.train.epochs, quick.train.max_epochs, quick.train.max_batches) == (50, 2, 3)
-    from suite.building import train_config
+    from suite.build.building import train_config
 
     assert train_config({"epochs": 30, "batch_size": 8, "lr": 0.1}, quick).epochs == 2

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
+from suite.config.scenario import load as load_scenario
 from suite.errors import ScenarioError
 from suite.measure import load, timing
-from suite.scenario import load as load_scenario
 
 
 def test_offline_throughput_counts_all_the_work_over_all_the_time():

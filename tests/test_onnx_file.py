@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from suite.config.scenario import load
 from suite.errors import ScenarioError
 from suite.registry import DATASETS
-from suite.scenario import load
 
 pytestmark = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")),
                                 reason="needs the onnx extra")

@@ -48,7 +48,7 @@ def test_flops_match_hand_counts_for_an_mlp_and_a_cnn():
     assert total == conv1 + conv2 + 2 * (8 * 4 * 4) * 16 + 2 * 16 * 10
     assert top["SmallCNN.features.2"] == conv2 and max(top, key=top.get) == "SmallCNN.features.2"
     assert work.count_flops("not a module", None) is None
-    from suite.profiling import flops_model
+    from suite.measure.profiling import flops_model
 
     pruned = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))  # as channel pruning leaves it
     assert flops_model(pruned, mlp, 1) == (pruned, "the model as the backend gets it")
@@ -174,7 +174,7 @@ def test_the_comparison_page_sets_operator_families_side_by_side(profiled_run, t
 
 
 def test_reasons_come_from_the_figures():
-    from suite.explain import reasons
+    from suite.analysis.explain import reasons
     from suite.records import OpRow, OpTable, ShapeProfile
     from tests.report_runs import variant
 
@@ -275,7 +275,7 @@ def test_a_decoder_is_profiled_per_token(tmp_path, capsys):
 
 def test_a_decoder_without_a_profiler_says_so():
     from suite.lm import DecoderContract
-    from suite.profiling import profile_decoder
+    from suite.measure.profiling import profile_decoder
     from suite.results import LatencyResult
 
     row = LatencyResult(batch_size=1, seq_len=4, metric="tpot", samples_ms=(2.0,), n=1, p50_ms=2.0, p90_ms=2.0,

@@ -6,7 +6,7 @@ import json
 import re
 
 from suite.__main__ import main
-from suite.compare import compare_runs
+from suite.analysis.compare import compare_runs
 from suite.report import markdown, render_html, render_summary
 from suite.report.comparison import load_runs, matched_rows, render_comparison
 from suite.report.figures import MAX_BOX_POINTS, box_points, pareto_front, shown
@@ -158,7 +158,7 @@ def test_summary_markdown_table():
 
 
 def test_two_runs_compared_as_suite_compare_judges_them(tmp_path):
-    """The page's ratio, interval, p-value and verdict for every pair are suite.compare's."""
+    """The page's ratio, interval, p-value and verdict for every pair are suite.analysis.compare's."""
     first, second = tmp_path / "a", tmp_path / "b"
     save_json(rich_run("2026-11-20T00:00:00+00:00"), first / "results.json")
     save_json(rich_run("2026-11-21T00:00:00+00:00", slower=1.5), second / "results.json")

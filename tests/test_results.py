@@ -127,7 +127,7 @@ def test_the_offline_mode_rates_migrate_from_text_keys_to_rows():
 
 def test_a_saved_variant_of_schema_1_resumes(tmp_path):
     """A run interrupted under schema 1 (variants/<key>.json without a version) is read by --resume."""
-    from suite.run_folder import RunFolder, key
+    from suite.run.run_folder import RunFolder, key
 
     old = next(v for v in json.loads((V1 / "classifier.json").read_text())["variants"] if v["name"] == "offline")
     folder = RunFolder(tmp_path)

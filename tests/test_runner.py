@@ -1,6 +1,6 @@
 """Runner behaviour beyond the happy path: untrained models, unlabelled data, per-variant measure."""
 
-from suite.scenario import load
+from suite.config.scenario import load
 
 TINY_IMAGENET = "{name: resnet_imagenet, depth: 18, width: 8}"
 RANDOM_SMALL = "{name: random, shape: [3, 64, 64], num_classes: 10, size: 4}"
@@ -74,7 +74,7 @@ def test_cifar_resnet_depth_must_be_six_n_plus_two(write_scenario):
 def test_batch_of_pads_or_cuts_token_sequences_with_the_padding_id():
     import torch
 
-    from suite.measuring import batch_of
+    from suite.measure.measuring import batch_of
 
     tokens = torch.arange(1, 13).reshape(3, 4)
     assert batch_of(tokens, 2, seq_len=2).tolist() == [[1, 2], [5, 6]]
@@ -112,7 +112,7 @@ def test_padding_does_not_change_token_models_outputs():
 
     from models.nets.bert import from_config
     from models.nets.lstm import LSTMClassifier
-    from suite.measuring import batch_of
+    from suite.measure.measuring import batch_of
 
     torch.manual_seed(0)
     tokens = torch.randint(1, 100, (3, 10))

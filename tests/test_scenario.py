@@ -2,8 +2,8 @@
 
 import pytest
 
+from suite.config.scenario import PluginRef, load
 from suite.errors import ScenarioError
-from suite.scenario import PluginRef, load
 
 GOOD = """
 model: {name: mlp, hidden: [32]}

@@ -6,8 +6,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from suite.config.scenario import load
 from suite.results import SCHEMA_VERSION
-from suite.scenario import load
 from tests.conftest import ROOT
 
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))

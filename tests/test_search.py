@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from suite.__main__ import main
-from suite.scenario import load
-from suite.search import Searcher
+from suite.build.search import Searcher
+from suite.config.scenario import load
 
 # An MLP trained here on digits, then made sensitive to int8 in one named layer on purpose: layer
 # "1" (the first Linear) gets one huge weight on pixel 0, which is 0 in every digit, so the float
@@ -137,7 +137,7 @@ def test_a_rounding_sensitivity_ranks_the_sensitive_layer_first_in_one_pass_not_
 
 
 def test_weight_rounding_errors_against_a_hand_computed_case():
-    from suite.sensitivity import round_input_to_uint8, round_to_int8, weight_rounding_errors
+    from suite.build.sensitivity import round_input_to_uint8, round_to_int8, weight_rounding_errors
 
     weight = torch.tensor([[1.0, 0.004], [0.5, -0.25]])
     # Row 0: scale 1/127, so 0.004 rounds to 1/127 (0.00787); row 1: scale 0.5/127, -0.25 to -63.5 -> -64 steps.
@@ -328,7 +328,7 @@ def test_keep_float_names_a_layer_the_method_quantizes(tmp_path, write_scenario,
 
 
 def test_a_damaged_trials_file_is_measured_again(tmp_path):
-    from suite.run_folder import RunFolder
+    from suite.run.run_folder import RunFolder
 
     folder = RunFolder(tmp_path)
     (tmp_path / "search").mkdir()

@@ -2,10 +2,10 @@
 
 import pytest
 
+from suite.analysis.select import describe, recommend
+from suite.config.scenario import Select, load
 from suite.errors import ScenarioError
 from suite.results import LatencyResult, VariantResult
-from suite.scenario import Select, load
-from suite.select import describe, recommend
 
 
 def variant(name, accuracy, p50_b1, reference="fp32", status="ok"):

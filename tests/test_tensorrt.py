@@ -95,8 +95,8 @@ def test_the_layer_profiler_gives_an_operator_table(tmp_path):
 
 
 def test_route_torch_tensorrt_refuses_an_onnx_model_in_one_line(tmp_path):
-    from suite.backends.onnx_model import OnnxModel
     from suite.errors import SuiteError
+    from suite.formats.onnx_model import OnnxModel
 
     onnx_model = OnnxModel(tmp_path / "m.onnx", "file", 0.0, tokens=False)
     with pytest.raises(SuiteError, match="route torch_tensorrt compiles torch models, and this one is ONNX: use route 'onnx'"):

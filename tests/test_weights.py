@@ -3,7 +3,7 @@
 import torch
 
 from models.mlp import SPEC
-from suite.weights import CheckpointCache, cache_key
+from suite.build.weights import CheckpointCache, cache_key
 
 SCENARIO = """
 model: {{name: mlp, hidden: [16]{checkpoint}}}
@@ -32,7 +32,7 @@ def test_cache_key_changes_with_anything_that_determines_the_weights():
 
 
 def test_corrupt_cache_entry_is_retrained(tmp_path):
-    from suite.weights import obtain
+    from suite.build.weights import obtain
 
     cache = CheckpointCache(tmp_path)
     model = torch.nn.Linear(2, 2)
@@ -75,7 +75,7 @@ def test_unreadable_checkpoint(write_scenario, tmp_path, run_quick):
 def test_code_fingerprint_tracks_project_sources_and_package_versions(tmp_path, monkeypatch):
     from importlib import metadata
 
-    from suite.weights import code_fingerprint
+    from suite.build.weights import code_fingerprint
 
     (tmp_path / "my_net_v.py").write_text("import torch\nclass Net(torch.nn.Linear):\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -84,6 +84,6 @@ def test_code_fingerprint_tracks_project_sources_and_package_versions(tmp_path, 
     model = torch.nn.Sequential(my_net_v.Net(2, 2), torch.nn.ReLU())
     before = code_fingerprint(model)
     assert before["torch"] == metadata.version("torch")
-    assert set(before) == {"suite.training", "torch", "my_net_v"}
+    assert set(before) == {"suite.build.training", "torch", "my_net_v"}
     (tmp_path / "my_net_v.py").write_text("import torch\nclass Net(torch.nn.Linear):\n    pass  # changed\n")
     assert code_fingerprint(model)["my_net_v"] != before["my_net_v"]

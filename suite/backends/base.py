@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from suite.params import Params
+from suite.config.params import Params
 
 
 class Backend:
@@ -17,7 +17,7 @@ class Backend:
     tasks: ClassVar[tuple[str, ...]] = ("classify",)  # model tasks it runs (suite.tasks)
     # It runs the model's own file (a GGUF, say), so compression steps cannot change what it runs.
     runs_model_file: ClassVar[bool] = False
-    # Its own profiler, for measure.profile's operator tables (suite.profiling): over up to
+    # Its own profiler, for measure.profile's operator tables (suite.measure.profiling): over up to
     # `calls` calls of the prepared `run` on placed `inputs` -> (suite.measure.ops.Op rows:
     # operator, count, own seconds, precision; wall seconds; calls made). None: it has none.
     profile_ops: Callable[[Callable[[Any], Any], Any, int], tuple[list, float, int]] | None = None

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from suite.backends.base import Backend
-from suite.params import Params
+from suite.config.params import Params
 
 
 class EagerParams(Params):

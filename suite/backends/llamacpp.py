@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import Field
 
 from suite.backends.base import HostDecoderBackend
+from suite.config.params import Params
 from suite.errors import SuiteError
 from suite.lm import DecoderContract
-from suite.params import Params
 
 
 class LlamaCppParams(Params):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import PositiveInt
 
 from suite.backends.base import Backend
-from suite.params import Params
+from suite.config.params import Params
 from suite.registry import missing_extra
 
 OPTIMIZATION = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -68,7 +68,7 @@ class OnnxRuntimeBackend(Backend):
     def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
         import torch
 
-        from suite.backends.onnx_model import to_onnx
+        from suite.formats.onnx_model import to_onnx
 
         self.onnx = to_onnx(model, example_inputs)
         start = time.perf_counter()

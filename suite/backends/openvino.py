@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import PositiveInt
 
 from suite.backends.base import Backend
-from suite.params import Params
+from suite.config.params import Params
 from suite.registry import missing_extra
 
 COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "RNNSeq", "RNNCell")
@@ -71,7 +71,7 @@ class OpenVinoBackend(Backend):
         import openvino
         import torch
 
-        from suite.backends.onnx_model import to_onnx
+        from suite.formats.onnx_model import to_onnx
 
         self.onnx = to_onnx(model, example_inputs)
         self.threads = self.params.threads or torch.get_num_threads()

@@ -32,9 +32,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from suite.backends.base import HostDecoderBackend
+from suite.config.params import Params
 from suite.errors import SuiteError
 from suite.lm import DecoderContract
-from suite.params import Params
 
 INSTALL = "pip install -c constraints.txt -e '.[ortgenai]'"
 
@@ -91,9 +91,9 @@ class OrtGenaiBackend(HostDecoderBackend):
 
 def built(model: Any, tokenizer: Any, settings: dict) -> tuple[Path, str]:
     """The builder's output folder for this model and settings, from the cache or built now."""
-    from suite.backends.onnx_model import package_version
+    from suite.build.weights import cache_folder, hash_tensors, seal_folder, sealed_folder, source_hash
+    from suite.formats.onnx_model import package_version
     from suite.lm import tokenizer_id
-    from suite.weights import cache_folder, hash_tensors, seal_folder, sealed_folder, source_hash
 
     digest = hashlib.sha256()
     if not hash_tensors(model, digest):

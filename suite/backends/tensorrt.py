@@ -27,8 +27,8 @@ from typing import Any, Literal
 from pydantic import PositiveInt
 
 from suite.backends.base import Backend
+from suite.config.params import Params
 from suite.errors import SuiteError
-from suite.params import Params
 
 # Builder flags each precision turns on (fp32 needs none). int8 keeps fp16 on for the layers
 # that have no int8 kernel, as trtexec --int8 --fp16 does.
@@ -78,7 +78,7 @@ class TensorRtBackend(Backend):
                 **(self.onnx.describe() if self.onnx else {})}
 
     def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
-        from suite.backends.onnx_model import OnnxModel, to_onnx
+        from suite.formats.onnx_model import OnnxModel, to_onnx
 
         self.calibration = train_inputs
         if self.params.route == "torch_tensorrt" and isinstance(model, OnnxModel):
@@ -194,7 +194,7 @@ def gpu_name(torch: Any) -> str:
 
 
 def default_engine_dir() -> Path:
-    from suite.weights import default_cache_dir
+    from suite.build.weights import default_cache_dir
 
     return default_cache_dir() / "tensorrt"
 

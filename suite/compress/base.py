@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.params import Params
+from suite.config.params import Params
 
 
 class NotApplicable(Exception):

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import PositiveFloat, PositiveInt
 
 from suite.compress.base import CompressContext, MethodSpec, NotApplicable
-from suite.params import Params
+from suite.config.params import Params
 
 
 class FinetuneParams(Params):
@@ -18,7 +18,7 @@ class FinetuneParams(Params):
 
 
 def apply_finetune(module: Any, params: FinetuneParams, context: CompressContext) -> tuple[Any, dict]:
-    from suite.training import TrainConfig, train
+    from suite.build.training import TrainConfig, train
 
     trainable = [p for p in module.parameters() if p.requires_grad and p.is_floating_point()]
     if not trainable or not context.data.labelled:

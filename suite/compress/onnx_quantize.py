@@ -17,7 +17,7 @@ from pydantic import PositiveInt
 
 from suite.compress.base import CompressContext, MethodSpec
 from suite.compress.quantize import KeepFloat, calibration_batches, kept_out
-from suite.params import Params
+from suite.config.params import Params
 
 REQUIRES = ("onnxruntime", "onnx", "onnxscript")
 
@@ -117,7 +117,7 @@ def file_name(stem: str, keep_float: tuple[str, ...]) -> str:
 
 def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[Any, list[str]]:
     """The model in ONNX, after ONNX Runtime's pre-processing when asked."""
-    from suite.backends.onnx_model import to_onnx
+    from suite.formats.onnx_model import to_onnx
 
     exported = to_onnx(module, context.data.train.x[:1])
     took = f" in {exported.export_s:.1f} s" if exported.export_s else ""  # 0: copied from the cache (its note says)
@@ -138,7 +138,7 @@ def _prepared(module: Any, context: CompressContext, preprocess: bool) -> tuple[
 
 def needs_own_copy(path: Any) -> bool:
     """Whether a user's file has external data or unnamed nodes (self_contained mends both), from one read."""
-    from suite.backends.onnx_model import external_files, read_proto
+    from suite.formats.onnx_model import external_files, read_proto
 
     proto = read_proto(path)
     return bool(external_files(path, proto)) or any(not node.name for node in proto.graph.node)
@@ -150,8 +150,8 @@ def self_contained(source: Any, path: Any) -> None:
     (MatMul_3) so that keep_float, and so a search, can name them."""
     import onnx
 
-    from suite.backends.onnx_model import PROTOBUF_LIMIT
     from suite.errors import SuiteError
+    from suite.formats.onnx_model import PROTOBUF_LIMIT
 
     proto = onnx.load(str(source))
     if proto.ByteSize() >= PROTOBUF_LIMIT:

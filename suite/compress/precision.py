@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from suite.compress.base import CompressContext, MethodSpec
-from suite.params import Params
+from suite.config.params import Params
 
 
 class PrecisionParams(Params):

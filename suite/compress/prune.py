@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from suite.compress.base import CompressContext, MethodSpec, NotApplicable
-from suite.params import Params
+from suite.config.params import Params
 
 PRUNABLE = ("Linear", "Conv1d", "Conv2d")
 

@@ -15,14 +15,14 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt
 
 from suite.compress.base import CompressContext, MethodSpec, NotApplicable
-from suite.params import Params
+from suite.config.params import Params
 
 FLOAT_ACTIVATIONS = "Linear weights only, activations stay in float"
 NEEDS_COMPILE = "its int8 kernels run only once compiled by inductor: use backend 'compile' (eager runs it slower than fp32)"
 
 
 # Layers (module names, as the record's layer table and quantized_layers name them) left in float:
-# what an accuracy-aware search (suite.search, layer_fallback) sets, or a user by hand.
+# what an accuracy-aware search (suite.build.search, layer_fallback) sets, or a user by hand.
 KeepFloat = tuple[str, ...]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from suite.params import Params
+from suite.config.params import Params
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import PositiveInt
 
+from suite.config.params import ExistingDir
 from suite.datasets.base import Dataset, DatasetSpec, SplitParams, split_arrays
 from suite.errors import SuiteError
-from suite.params import ExistingDir
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from suite.config.params import ExistingFile
 from suite.datasets.base import Dataset, DatasetSpec, SplitParams, split_arrays
 from suite.errors import SuiteError
-from suite.params import ExistingFile
 
 
 class NpzParams(SplitParams):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
+from suite.config.params import Params
 from suite.datasets.base import Dataset, DatasetSpec, Split
-from suite.params import Params
 
 
 class RandomParams(Params):

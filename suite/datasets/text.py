@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from suite.config.params import ExistingFile, Params
 from suite.datasets.base import DatasetSpec, TextCorpus
 from suite.errors import SuiteError
-from suite.params import ExistingFile, Params
 
 MAX_TEXT_BYTES = 64 << 20  # a user's text file read whole: a bound on what a typo can make us read
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pydantic import PositiveInt
 
+from suite.config.params import ExistingFile
 from suite.datasets.base import Dataset, DatasetSpec, SplitParams, split_arrays
 from suite.datasets.topics import encode
 from suite.errors import SuiteError
-from suite.params import ExistingFile
 
 
 class TextCsvParams(SplitParams):

@@ -2,7 +2,7 @@
 name and input shape, their latency as a ratio to a reference run, and each variant's latency
 over the runs in time order.
 
-Every pair is judged by suite.compare, as `suite compare` and `suite gate` judge it: the ratio of
+Every pair is judged by suite.analysis.compare, as `suite compare` and `suite gate` judge it: the ratio of
 medians, its bootstrap 95% interval, the one-sided Mann-Whitney p-value and the verdict at
 alpha; each run's differences from the reference in what matters for latency (hardware, torch,
 backend versions, the node that measured a variant) are listed, not refused: comparing machines
@@ -14,7 +14,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from suite.compare import SHOWN, Row, compare_runs, env_differences, latency_rows
+from suite.analysis.compare import SHOWN, Row, compare_runs, env_differences, latency_rows
 from suite.errors import SuiteError
 from suite.measure.significance import ALPHA
 from suite.report import figures, tables
@@ -44,7 +44,7 @@ def matched_rows(runs: list[tuple[str, RunResult]], reference: int) -> dict[tupl
 
 
 def judged(runs: list[tuple[str, RunResult]], reference: int) -> list[dict[tuple[str, str], Row] | None]:
-    """For each run but the reference, suite.compare's row for every pair it shares with the
+    """For each run but the reference, suite.analysis.compare's row for every pair it shares with the
     reference (None in the reference's place); SuiteError when a name is another thing there."""
     found: list[dict[tuple[str, str], Row] | None] = []
     for i, (label, run) in enumerate(runs):

@@ -103,7 +103,7 @@ def profile_html(run: RunResult, shape: str | None) -> str:
     """Where the time goes (measure.profile): time by operator family, and per variant what
     `suite explain` prints: work, roofline position, top operators, the diff against its
     reference and the reasons it is not faster where it is not."""
-    from suite.explain import explain
+    from suite.analysis.explain import explain
 
     bars = figures.family_figure(run.variants, shape, "operator-families") or ""
     roof = figures.roofline_figure(run.variants, "roofline") or ""
@@ -165,7 +165,7 @@ def write_html(run: RunResult, path: Path, scenario_text: str | None = None) -> 
 def selection_html(selection: dict | None) -> str:
     if selection is None:
         return ""
-    from suite.select import describe
+    from suite.analysis.select import describe
 
     return '<div class="selection">' + "".join(f"<p>{escape(line)}</p>" for line in describe(selection)) + "</div>"
 

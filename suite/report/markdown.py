@@ -8,7 +8,7 @@ import re
 from html import escape
 from pathlib import Path
 
-from suite.compare import Row
+from suite.analysis.compare import Row
 from suite.measure.significance import ALPHA
 from suite.report.tables import energy_per_inference, headline_shape, ms, number, rate_at, row_at, steps_text
 from suite.results import RunResult, VariantResult, atomic_write_text, finite
@@ -18,7 +18,7 @@ HEAD = ["variant", "status", "backend", "compression", "accuracy", "agreement", 
 
 
 def render_summary(run: RunResult) -> str:
-    from suite.select import describe
+    from suite.analysis.select import describe
 
     shape = headline_shape(run)
     lines = [f"## {text(str(run.scenario.get('name', 'run')))}: {len(run.variants)} variants"
@@ -67,7 +67,7 @@ def write_summary(run: RunResult, path: Path) -> None:
 
 # -- suite compare / gate: the comparison's JSON and Markdown ------------------------------------
 def comparison_markdown(rows: list[Row], title: str, alpha: float = ALPHA) -> str:
-    """A comparison's rows (suite.compare) as a Markdown table."""
+    """A comparison's rows (suite.analysis.compare) as a Markdown table."""
     lines = [f"## {text(title)}", "", "| variant | shape | base ms | candidate ms | ratio | 95% interval | p | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:

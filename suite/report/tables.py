@@ -134,7 +134,7 @@ def variant_cells(v: VariantResult, shape: str | None, run: RunResult | None = N
 def speedup_cell(run: RunResult | None, v: VariantResult, row: LatencyResult | None) -> Cell:
     """A compressed variant's median against the fastest uncompressed one of its model and data at
     the same shape, on whichever backend: '3.4x (ort-fp32)'."""
-    from suite.explain import fastest_uncompressed
+    from suite.analysis.explain import fastest_uncompressed
 
     best = fastest_uncompressed(run, v, row.shape) if run is not None and row is not None and v.compress else None
     if best is None:
@@ -279,7 +279,7 @@ SEARCH_HEAD = ["trial", "phase", "kept in float", "value", "val accuracy", "val 
 
 
 def search_html(v: VariantResult, figure: str) -> str:
-    """A searched variant's goal, outcome and trials (suite.search)."""
+    """A searched variant's goal, outcome and trials (suite.build.search)."""
     s = v.search
     goal = ", ".join(f"{key} {value:g}" for key, value in s.goal.items())
     chosen = s.trials[s.chosen] if s.chosen < len(s.trials) else None

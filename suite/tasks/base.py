@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # suite.building and suite.bench import this module: their types are named, not imported
+if TYPE_CHECKING:  # suite.build.building and suite.run.bench import this module: their types are named, not imported
     from suite.results import VariantResult
 
 Bench = Built = Ready = Any

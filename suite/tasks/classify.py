@@ -7,17 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from suite.bench import Bench
-from suite.building import Built, Ready
+from suite.build.building import Built, Ready
 from suite.measure import footprint, quality
-from suite.measuring import input_shapes, measure_model, outputs_on, shape_of
-from suite.profiling import flops_model, profile_variant, run_limits
+from suite.measure.measuring import input_shapes, measure_model, outputs_on, shape_of
+from suite.measure.profiling import flops_model, profile_variant, run_limits
 from suite.results import VariantResult
+from suite.run.bench import Bench
 from suite.tasks.base import Task, reference_outputs, run_fields
 
 
 @dataclass(frozen=True)
-class Classify(Task):
+class ClassifyTask(Task):
     name: str = "classify"
     description: str = "a model judged by accuracy"
     judged: str = "val acc"
@@ -71,7 +71,7 @@ class Classify(Task):
                      task=self)
 
     def paired(self, sides: list, batch_size: int, seq_len: int | None, plan: Any, bar: Any) -> dict:
-        from suite.gate import time_rounds
+        from suite.analysis.gate import time_rounds
 
         return {"call": time_rounds([side.call(batch_size, seq_len) for side in sides], sides, plan, bar)}
 
@@ -84,8 +84,8 @@ class Classify(Task):
               source: str) -> tuple[dict, Any, tuple[float, ...]]:
         """Accuracy and top-1 agreement on the validation split, call times at `batch` (the first
         sequence length timed, for token inputs)."""
+        from suite.build.search import TRIAL_PLAN
         from suite.measure import timing
-        from suite.search import TRIAL_PLAN
 
         data, backend = built.data, built.backend
         outputs = outputs_on(run, backend, data.val.x, measure)
@@ -98,13 +98,13 @@ class Classify(Task):
 
     def sample_batches(self, built: Built, batch_size: int) -> list:
         """SAMPLES validation inputs in batches of `batch_size`."""
-        from suite.sensitivity import SAMPLES
+        from suite.build.sensitivity import SAMPLES
 
         inputs = built.data.val.x[:SAMPLES]
         return [inputs[start:start + batch_size] for start in range(0, len(inputs), batch_size)]
 
     def train(self, model: Any, data: Any, config: Any, seed: int, on_epoch: Any) -> dict:
-        from suite.training import train
+        from suite.build.training import train
 
         return train(model, data, config, seed, on_epoch)
 
@@ -147,4 +147,4 @@ def accuracy_drop(v: VariantResult, reference: VariantResult | None) -> tuple[fl
     return reference.accuracy - v.accuracy, None
 
 
-CLASSIFY = Classify()
+CLASSIFY = ClassifyTask()

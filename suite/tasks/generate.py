@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from suite.bench import Bench
-from suite.building import Built, Ready
+from suite.build.building import Built, Ready
 from suite.measure import decoding, load, timing
-from suite.measuring import Context, Measured, Shape, latency_result, measure_energy, timing_plan
+from suite.measure.measuring import Context, Measured, Shape, latency_result, measure_energy, timing_plan
 from suite.results import LatencyResult, ThroughputResult, VariantResult, shape_label
+from suite.run.bench import Bench
 from suite.tasks.base import Task, reference_outputs, run_fields
 
 HARNESS_CALLS = 1000
@@ -251,7 +251,7 @@ def quality_fields(measured: Measured, extra: dict, ppl: dict, fidelity: dict | 
 
 
 @dataclass(frozen=True)
-class Generate(Task):
+class GenerateTask(Task):
     name: str = "generate"
     description: str = "a generative decoder"
     judged: str = "val perplexity"
@@ -284,7 +284,7 @@ class Generate(Task):
     def measure(self, bench: Bench, built: Built) -> dict:
         """Perplexity, greedy fidelity, texts, then requests timed token by token."""
         from suite.measure import footprint
-        from suite.profiling import profile_decoder, run_limits
+        from suite.measure.profiling import profile_decoder, run_limits
 
         variant, backend, measure, data, model, gen = (
             built.variant, built.backend, built.measure, built.data, built.model, built.measure.generate)
@@ -335,7 +335,7 @@ class Generate(Task):
                      new_tokens=gen.new_tokens, task=self)
 
     def paired(self, sides: list, batch_size: int, seq_len: int | None, plan: Any, bar: Any) -> dict:
-        from suite.gate import request_rounds
+        from suite.analysis.gate import request_rounds
 
         return request_rounds([side.request(batch_size, seq_len) for side in sides], sides, plan, bar)
 
@@ -347,9 +347,9 @@ class Generate(Task):
         """Perplexity and greedy agreement (with the reference trial's tokens) on the validation
         split, and the times of its decode steps at `batch` (time per output token) after a prompt
         of the first prompt length, over DECODER_REQUESTS greedy requests."""
+        from suite.build.search import DECODER_REQUESTS
         from suite.lm import greedy_fidelity
         from suite.measure.decoding import one_request
-        from suite.search import DECODER_REQUESTS
 
         data, backend, gen = built.data, built.backend, built.measure.generate
         ppl = perplexity(run, data, gen, measure.eval_batch_size or max(measure.batch_sizes), "val")
@@ -364,12 +364,12 @@ class Generate(Task):
 
     def sample_batches(self, built: Built, batch_size: int) -> list:
         """WINDOWS windows of WINDOW_TOKENS validation tokens."""
-        from suite.sensitivity import WINDOW_TOKENS, WINDOWS
+        from suite.build.sensitivity import WINDOW_TOKENS, WINDOWS
 
         return [built.data.windows("val", min(WINDOW_TOKENS, model_positions(built.model)), WINDOWS)]
 
     def train(self, model: Any, data: Any, config: Any, seed: int, on_epoch: Any) -> dict:
-        from suite.training import train_lm
+        from suite.build.training import train_lm
 
         return train_lm(model, data, config, seed, on_epoch)
 
@@ -428,4 +428,4 @@ class Generate(Task):
                 + "<h3>What each variant wrote</h3>" + tables.texts_table(decoders))
 
 
-GENERATE = Generate()
+GENERATE = GenerateTask()

@@ -1,10 +1,10 @@
 """The only orchestrator: expands a scenario into variants and has each measured by a launcher.
 
 A variant that fails is recorded with its error and the run goes on. Each variant runs in its
-own process by default (suite.launchers, suite.isolation); each finished variant is saved in the
+own process by default (suite.run.launchers, suite.run.isolation); each finished variant is saved in the
 run folder at once and results.json rewritten (atomically), so nothing measured is lost and an
-interrupted run can be resumed (suite.run_folder). What a variant is made of is suite.building;
-how it is measured, suite.bench; which variants run, suite.run_plan.
+interrupted run can be resumed (suite.run.run_folder). What a variant is made of is suite.build.building;
+how it is measured, suite.run.bench; which variants run, suite.run.run_plan.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from suite import __version__
-from suite.bench import Bench
+from suite.analysis.select import recommend
+from suite.config.scenario import Scenario
 from suite.errors import RunInterrupted, SuiteError
-from suite.launchers import LAUNCHERS, Launch, launcher_name
 from suite.progress import Bars
 from suite.results import RunResult, VariantResult, save_csv, save_json
-from suite.run_folder import RunFolder, options_dict, slug
-from suite.run_plan import RunOptions, planned, started_as, use_sys_path
-from suite.scenario import Scenario
-from suite.select import recommend
+from suite.run.bench import Bench
+from suite.run.launchers import LAUNCHERS, Launch, launcher_name
+from suite.run.run_folder import RunFolder, options_dict, slug
+from suite.run.run_plan import RunOptions, planned, started_as, use_sys_path
 
 __all__ = ["RunOptions", "run", "resume"]
 
@@ -72,7 +72,7 @@ def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFol
 
     bench = Bench(planned_scenario, options, bars, torch.get_num_threads(), folder, duplicates)
     launcher = LAUNCHERS.get(name)(launch_of(bench))  # the subprocess one starts its fork server: its imports overlap with ours
-    from suite.environment import fingerprint
+    from suite.measure.environment import fingerprint
     from suite.report import write_run_reports
     result = RunResult(suite_version=__version__, created=folder.started().created,
                        scenario=scenario.model_dump(mode="json"), environment=fingerprint(),

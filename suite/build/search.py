@@ -8,13 +8,13 @@ Strategies:
   sensitive in float, fewest first, until the goal is met. `sensitivity: trials` (the default)
   measures each layer's effect alone (that layer in float, the rest quantized: ranked by the goal's
   own measure), a trial per layer; `weights` and `weights_and_inputs` rank them in one pass by
-  the error of rounding each one's weights (and input) to int8 (suite.sensitivity), for models
+  the error of rounding each one's weights (and input) to int8 (suite.build.sensitivity), for models
   with too many layers to try one by one.
 - `bisect`: one numeric setting of a step (a pruning sparsity, a calibration percentile): the
   largest value in [low, high] that meets the goal, to `tolerance`.
 - `grid`: the lists a step gives (as a sweep would expand them), in order, until the budget ends.
 
-Every trial is built like a variant (suite.building), its accuracy measured on the VALIDATION
+Every trial is built like a variant (suite.build.building), its accuracy measured on the VALIDATION
 split against the uncompressed model's on the same backend (the reference trial), its speed timed
 on the backend with a short plan at `batch_size`. The chosen settings then make an ordinary
 variant, measured in full on the test split: its test accuracy was never used to choose. Trials
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from suite.errors import SuiteError, quote
-from suite.search_spec import step_with
+from suite.config.search_spec import step_with
 
 # A trial's timing: brief, as the tuners' own loops are; the chosen variant is timed in full.
 DECODER_REQUESTS = 3  # a decoder trial's timed greedy requests, after one warm-up
@@ -330,7 +330,7 @@ def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars:
                 "samples": len(samples_s), "quantized_layers": layers, "steps": [s.dump("method") for s in steps]}
 
     def rank(before: tuple, layers: list[str]) -> dict[str, float | None]:
-        from suite.sensitivity import validation_batches, weight_rounding_errors
+        from suite.build.sensitivity import validation_batches, weight_rounding_errors
 
         built = builder.build(variant.model_copy(update={"compress": before, "search": None}))
         with bars.task(f"{variant.name}: ranking {len(layers)} layers by rounding error", total=None):

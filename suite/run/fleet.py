@@ -4,7 +4,7 @@ of our machines should serve this model?". Each node gets a run of its own, pinn
 (RunOptions.node), with the Ray launcher's guarantees (a task owns the whole node; crash, hang and
 memory limits enforced there); the nodes work at once, each on its variants one after another.
 The checkpoints the variants need are trained once, before any node times anything, and
-shipped to every node (suite.shipping). Then one page compares the nodes variant by variant
+shipped to every node (suite.run.shipping). Then one page compares the nodes variant by variant
 (suite.report.comparison, the first node the reference) as `suite report` compares any runs.
 
     fleet.json          how the fleet run was started: the label, and each node's id, host and folder
@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from suite.config.scenario import Scenario
 from suite.errors import RunInterrupted, SuiteError
 from suite.progress import Bars, OpensTasks
 from suite.results import RunResult, atomic_write_text, read_json
-from suite.run_folder import RunFolder, options_dict, slug
-from suite.run_plan import RunOptions, planned, started_as
-from suite.scenario import Scenario
+from suite.run.run_folder import RunFolder, options_dict, slug
+from suite.run.run_plan import RunOptions, planned, started_as
 
 FLEET_FILE = "fleet.json"
 
@@ -49,8 +49,8 @@ def parse_labels(text: str) -> dict[str, str]:
 
 def run_fleet(scenario: Scenario, options: RunOptions, labels: dict[str, str], bars: Bars) -> tuple[list, Path]:
     """A fresh fleet run: one run folder per matching node, all measured at once."""
-    from suite.ray_launcher import connect, cpu_nodes
-    from suite.runner import new_run_dir
+    from suite.run.ray_launcher import connect, cpu_nodes
+    from suite.run.runner import new_run_dir
 
     if options.launcher not in (None, "ray") or options.in_process:
         raise SuiteError("--on-each-node runs each variant on every node of a Ray cluster: use it with --launcher ray")
@@ -81,7 +81,7 @@ def measured(fleet_dir: Path, bars: Bars) -> tuple[list[tuple[RunResult, Path]],
     """Every node's run finished at once (kept variants are not measured again), then the page
     comparing them; [(each node's result, its folder)] and the page's path."""
     from suite.report.comparison import write_comparison
-    from suite.runner import run
+    from suite.run.runner import run
 
     folders = node_folders(fleet_dir)
     outcomes: dict[int, Any] = {}
@@ -94,7 +94,7 @@ def measured(fleet_dir: Path, bars: Bars) -> tuple[list[tuple[RunResult, Path]],
             outcomes[i] = exc
 
     threads = [threading.Thread(target=one, args=(i, folder), daemon=True) for i, folder in enumerate(folders)]
-    from suite.ray_launcher import STOP
+    from suite.run.ray_launcher import STOP
 
     STOP.clear()
     try:
@@ -123,9 +123,9 @@ def measured(fleet_dir: Path, bars: Bars) -> tuple[list[tuple[RunResult, Path]],
 def train_first(folder: RunFolder, bars: Bars) -> None:
     """The checkpoints every node's run needs, trained once on the cluster before any node times
     anything (else each node's first variant would train the same one at the same moment)."""
-    from suite.bench import Bench
-    from suite.ray_launcher import RayLauncher
-    from suite.runner import launch_of
+    from suite.run.bench import Bench
+    from suite.run.ray_launcher import RayLauncher
+    from suite.run.runner import launch_of
 
     scenario, options = started_as(folder)
     scenario, variants, duplicates = planned(scenario, options)

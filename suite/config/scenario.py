@@ -24,12 +24,12 @@ from pydantic import (
     model_validator,
 )
 
-from suite import safe_yaml
+from suite.config import safe_yaml
+from suite.config.params import NestedError, Params, existing_path, first_error, format_loc
+from suite.config.search_spec import SearchSpec, spec_conflict
+from suite.config.sweep import DEFAULT_MAX_VARIANTS, LIMIT_MAX_VARIANTS, expand_variants
 from suite.errors import ScenarioError, first_line, quote
-from suite.params import NestedError, Params, existing_path, first_error, format_loc
 from suite.registry import BACKENDS, DATASETS, METHODS, MODELS, TASKS, Registry, UnknownName, did_you_mean
-from suite.search_spec import SearchSpec, spec_conflict
-from suite.sweep import DEFAULT_MAX_VARIANTS, LIMIT_MAX_VARIANTS, expand_variants
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ class Measure(Params):
     # back for this long (at least 10 update periods of the counter).
     idle_baseline_s: NonNegativeFloat = 1.0
     energy_window_s: PositiveFloat = 2.0
-    # Where the time goes, after the timed samples (suite.profiling): FLOPs and weight bytes of a
+    # Where the time goes, after the timed samples (suite.measure.profiling): FLOPs and weight bytes of a
     # call, its share of the machine's compute and bandwidth roofs, and the backend profiler's
     # per-operator table at each shape. Off in --quick runs.
     profile: bool = True
@@ -256,7 +256,7 @@ class Variant(Params):
     compress: tuple[StepRef, ...] = ()
     # Overrides of the scenario's measure block, key by key (merged before validation).
     measure: Measure | None = None
-    # An accuracy-aware search over its compression steps' settings (suite.search).
+    # An accuracy-aware search over its compression steps' settings (suite.build.search).
     search: SearchSpec | None = None
 
     @model_validator(mode="after")

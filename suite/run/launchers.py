@@ -1,7 +1,7 @@
 """Where a variant runs. A launcher has one method, `run(variants, started)`, which yields each
 variant's VariantResult as it finishes (in any order; `started(variant)` is called as each one
 starts), and never raises for a variant that fails: the failure is the result. `InProcess`
-measures in this process; `Subprocess` in a child per variant (suite.isolation: time-out, memory
+measures in this process; `Subprocess` in a child per variant (suite.run.isolation: time-out, memory
 limit, crash capture, fork server); `RayLauncher` on the nodes of a Ray cluster. The runner
 picks one by name (`LAUNCHERS`), from `--launcher`, else `--in-process`, else the scenario's
 `isolation.subprocess`.
@@ -16,14 +16,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from suite.bench import base_result
+from suite.config.scenario import Scenario, Variant
 from suite.errors import SuiteError
 from suite.phases import with_start_up
 from suite.progress import Bars
 from suite.registry import Registry, did_you_mean
 from suite.results import VariantResult
-from suite.run_folder import RunFolder
-from suite.scenario import Scenario, Variant
+from suite.run.bench import base_result
+from suite.run.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Launch:
     folder: RunFolder
     scenario: Scenario
     bars: Bars
-    measure: Callable[[Variant], VariantResult]  # the variant measured in this process (suite.bench)
+    measure: Callable[[Variant], VariantResult]  # the variant measured in this process (suite.run.bench)
     address: str | None = None
     node: str | None = None
     cache_dir: Path | None = None
@@ -64,7 +64,7 @@ class Subprocess(OneByOne):
     """Each variant in its own child process, under the scenario's isolation limits."""
 
     def __init__(self, run: Launch):
-        from suite.isolation import start_fork_server
+        from suite.run.isolation import start_fork_server
 
         self.run_of = run
         start_fork_server(run.folder)  # it imports its preloads in the background meanwhile
@@ -76,7 +76,7 @@ class Subprocess(OneByOne):
 def in_child(folder: RunFolder, scenario: Scenario, variant: Variant, bars: Bars) -> VariantResult:
     """The variant measured in a child process under the scenario's isolation limits: its saved
     result, or a failed one saying how the child ended (the Ray launcher's tasks call this too)."""
-    from suite.isolation import run_isolated, why_it_failed
+    from suite.run.isolation import run_isolated, why_it_failed
 
     start = time.perf_counter()
     result, ending = run_isolated(folder, variant.name, scenario.isolation, bars)
@@ -96,10 +96,10 @@ def in_child(folder: RunFolder, scenario: Scenario, variant: Variant, bars: Bars
 
 
 # Named, not imported: the Ray launcher's module imports this one (in_child), and needs Ray only when used.
-LAUNCHERS = Registry("launcher", home="suite.launchers")
-LAUNCHERS.register("in_process", "suite.launchers:InProcess")
-LAUNCHERS.register("subprocess", "suite.launchers:Subprocess")
-LAUNCHERS.register("ray", "suite.ray_launcher:RayLauncher")
+LAUNCHERS = Registry("launcher", home="suite.run.launchers")
+LAUNCHERS.register("in_process", "suite.run.launchers:InProcess")
+LAUNCHERS.register("subprocess", "suite.run.launchers:Subprocess")
+LAUNCHERS.register("ray", "suite.run.ray_launcher:RayLauncher")
 
 
 def launcher_name(options: Any, isolation: Any) -> str:

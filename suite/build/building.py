@@ -1,7 +1,7 @@
 """Building a variant: its dataset (in the model's own tokens for a decoder), the model with its
 weights (the user's checkpoint, the training cache, or training), its compression steps in order,
 and its backend prepared. One entry point, `Builder.build` then `Builder.prepare`, which the
-measurement in this process (suite.bench), the isolated child (through suite.bench) and the
+measurement in this process (suite.run.bench), the isolated child (through suite.run.bench) and the
 paired gate (`Builder.ready`) all call. Datasets and trained models are shared between the
 variants one Builder builds.
 """
@@ -17,13 +17,13 @@ from typing import Any
 
 from suite.compress import CompressContext, compress
 from suite.errors import SuiteError
-from suite.measuring import shape_of
+from suite.measure.measuring import shape_of
 from suite.phases import Phases
 from suite.progress import Bars
 from suite.registry import BACKENDS, DATASETS, MODELS, TASKS
-from suite.scenario import PluginRef, Scenario, Variant
-from suite.training import TrainConfig
-from suite.weights import CheckpointCache, cache_root, code_fingerprint, obtain, use_cache_root
+from suite.config.scenario import PluginRef, Scenario, Variant
+from suite.build.training import TrainConfig
+from suite.build.weights import CheckpointCache, cache_root, code_fingerprint, obtain, use_cache_root
 
 
 @dataclass(frozen=True)

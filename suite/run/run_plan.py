@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from suite.config.scenario import Measure, PluginRef, Scenario, Variant
+from suite.config.scenario import load as load_scenario
 from suite.errors import SuiteError
 from suite.registry import BACKENDS, UnknownName, did_you_mean
-from suite.run_folder import RunFolder
-from suite.scenario import Measure, PluginRef, Scenario, Variant
-from suite.scenario import load as load_scenario
+from suite.run.run_folder import RunFolder
 
 # --quick: enough to prove the pipeline works end to end, not to benchmark anything.
 QUICK_MEASURE = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0,
@@ -34,13 +34,13 @@ class RunOptions:
     cache_dir: Path | None = None
     backend: str | None = None  # run every variant on this backend (default params) instead of its own
     in_process: bool = False  # every variant in this process, whatever the scenario's isolation says
-    launcher: str | None = None  # where variants run (suite.launchers); None: as the scenario's isolation says
+    launcher: str | None = None  # where variants run (suite.run.launchers); None: as the scenario's isolation says
     address: str | None = None  # --launcher ray: the cluster's address; None: RAY_ADDRESS, a local cluster
     node: str | None = None  # --launcher ray: every variant on this node (a fleet run's share of one node)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "run.json") -> RunOptions:
-        from suite.params import checked
+        from suite.config.params import checked
 
         return checked(cls, data, f"{where}: options")
 

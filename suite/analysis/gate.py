@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from suite.compare import Row
+from suite.analysis.compare import Row
 from suite.errors import SuiteError
 from suite.measure.significance import ALPHA
 
@@ -82,10 +82,10 @@ def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars:
     timed in alternating rounds in this process."""
     import torch
 
-    from suite.building import Builder
+    from suite.build.building import Builder
     from suite.measure import neighbours
     from suite.results import shape_label
-    from suite.run_plan import quickened
+    from suite.run.run_plan import quickened
 
     names = [v.name for v in base.variants if v.name in {c.name for c in candidate.variants}]
     if not names:

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from suite.config.scenario import Measure
 from suite.errors import SuiteError
 from suite.measure import energy, load, neighbours, stats, timing
 from suite.phases import Phases
 from suite.results import LatencyResult, ThroughputResult, shape_label
-from suite.scenario import Measure
 
 HARNESS_CALLS = 1000
 

@@ -1,12 +1,12 @@
 """Launcher `ray`: each variant a task on a node of a Ray cluster, owning all of that node's CPUs
 while it runs (so two measurements never share cores). The task measures the variant in a child
-process, forked from a fork server that the node's Ray worker keeps (suite.isolation: a fresh
+process, forked from a fork server that the node's Ray worker keeps (suite.run.isolation: a fresh
 process per variant, torch imported once per worker, the time-out and memory limit enforced on
 the node, a crash captured with its log), as the subprocess launcher does on one machine.
 
 The task is given what it needs as values: the run folder's scenario.yaml and run.json, and the
 saved results and outputs of the variants it is compared with. It measures the variant in a run
-folder of its own on the worker (suite.bench.variant_in_folder) and returns the files it wrote;
+folder of its own on the worker (suite.run.bench.variant_in_folder) and returns the files it wrote;
 the head writes them into its run folder as each task finishes, so Ctrl-C and --resume work as
 with the other launchers. Variants that others are compared with run first. A variant that
 crashes, hangs or runs out of memory on its node, a task whose worker or node dies, or one that
@@ -28,13 +28,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from suite.bench import base_result
+from suite.config.scenario import Variant
 from suite.errors import SuiteError, first_line
-from suite.launchers import Launch
 from suite.registry import MODELS
 from suite.results import VariantResult
-from suite.run_folder import key
-from suite.scenario import Variant
+from suite.run.bench import base_result
+from suite.run.launchers import Launch
+from suite.run.run_folder import key
 from suite.tasks.base import agreement_reference
 
 INSTALL = "pip install -c constraints.txt -e '.[ray]'"
@@ -46,7 +46,7 @@ HEAD_GRACE_S = 120.0  # the node enforces isolation.timeout_s; the head gives up
 STOP = threading.Event()
 
 
-# What tasks built (suite.shipping): (manifest, bundle ref) pairs, one list per Ray session of
+# What tasks built (suite.run.shipping): (manifest, bundle ref) pairs, one list per Ray session of
 # this process (a reference is valid only there) and cache folder (the files' paths are relative
 # to it), shared by the launchers that use both (fleet mode's nodes).
 SHIPPED: dict[tuple[str, str], list[tuple[dict, Any]]] = {}
@@ -323,19 +323,19 @@ def measure_on_node(files: dict[str, bytes], name: str, shipped: list) -> tuple[
     """The Ray task: the variant measured in a child process in a run folder of its own, on this
     node, after the files other tasks built that this node's cache lacks are laid down; the files
     it wrote in the run folder (its result with the node's fingerprint, its outputs, limits.json,
-    its log), and the manifest and bundle of what it added to the cache (suite.shipping)."""
+    its log), and the manifest and bundle of what it added to the cache (suite.run.shipping)."""
     import os
     import socket
     import tempfile
 
     import ray
 
-    from suite import shipping
-    from suite.environment import cpu_model, gpu_details
-    from suite.launchers import in_child
+    from suite.build.weights import cache_root
+    from suite.measure.environment import cpu_model, gpu_details
     from suite.progress import Bars
-    from suite.run_plan import variant_of_run
-    from suite.weights import cache_root
+    from suite.run import shipping
+    from suite.run.launchers import in_child
+    from suite.run.run_plan import variant_of_run
 
     with tempfile.TemporaryDirectory(prefix="suite-ray-") as tmp:
         folder = unpacked(files, Path(tmp))
@@ -365,11 +365,11 @@ def train_on_node(files: dict[str, bytes], name: str, cpus: int) -> tuple[dict, 
 
     import torch
 
-    from suite import shipping
-    from suite.building import Builder
+    from suite.build.building import Builder
+    from suite.build.weights import cache_root
     from suite.progress import Bars
-    from suite.run_plan import use_sys_path, variant_of_run
-    from suite.weights import cache_root
+    from suite.run import shipping
+    from suite.run.run_plan import use_sys_path, variant_of_run
 
     with tempfile.TemporaryDirectory(prefix="suite-ray-") as tmp:
         folder = unpacked(files, Path(tmp))
@@ -386,7 +386,7 @@ def train_on_node(files: dict[str, bytes], name: str, cpus: int) -> tuple[dict, 
 
 def unpacked(files: dict[str, bytes], path: Path) -> Any:
     """A run folder at `path` holding `files` (relative path -> bytes)."""
-    from suite.run_folder import RunFolder
+    from suite.run.run_folder import RunFolder
 
     folder = RunFolder(path)
     for relative, data in files.items():

@@ -5,7 +5,7 @@
 The number of variants a scenario makes is counted before anything is expanded and capped (the
 scenario's `max_variants`, DEFAULT_MAX_VARIANTS unless it says more), so a few swept lists cannot
 make a validation that never ends. A variant with `search: {strategy: grid}` is not expanded:
-its search tries the lists (suite.search) and it stays one variant.
+its search tries the lists (suite.build.search) and it stays one variant.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import types
 import typing
 from typing import Any
 
-from suite.params import NestedError
+from suite.config.params import NestedError
 from suite.registry import METHODS
 
 DEFAULT_MAX_VARIANTS = 1000

@@ -62,9 +62,10 @@ def code_fingerprint(model: Any) -> dict[str, str]:
     """What the weights' meaning depends on beyond parameters: the source of every class in the model
     that is not from an installed package, the versions of the packages the others come from, and
     the training loop's source. A change to any of them trains anew rather than loading stale weights."""
-    import suite.training
+    import suite.build.training
 
-    fingerprint = {"suite.training": source_hash(suite.training)}
+    # keyed as before training.py moved into build/, so that cached checkpoints stay valid
+    fingerprint = {"suite.training": source_hash(suite.build.training)}
     for module in model.modules():
         origin = sys.modules.get(type(module).__module__)
         package = type(module).__module__.split(".")[0]

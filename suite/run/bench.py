@@ -1,7 +1,7 @@
-"""One variant measured in this process: built (suite.building), then its quality (accuracy and
+"""One variant measured in this process: built (suite.build.building), then its quality (accuracy and
 agreement, or perplexity and greedy fidelity) and its speed, into a VariantResult. A failure is
 recorded in the result, never raised. Where the variant runs is the launcher's business
-(suite.launchers); the isolated child's entry point is `variant_in_folder` here.
+(suite.run.launchers); the isolated child's entry point is `variant_in_folder` here.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import traceback
 from dataclasses import replace
 from typing import Any
 
-from suite.building import Builder, Built
+from suite.build.building import Builder, Built
+from suite.build.search import search_variant, search_warnings
+from suite.config.scenario import Scenario, Variant, format_conflict, task_conflict
 from suite.errors import SuiteError, first_line, one_line
 from suite.measure import footprint
-from suite.measuring import Context
+from suite.measure.measuring import Context
 from suite.phases import Phases, with_start_up
 from suite.progress import Bars
 from suite.registry import BACKENDS, METHODS, MODELS
 from suite.results import VariantResult
-from suite.run_folder import RunFolder
-from suite.scenario import Scenario, Variant, format_conflict, task_conflict
-from suite.search import search_variant, search_warnings
+from suite.run.run_folder import RunFolder
 
 
 class Bench:
@@ -70,7 +70,7 @@ class Bench:
         except SuiteError as exc:
             result = self._failed(base, exc, one_line(str(exc)))
         except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the run stops (suite.runner)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the run stops (suite.run.runner)
                 raise
             self.bars.log(traceback.format_exc())
             result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
@@ -132,7 +132,7 @@ def variant_in_folder(folder: RunFolder, name: str, bars: Any) -> VariantResult:
     """Measure one variant of the run in `folder` in this process (the isolated child's work)."""
     import torch
 
-    from suite.run_plan import use_sys_path, variant_of_run
+    from suite.run.run_plan import use_sys_path, variant_of_run
 
     use_sys_path(folder)
     scenario, options, variant, duplicates = variant_of_run(folder, name)

@@ -33,9 +33,9 @@ STDERR_TAIL_LINES = 40  # enough for Python's fault report: the error, the stack
 POLL_S = 0.1
 # Imported once in the fork server. Only modules that start no threads on import: a fork
 # copies no threads, and a child must not inherit a pool whose workers did not come with it.
-PRELOAD = ("torch", "numpy", "scipy.stats", "sklearn.datasets", "suite.bench", "models")
+PRELOAD = ("torch", "numpy", "scipy.stats", "sklearn.datasets", "suite.run.bench", "models")
 # What a child runs: named, not imported here (isolation knows nothing of what it isolates).
-ENTRY = "suite.bench:variant_in_folder"
+ENTRY = "suite.run.bench:variant_in_folder"
 # onnx takes 1.2 s to import here (measured), which each variant with an ort_int8 step paid.
 PRELOAD_IF_INSTALLED = ("transformers", "torchao", "onnx")
 
@@ -243,7 +243,7 @@ def child_main(entry: str, run_dir: str, name: str, log: str, sender: Any) -> No
     import importlib
     from pathlib import Path
 
-    from suite.run_folder import RunFolder
+    from suite.run.run_folder import RunFolder
 
     os.setsid()
     die_with_parent()

@@ -19,8 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from suite.build.weights import file_sha256, source_hash
 from suite.errors import SuiteError, backend_message, first_line
-from suite.weights import file_sha256, source_hash
 
 INPUT, OUTPUT = "input", "output"
 MAX_BATCH = 4096
@@ -154,7 +154,7 @@ def export_key(model: Any, example: Any) -> str | None:
     and code (weights.code_fingerprint), the input's per-sample shape and dtype, this file (the
     export settings) and the torch, onnx and onnxscript versions. None where the weights cannot be
     read as bytes: such a model is exported every time."""
-    from suite.weights import code_fingerprint, hash_tensors
+    from suite.build.weights import code_fingerprint, hash_tensors
 
     digest = hashlib.sha256()
     if not hash_tensors(model, digest):
@@ -182,7 +182,7 @@ def package_version(name: str) -> str | None:
 
 
 def cache_files(key: str | None) -> tuple[Path, Path] | None:
-    from suite.weights import cache_folder
+    from suite.build.weights import cache_folder
 
     folder = cache_folder("onnx")
     return None if key is None or folder is None else (folder / f"{key}.onnx", folder / f"{key}.json")
@@ -192,7 +192,7 @@ def cached_copy(key: str | None, path: Path, what: str) -> dict | None:
     """The cache entry's record, its file copied to `path`; None on a miss. An entry whose file
     is not the one its record's digest names (a folder, truncated or changed bytes) is a miss,
     said in one line, and made again."""
-    from suite.weights import say_about_cache, verified_entry
+    from suite.build.weights import say_about_cache, verified_entry
 
     files = cache_files(key)
     if files is None:
@@ -220,7 +220,7 @@ def from_cache(key: str | None, path: Path, folder: Any) -> OnnxModel | None:
 
 
 def to_cache(key: str | None, source: Path, fields: dict) -> None:
-    from suite.weights import write_entry
+    from suite.build.weights import write_entry
 
     files = cache_files(key)
     if files is not None:

@@ -118,7 +118,7 @@ class RunFolder:
         return self._file("search", name, ".json")
 
     def save_search_trials(self, name: str, trials: list[dict]) -> None:
-        """A searched variant's trials so far (suite.search), rewritten after each one (over whatever
+        """A searched variant's trials so far (suite.build.search), rewritten after each one (over whatever
         stands at that path: a folder put there is removed)."""
         file = self.search_file(name)
         if file.is_dir() and not file.is_symlink():
@@ -127,7 +127,7 @@ class RunFolder:
 
     def search_trials(self, name: str) -> list[dict]:
         """The trials an interrupted search saved; none where there is no such file or it is damaged
-        (the trials are then measured again; suite.search checks each trial's fields)."""
+        (the trials are then measured again; suite.build.search checks each trial's fields)."""
         file = self.search_file(name)
         try:
             data = read_json(file) if file.exists() else None

@@ -21,7 +21,7 @@ def profile_variant(run_model: Any, backend: Any, backend_name: str, data: Any, 
                     counted: tuple[Any, str], limits: dict) -> Profile:
     """`counted`: the torch model to count FLOPs on, and what it is (see flops_model); the bytes
     read per call are its weights' where it is the model the backend runs, else `size_bytes`."""
-    from suite.measuring import batch_of
+    from suite.measure.measuring import batch_of
 
     model, counted_on = counted
     bytes_read = (work.weight_bytes(model) if counted_on == AS_RUN else None) or size_bytes

@@ -1,6 +1,6 @@
 """A variant's `search:` block, read when the scenario is: its goal, strategy and budget
 (SearchSpec), and whether it fits the variant's compression steps (spec_conflict). The search
-itself, which builds and times trials, is suite.search: this configuration imports nothing of the
+itself, which builds and times trials, is suite.build.search: this configuration imports nothing of the
 engine."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
+from suite.config.params import NestedError, Params
 from suite.errors import SuiteError
-from suite.params import NestedError, Params
 
 STRATEGIES = ("layer_fallback", "bisect", "grid")
 
@@ -52,7 +52,7 @@ class SearchSpec(Params):
     low: float | None = None
     high: float | None = None
     tolerance: float | None = Field(None, gt=0)
-    # grid: filled from the lists in the variant's steps (suite.sweep), not written by hand
+    # grid: filled from the lists in the variant's steps (suite.config.sweep), not written by hand
     grid: tuple[GridAxis, ...] = ()
 
     @model_validator(mode="after")
@@ -123,7 +123,7 @@ def step_with(step: Any, key: str, value: Any) -> Any:
     """`step` (a PluginRef) with one setting changed, validated by its method's Params."""
     from pydantic import ValidationError
 
-    from suite.params import first_error
+    from suite.config.params import first_error
 
     try:
         params = type(step.params).model_validate({**step.params.model_dump(), key: value})

@@ -1,0 +1,1 @@
+"""Reading finished runs: compare, the paired gate, select's recommendation, explain."""

@@ -1,0 +1,1 @@
+"""Reading and checking a scenario: the configuration layer, which imports nothing of the engine."""

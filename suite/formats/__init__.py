@@ -1,0 +1,1 @@
+"""Model files the suite reads and writes for backends: the ONNX export and reader."""
