@@ -77,17 +77,42 @@ def tokenized(corpus: Any, tokenizer: Any, label: str) -> LmData:
 
 
 class DecoderContract:
-    """What the suite reads of a prepared decoder besides start / prefill / step / generate /
-    logits, each declared here with its default: `max_batch`, the most sequences it decodes at a
-    time (None: any number); `file_bytes`, the bytes of the model file it runs (None: the float
-    model's serialized size is its size); `weights_read_bytes`, the bytes one decode step reads
-    (None: counted from the model, suite.tasks.generate.weights_read_bytes); `profile_ops(call, calls)
-    -> (ops, wall_s, calls_made)`, its own profiler over `call` (None: no operator table)."""
+    """What the suite calls on a prepared decoder (suite.lm.Decoder, or a backend's own), each
+    declared here. `model`: the float causal LM (its config, for positions and the KV cache);
+    `cache_kind`: the KV cache in words. `start(batch, max_len)` empties the cache; `prefill(ids)`
+    runs the prompt and returns the first new token of each sequence (batch, 1); `step(tokens)`
+    feeds those back and returns the next; `generate(ids, new_tokens)` greedy tokens (batch,
+    new_tokens); `logits(ids)` every position's (for perplexity); `cache_bytes()` the cache's size.
+    Read with a default: `max_batch`, the most sequences it decodes at a time (None: any number);
+    `file_bytes`, the bytes of the model file it runs (None: the float model's serialized size is
+    its size); `weights_read_bytes`, the bytes one decode step reads (None: counted from the model,
+    suite.tasks.generate.weights_read_bytes); `profile_ops(call, calls) -> (ops, wall_s,
+    calls_made)`, its own profiler over `call` (None: no operator table)."""
 
+    model: Any
+    cache_kind: str
     max_batch: int | None = None
     file_bytes: int | None = None
     weights_read_bytes: int | None = None
     profile_ops: Callable[[Callable[[], Any], int], tuple[list, float, int]] | None = None
+
+    def start(self, batch: int, max_len: int) -> None:
+        raise NotImplementedError
+
+    def prefill(self, ids: Any) -> Any:
+        raise NotImplementedError
+
+    def step(self, tokens: Any) -> Any:
+        raise NotImplementedError
+
+    def generate(self, ids: Any, new_tokens: int) -> Any:
+        raise NotImplementedError
+
+    def logits(self, ids: Any) -> Any:
+        raise NotImplementedError
+
+    def cache_bytes(self) -> int:
+        raise NotImplementedError
 
 
 class Decoder(DecoderContract):

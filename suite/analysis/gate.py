@@ -24,6 +24,8 @@ from typing import Any
 from suite.analysis.compare import Row
 from suite.errors import SuiteError
 from suite.measure.significance import ALPHA
+from suite.progress import Bars
+from suite.run.run_plan import RunOptions
 
 BASELINES = Path("baselines")
 
@@ -77,7 +79,7 @@ class PairedPlan:
     block_requests: int = 3  # a decoder's requests per side per round (each one a sample of both metrics)
 
 
-def paired_rows(base: Any, candidate: Any, options: Any, plan: PairedPlan, bars: Any) -> list[Row]:
+def paired_rows(base: Any, candidate: Any, options: RunOptions, plan: PairedPlan, bars: Bars) -> list[Row]:
     """Every variant both scenarios have (by name), at every input shape both time it at,
     timed in alternating rounds in this process."""
     import torch

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from suite.config.scenario import Select
 from suite.results import VariantResult, shape_label
 
 
-def recommend(select: Any, variants: tuple[VariantResult, ...]) -> dict:
+def recommend(select: Select, variants: tuple[VariantResult, ...]) -> dict:
     by_name = {v.name: v for v in variants}
     within, broke, not_judged = [], [], []
     where = shape_label(select.batch_size, select.seq_len, select.metric)
@@ -31,7 +32,7 @@ def recommend(select: Any, variants: tuple[VariantResult, ...]) -> dict:
             "within": within, "broke": broke, "not_judged": not_judged}
 
 
-def judge(v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
+def judge(v: VariantResult, reference: VariantResult | None, select: Select) -> tuple[dict, list[str], str | None]:
     """(the variant's quality figures, the budgets it breaks, why it cannot be judged or None)."""
     from suite.tasks import task_of
 

@@ -24,6 +24,7 @@ from suite.registry import BACKENDS, DATASETS, MODELS, TASKS
 from suite.config.scenario import PluginRef, Scenario, Variant
 from suite.build.training import TrainConfig
 from suite.build.weights import CheckpointCache, cache_root, code_fingerprint, obtain, use_cache_root
+from suite.backends.base import Backend
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Builder:
         prepared = self.prepare(built)
         return built.task.ready(built, prepared, built.measure.threads or self.default_threads, self.scenario.source)
 
-    def compressed(self, variant: Variant, model_ref: PluginRef, model: Any, data: Any, backend: Any) -> tuple[Any, tuple]:
+    def compressed(self, variant: Variant, model_ref: PluginRef, model: Any, data: Any, backend: Backend) -> tuple[Any, tuple]:
         """The model after the variant's compression steps, in order, with a record of each."""
         records = []
         for step in variant.compress:
@@ -90,7 +91,7 @@ class Builder:
             self.bars.log(f"{variant.name}: {describe_step(record)}")
         return model, tuple(records)
 
-    def compress_context(self, model_ref: PluginRef, data: Any, backend: Any, task: Any) -> CompressContext:
+    def compress_context(self, model_ref: PluginRef, data: Any, backend: Backend, task: Any) -> CompressContext:
         def on_epoch(epoch: int, epochs: int, loss: float, val_accuracy: float) -> None:
             task.update(epoch, note=f"fine-tuning: loss {loss:.3f}  val acc {val_accuracy:.3f}", total=epochs)
 

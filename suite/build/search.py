@@ -32,6 +32,10 @@ from typing import Any
 
 from suite.errors import SuiteError, quote
 from suite.config.search_spec import step_with
+from suite.progress import Bars
+from suite.run.run_folder import RunFolder
+from suite.config.scenario import Scenario
+from suite.config.scenario import Variant
 
 # A trial's timing: brief, as the tuners' own loops are; the chosen variant is timed in full.
 DECODER_REQUESTS = 3  # a decoder trial's timed greedy requests, after one warm-up
@@ -42,7 +46,7 @@ TRIAL_PLAN = {"warmup_s": 0.2, "warmup_calls": 3, "min_samples": 30, "max_sample
 class Searcher:
     """Runs one variant's search: trials measured (or replayed from `saved`), budgets kept."""
 
-    def __init__(self, variant: Any, batch_size: int, measure_trial: Callable[[tuple, str], dict], saved: list[dict],
+    def __init__(self, variant: Variant, batch_size: int, measure_trial: Callable[[tuple, str], dict], saved: list[dict],
                  save: Callable[[list[dict]], None], log: Callable[[str], None],
                  rank: Callable[[tuple, list[str]], dict[str, float | None]] | None = None):
         self.variant, self.spec, self.batch_size = variant, variant.search, batch_size
@@ -304,7 +308,7 @@ def speed(samples_s: tuple[float, ...], by: str) -> float:
     return getattr(summarize([sample * 1e3 for sample in samples_s]), by)
 
 
-def search_variant(builder: Any, scenario: Any, variant: Any, folder: Any, bars: Any) -> tuple[Any, dict]:
+def search_variant(builder: Any, scenario: Scenario, variant: Variant, folder: RunFolder, bars: Bars) -> tuple[Any, dict]:
     """Run `variant`'s search; return the variant with the chosen settings (no `search`) and the
     search's record. Trials go to the run folder as they finish."""
     measure = scenario.measure_of(variant)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from suite.lm import DecoderContract
 from suite.measure.timing import Clock, TimingPlan
 
 
@@ -25,7 +26,7 @@ class Requests:
     cache_bytes: int  # the key/value cache at the end of a request
 
 
-def one_request(decoder: Any, prompt: Any, new_tokens: int, sync: Callable[[], None],
+def one_request(decoder: DecoderContract, prompt: Any, new_tokens: int, sync: Callable[[], None],
                 clock: Clock) -> tuple[float, list[float]]:
     """(prefill seconds, seconds of each later step) of one greedy request."""
     decoder.start(prompt.shape[0], prompt.shape[1] + new_tokens)
@@ -41,7 +42,7 @@ def one_request(decoder: Any, prompt: Any, new_tokens: int, sync: Callable[[], N
     return stamps[0] - start, [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
-def time_requests(decoder: Any, prompt: Any, new_tokens: int, sync: Callable[[], None], plan: TimingPlan,
+def time_requests(decoder: DecoderContract, prompt: Any, new_tokens: int, sync: Callable[[], None], plan: TimingPlan,
                   clock: Clock, on_request: Callable[[int], None] | None = None) -> Requests:
     warmups, started = 0, clock()
     while warmups < max(1, plan.warmup_calls) and (warmups == 0 or clock() - started < plan.warmup_s):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from suite.backends.base import Backend
 from suite.config.scenario import Measure
 from suite.errors import SuiteError
 from suite.measure import energy, load, neighbours, stats, timing
@@ -54,7 +55,7 @@ class Shape:
         return shape_label(self.batch_size, self.seq_len)
 
 
-def measure_model(run_model: Any, backend: Any, data: Any, measure: Measure, ctx: Context) -> Measured:
+def measure_model(run_model: Any, backend: Backend, data: Any, measure: Measure, ctx: Context) -> Measured:
     device = backend.describe().get("device", "cpu")
     clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
     plan = timing_plan(measure)
@@ -76,7 +77,7 @@ def measure_model(run_model: Any, backend: Any, data: Any, measure: Measure, ctx
                     load=loaded)
 
 
-def outputs_on(run_model: Any, backend: Any, inputs: Any, measure: Measure) -> Any:
+def outputs_on(run_model: Any, backend: Backend, inputs: Any, measure: Measure) -> Any:
     """The model's outputs on one split's inputs, in batches of measure.eval_batch_size (else the
     largest batch size timed): the accuracy pass of a variant (test split) and of a search's trial
     (validation split)."""
@@ -86,7 +87,7 @@ def outputs_on(run_model: Any, backend: Any, inputs: Any, measure: Measure) -> A
                            measure.eval_batch_size or max(measure.batch_sizes))
 
 
-def shape_of(run_model: Any, backend: Any, data: Any, batch_size: int, seq_len: int | None) -> Shape:
+def shape_of(run_model: Any, backend: Backend, data: Any, batch_size: int, seq_len: int | None) -> Shape:
     host_inputs = batch_of(data.test.x, batch_size, seq_len)
     inputs = backend.place(host_inputs)
     return Shape(batch_size, seq_len, lambda: run_model(inputs),

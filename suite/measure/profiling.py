@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from suite.backends.base import Backend
+from suite.lm import DecoderContract
 from suite.measure import machine, ops, work
 from suite.records import Profile, as_record
+from suite.run.run_folder import RunFolder
 
 AS_RUN = "the model as the backend gets it"
 
 
-def profile_variant(run_model: Any, backend: Any, backend_name: str, data: Any, rows: tuple, size_bytes: int | None,
+def profile_variant(run_model: Any, backend: Backend, backend_name: str, data: Any, rows: tuple, size_bytes: int | None,
                     counted: tuple[Any, str], limits: dict) -> Profile:
     """`counted`: the torch model to count FLOPs on, and what it is (see flops_model); the bytes
     read per call are its weights' where it is the model the backend runs, else `size_bytes`."""
@@ -52,7 +55,7 @@ DECODE_STEPS = 8  # decode steps profiled per shape: a 30-layer decoder's step i
 DECODER_FLOPS = "2 per weight outside the embedding tables, per token (attention scores not counted)"
 
 
-def profile_decoder(decoder: Any, backend: Any, backend_name: str, data: Any, new_tokens: int, rows: tuple,
+def profile_decoder(decoder: DecoderContract, backend: Backend, backend_name: str, data: Any, new_tokens: int, rows: tuple,
                     bytes_read: int | None, multiplied: int | None, limits: dict) -> Profile:
     """A decoder's profile at each timed prompt length and batch size: the prefill (a row per
     `ttft` shape) and one decode step (per `tpot` shape), each with its FLOPs (`multiplied`: its
@@ -78,7 +81,7 @@ def profile_decoder(decoder: Any, backend: Any, backend_name: str, data: Any, ne
         "ops_reason": None if hook else f"the decoder of backend {backend_name} has no per-operator profiler here"})
 
 
-def decoder_ops(decoder: Any, hook: Any, prompt: Any, metric: str, new_tokens: int) -> tuple[list, float, int]:
+def decoder_ops(decoder: DecoderContract, hook: Any, prompt: Any, metric: str, new_tokens: int) -> tuple[list, float, int]:
     """What the profiler saw of PREFILLS prefills (the cache emptied before each, outside the
     profiler) or of up to DECODE_STEPS decode steps after a prefill and a first step: (ops, wall s, calls)."""
     batch, length = prompt.shape[0], prompt.shape[1] + new_tokens
@@ -118,6 +121,6 @@ def flops_model(compressed: Any, uncompressed: Any, steps: int) -> tuple[Any, st
     return uncompressed, "the float model before compression (the counter cannot see quantized kernels)"
 
 
-def run_limits(folder: Any, device: str) -> dict:
+def run_limits(folder: RunFolder, device: str) -> dict:
     """The machine's limits, measured once per run (kept in the run folder's limits.json)."""
     return folder.limits(lambda: machine.limits(device))

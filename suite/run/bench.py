@@ -23,13 +23,14 @@ from suite.progress import Bars
 from suite.registry import BACKENDS, METHODS, MODELS
 from suite.results import VariantResult
 from suite.run.run_folder import RunFolder
+from suite.run.run_plan import RunOptions
 
 
 class Bench:
     """Measures variants one by one in this process; test-set outputs (for agreement) go through
     the run folder."""
 
-    def __init__(self, scenario: Scenario, options: Any, bars: Bars, default_threads: int, folder: RunFolder,
+    def __init__(self, scenario: Scenario, options: RunOptions, bars: Bars, default_threads: int, folder: RunFolder,
                  duplicates: dict[str, str] | None = None):
         self.scenario, self.options, self.bars, self.folder = scenario, options, bars, folder
         self.duplicates = duplicates or {}
@@ -128,7 +129,7 @@ def methods_unavailable(variant: Variant, device: str) -> str | None:
     return None
 
 
-def variant_in_folder(folder: RunFolder, name: str, bars: Any) -> VariantResult:
+def variant_in_folder(folder: RunFolder, name: str, bars: Bars) -> VariantResult:
     """Measure one variant of the run in `folder` in this process (the isolated child's work)."""
     import torch
 

@@ -26,8 +26,9 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-from suite.progress import OpensTasks
+from suite.progress import Bars, OpensTasks
 from suite.results import VariantResult
+from suite.run.run_folder import RunFolder
 
 STDERR_TAIL_LINES = 40  # enough for Python's fault report: the error, the stack, the modules
 POLL_S = 0.1
@@ -55,7 +56,7 @@ def fork_context(log: str) -> Any:
     return context
 
 
-def start_fork_server(folder: Any) -> Any:
+def start_fork_server(folder: RunFolder) -> Any:
     """The fork context, its server started (once per process) with the first run folder's log:
     it imports PRELOAD in the background while the caller goes on."""
     logs = folder.path / "logs"  # variants' logs there are NAME-HASH.log: no clash
@@ -81,7 +82,7 @@ def redirected_output(path: str) -> Iterator[None]:
             os.close(copy)
 
 
-def run_isolated(folder: Any, name: str, limits: Any, bars: Any) -> tuple[VariantResult | None, dict]:
+def run_isolated(folder: RunFolder, name: str, limits: Any, bars: Bars) -> tuple[VariantResult | None, dict]:
     """Run variant `name` in a child process (ENTRY: called with the run folder, the name and
     progress bars, it returns the result); return its saved result (None if it saved none) and
     how the process ended: {"returncode", "killed" (why, if we killed it), "stderr_tail"}."""
@@ -165,7 +166,7 @@ def why_it_failed(ending: dict) -> tuple[str, str]:
 
 # --- the parent's side of the event stream ---------------------------------------------------
 
-def relay_events(receiver: Any, bars: Any) -> None:
+def relay_events(receiver: Any, bars: Bars) -> None:
     """Show the child's progress bars and log lines in the parent's display."""
     tasks: dict[int, Any] = {}
     while True:
@@ -177,7 +178,7 @@ def relay_events(receiver: Any, bars: Any) -> None:
         task.close()
 
 
-def apply_event(event: dict, tasks: dict[int, Any], bars: Any) -> None:
+def apply_event(event: dict, tasks: dict[int, Any], bars: Bars) -> None:
     if "log" in event:
         bars.log(event["log"])
     elif "open" in event:

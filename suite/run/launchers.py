@@ -24,6 +24,7 @@ from suite.registry import Registry, did_you_mean
 from suite.results import VariantResult
 from suite.run.bench import base_result
 from suite.run.run_folder import RunFolder
+from suite.run.run_plan import RunOptions
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ LAUNCHERS.register("subprocess", "suite.run.launchers:Subprocess")
 LAUNCHERS.register("ray", "suite.run.ray_launcher:RayLauncher")
 
 
-def launcher_name(options: Any, isolation: Any) -> str:
+def launcher_name(options: RunOptions, isolation: Any) -> str:
     """--launcher, else --in-process, else the scenario's isolation."""
     if options.address is not None and options.launcher != "ray":
         raise SuiteError("--address is the Ray cluster's: use it with --launcher ray")

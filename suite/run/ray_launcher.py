@@ -35,6 +35,7 @@ from suite.results import VariantResult
 from suite.run.bench import base_result
 from suite.run.launchers import Launch
 from suite.run.run_folder import key
+from suite.run.run_plan import RunOptions
 from suite.tasks.base import agreement_reference
 
 INSTALL = "pip install -c constraints.txt -e '.[ray]'"
@@ -147,7 +148,7 @@ def cpu_nodes(ray: Any, labels: dict[str, str] | None = None) -> dict[str, dict]
 
 class RayLauncher:
     @staticmethod
-    def check(options: Any) -> None:
+    def check(options: RunOptions) -> None:
         """Connect before the run folder is made: an address that does not answer leaves none."""
         connect(options.address)
 

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,7 +138,7 @@ class RunFolder:
         return [t for t in trials if isinstance(t, dict) and isinstance(t.get("key"), str)] if isinstance(
             trials, list) else []
 
-    def limits(self, measure: Any) -> dict:
+    def limits(self, measure: Callable[[], dict]) -> dict:
         """The machine's limits as measured by the run's first variant that needed them (`measure()`
         otherwise, then kept): one figure per run, the same for every variant."""
         file = self.path / "limits.json"
@@ -159,7 +160,7 @@ class RunFolder:
         return self.path / kind / (key(name) + suffix)
 
 
-def options_dict(options: Any) -> dict:
+def options_dict(options: Any) -> dict:  # a suite.run.run_plan.RunOptions (which imports this module)
     """RunOptions as JSON: paths absolute (a resume may start elsewhere), tuples as lists."""
     return {k: (str(v.resolve()) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
             for k, v in asdict(options).items()}

@@ -21,6 +21,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from suite.build.training import EpochCallback
+from suite.config.scenario import Measure, PluginRef, Scenario, Select, Variant
+from suite.config.search_spec import Goal
+
 if TYPE_CHECKING:  # suite.build.building and suite.run.bench import this module: their types are named, not imported
     from suite.results import VariantResult
 
@@ -32,7 +36,7 @@ class Task:
     description: str  # what a model of this task is, in messages: "model 'x' is <description>"
     judged: str  # the validation figure training reports each epoch
 
-    def conflict(self, what: str, model: Any, variant: Any, measure: Any) -> tuple[tuple, str] | None:
+    def conflict(self, what: str, model: Any, variant: Variant, measure: Measure) -> tuple[tuple, str] | None:
         """Where and why the variant's settings (its `measure`, its search's goal) do not fit this
         task: (the field's path, the reason); `what` opens the reason ("model 'x' is ...")."""
         return None
@@ -51,11 +55,11 @@ class Task:
         """{metric: (base rounds, candidate rounds)} in ms, the two sides timed alternately."""
         raise NotImplementedError
 
-    def search_problem(self, built: Built, goal: Any) -> str | None:
+    def search_problem(self, built: Built, goal: Goal) -> str | None:
         """Why the search's goal cannot be judged on this model's data (None: it can)."""
         return None
 
-    def judge(self, run: Any, built: Built, measure: Any, batch: int, reference: list | None,
+    def judge(self, run: Any, built: Built, measure: Measure, batch: int, reference: list | None,
               source: str) -> tuple[dict, Any, tuple[float, ...]]:
         """A search trial: (its quality figures, its outputs for the next trials' agreement, its
         timed samples in seconds)."""
@@ -64,10 +68,10 @@ class Task:
     def sample_batches(self, built: Built, batch_size: int) -> list:
         raise NotImplementedError
 
-    def train(self, model: Any, data: Any, config: Any, seed: int, on_epoch: Any) -> dict:
+    def train(self, model: Any, data: Any, config: Any, seed: int, on_epoch: EpochCallback) -> dict:
         raise NotImplementedError
 
-    def select(self, v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
+    def select(self, v: VariantResult, reference: VariantResult | None, select: Select) -> tuple[dict, list[str], str | None]:
         """(the variant's quality figures, the budgets it breaks, why it cannot be judged or None)."""
         raise NotImplementedError
 
@@ -76,7 +80,7 @@ class Task:
         return ""
 
 
-def agreement_reference(scenario: Any, variant: Any, model_ref: Any) -> str:
+def agreement_reference(scenario: Scenario, variant: Variant, model_ref: PluginRef) -> str:
     """The scenario's baseline if it runs the same model on the same data; else the first variant that does."""
     def same_setup(other: Any) -> bool:
         return scenario.model_of(other) == model_ref and other.dataset == variant.dataset

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from suite.build.building import Built, Ready
+from suite.build.training import EpochCallback
+from suite.config.scenario import Fidelity, Measure, Select, Variant
+from suite.config.search_spec import Goal
 from suite.measure import footprint, quality
 from suite.measure.measuring import input_shapes, measure_model, outputs_on, shape_of
 from suite.measure.profiling import flops_model, profile_variant, run_limits
@@ -22,7 +25,7 @@ class ClassifyTask(Task):
     description: str = "a model judged by accuracy"
     judged: str = "val acc"
 
-    def conflict(self, what: str, model: Any, variant: Any, measure: Any) -> tuple[tuple, str] | None:
+    def conflict(self, what: str, model: Any, variant: Variant, measure: Measure) -> tuple[tuple, str] | None:
         if measure is not None and measure.mode == "server" and measure.latency_bound_ms is None:
             return ("measure", "latency_bound_ms"), f"{what}: mode server needs latency_bound_ms"
         goal = variant.search.goal if variant.search is not None else None
@@ -75,12 +78,12 @@ class ClassifyTask(Task):
 
         return {"call": time_rounds([side.call(batch_size, seq_len) for side in sides], sides, plan, bar)}
 
-    def search_problem(self, built: Built, goal: Any) -> str | None:
+    def search_problem(self, built: Built, goal: Goal) -> str | None:
         if not built.data.labelled and goal.max_accuracy_drop is not None:
             return f"search.goal.max_accuracy_drop: dataset {built.data.name!r} has no labels: use min_agreement"
         return None
 
-    def judge(self, run: Any, built: Built, measure: Any, batch: int, reference: list | None,
+    def judge(self, run: Any, built: Built, measure: Measure, batch: int, reference: list | None,
               source: str) -> tuple[dict, Any, tuple[float, ...]]:
         """Accuracy and top-1 agreement on the validation split, call times at `batch` (the first
         sequence length timed, for token inputs)."""
@@ -103,12 +106,12 @@ class ClassifyTask(Task):
         inputs = built.data.val.x[:SAMPLES]
         return [inputs[start:start + batch_size] for start in range(0, len(inputs), batch_size)]
 
-    def train(self, model: Any, data: Any, config: Any, seed: int, on_epoch: Any) -> dict:
+    def train(self, model: Any, data: Any, config: Any, seed: int, on_epoch: EpochCallback) -> dict:
         from suite.build.training import train
 
         return train(model, data, config, seed, on_epoch)
 
-    def select(self, v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
+    def select(self, v: VariantResult, reference: VariantResult | None, select: Select) -> tuple[dict, list[str], str | None]:
         """By accuracy drop against the reference."""
         if select.max_accuracy_drop is None:
             return {}, [], "not a generative decoder, and select has no max_accuracy_drop"
@@ -119,7 +122,7 @@ class ClassifyTask(Task):
         return {"accuracy_drop": round(drop, 6)}, over, None
 
 
-def fidelity_warnings(fidelity: dict, reference: str, tolerance: Any) -> list[str]:
+def fidelity_warnings(fidelity: dict, reference: str, tolerance: Fidelity) -> list[str]:
     notes = []
     if fidelity["top1"] < tolerance.min_agreement:
         notes.append(f"top-1 agreement with {reference!r} {fidelity['top1']:.4f} is below fidelity.min_agreement "

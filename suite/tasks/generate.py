@@ -11,7 +11,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from suite.backends.base import Backend
 from suite.build.building import Built, Ready
+from suite.build.training import EpochCallback
+from suite.config.scenario import Fidelity, Generate, Measure, Select, Variant
+from suite.config.search_spec import Goal
+from suite.lm import DecoderContract
 from suite.measure import decoding, load, timing
 from suite.measure.measuring import Context, Measured, Shape, latency_result, measure_energy, timing_plan
 from suite.results import LatencyResult, ThroughputResult, VariantResult, shape_label
@@ -21,14 +26,14 @@ from suite.tasks.base import Task, reference_outputs, run_fields
 HARNESS_CALLS = 1000
 
 
-def perplexity(decoder: Any, data: Any, gen: Any, batch_size: int, split: str = "test") -> dict:
+def perplexity(decoder: DecoderContract, data: Any, gen: Generate, batch_size: int, split: str = "test") -> dict:
     from suite.lm import perplexity as score
 
     return score(decoder, data, min(gen.perplexity_context, max_positions(decoder)), gen.perplexity_tokens, batch_size,
                  split)
 
 
-def max_positions(decoder: Any) -> int:
+def max_positions(decoder: DecoderContract) -> int:
     return model_positions(decoder.model)
 
 
@@ -38,20 +43,20 @@ def model_positions(model: Any) -> int:
     return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 1 << 16
 
 
-def batch_sizes_run(decoder: Any, batch_sizes: tuple[int, ...]) -> tuple[int, ...]:
+def batch_sizes_run(decoder: DecoderContract, batch_sizes: tuple[int, ...]) -> tuple[int, ...]:
     """The batch sizes the decoder can time (one that runs a bounded number of sequences at a time
     says so with `max_batch`)."""
     return tuple(b for b in batch_sizes if decoder.max_batch is None or b <= decoder.max_batch)
 
 
-def greedy_tokens(decoder: Any, data: Any, gen: Any, split: str = "test") -> Any:
+def greedy_tokens(decoder: DecoderContract, data: Any, gen: Generate, split: str = "test") -> Any:
     """Greedy tokens (prompts x fidelity_tokens) after the first fidelity_prompt_len tokens of
     consecutive windows of a split, as int64 numpy: compared with the reference variant's."""
     prompts = data.windows(split, gen.fidelity_prompt_len, gen.fidelity_prompts)
     return decoder.generate(prompts, gen.fidelity_tokens).numpy()
 
 
-def texts(decoder: Any, data: Any, gen: Any) -> list[dict]:
+def texts(decoder: DecoderContract, data: Any, gen: Generate) -> list[dict]:
     """What the variant writes (greedy) after each of the scenario's text prompts; a prompt longer
     than the model's positions leave room for is cut to its last tokens (and says so)."""
     import torch
@@ -66,7 +71,7 @@ def texts(decoder: Any, data: Any, gen: Any) -> list[dict]:
     return out
 
 
-def check_lengths(decoder: Any, gen: Any, source: str) -> None:
+def check_lengths(decoder: DecoderContract, gen: Generate, source: str) -> None:
     """Every request must fit the model's positions."""
     from suite.errors import SuiteError
 
@@ -76,7 +81,7 @@ def check_lengths(decoder: Any, gen: Any, source: str) -> None:
         raise SuiteError(f"{source}: measure.generate: {asked} need {longest} positions, but the model has {limit}")
 
 
-def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen: Any, ctx: Context,
+def measure_generation(decoder: DecoderContract, backend: Backend, data: Any, measure: Measure, gen: Generate, ctx: Context,
                        weights_bytes: int, params: int, limits: dict) -> tuple[Measured, dict]:
     """Time requests at every (prompt length, batch size); return the rows and the decoder's own figures."""
     device = backend.describe().get("device", "cpu")
@@ -124,7 +129,7 @@ def measure_generation(decoder: Any, backend: Any, data: Any, measure: Any, gen:
     return measured, extra
 
 
-def request_call(decoder: Any, prompt: Any, new_tokens: int) -> Any:
+def request_call(decoder: DecoderContract, prompt: Any, new_tokens: int) -> Any:
     def call() -> None:
         decoder.generate(prompt, new_tokens)
 
@@ -194,7 +199,7 @@ def above_the_limit(lines: list[dict], limits: dict) -> list[str]:
             for row in lines if row["share"] > 1]
 
 
-def load_mode(decoder: Any, backend: Any, data: Any, measure: Any, gen: Any, rows: list[LatencyResult],
+def load_mode(decoder: DecoderContract, backend: Backend, data: Any, measure: Measure, gen: Generate, rows: list[LatencyResult],
               ctx: Context) -> dict | None:
     if measure.mode == "offline":  # the best decode tokens/s over batch sizes, at the first prompt length
         first = gen.prompt_lens[0]
@@ -224,7 +229,7 @@ def load_mode(decoder: Any, backend: Any, data: Any, measure: Any, gen: Any, row
 
 
 def fidelity_warnings(fidelity: dict, reference: str, ppl: float, reference_ppl: float | None,
-                      tolerance: Any) -> list[str]:
+                      tolerance: Fidelity) -> list[str]:
     """Warnings for greedy agreement below the floor and perplexity above the reference's by more
     than the tolerance (`fidelity["perplexity_increase"]`, None without a reference perplexity)."""
     notes = []
@@ -240,7 +245,7 @@ def fidelity_warnings(fidelity: dict, reference: str, ppl: float, reference_ppl:
 
 
 def quality_fields(measured: Measured, extra: dict, ppl: dict, fidelity: dict | None, reference: str,
-                   written: list[dict], gen: Any, batch_sizes: tuple[int, ...], notes: list[str]) -> dict:
+                   written: list[dict], gen: Generate, batch_sizes: tuple[int, ...], notes: list[str]) -> dict:
     """The variant's result fields for a decoder's quality and timed requests."""
     generation = {"settings": {**gen.model_dump(mode="json"), "batch_sizes": list(batch_sizes)},
                   "perplexity": ppl, "fidelity": fidelity, "texts": written, **extra}
@@ -256,7 +261,7 @@ class GenerateTask(Task):
     description: str = "a generative decoder"
     judged: str = "val perplexity"
 
-    def conflict(self, what: str, model: Any, variant: Any, measure: Any) -> tuple[tuple, str] | None:
+    def conflict(self, what: str, model: Any, variant: Variant, measure: Measure) -> tuple[tuple, str] | None:
         """Server mode's bounds, the search's goal, and requests that need more positions than the
         model's settings or config give it."""
         from suite.registry import MODELS
@@ -339,10 +344,10 @@ class GenerateTask(Task):
 
         return request_rounds([side.request(batch_size, seq_len) for side in sides], sides, plan, bar)
 
-    def search_problem(self, built: Built, goal: Any) -> str | None:
+    def search_problem(self, built: Built, goal: Goal) -> str | None:
         return None
 
-    def judge(self, run: Any, built: Built, measure: Any, batch: int, reference: list | None,
+    def judge(self, run: Any, built: Built, measure: Measure, batch: int, reference: list | None,
               source: str) -> tuple[dict, Any, tuple[float, ...]]:
         """Perplexity and greedy agreement (with the reference trial's tokens) on the validation
         split, and the times of its decode steps at `batch` (time per output token) after a prompt
@@ -368,12 +373,12 @@ class GenerateTask(Task):
 
         return [built.data.windows("val", min(WINDOW_TOKENS, model_positions(built.model)), WINDOWS)]
 
-    def train(self, model: Any, data: Any, config: Any, seed: int, on_epoch: Any) -> dict:
+    def train(self, model: Any, data: Any, config: Any, seed: int, on_epoch: EpochCallback) -> dict:
         from suite.build.training import train_lm
 
         return train_lm(model, data, config, seed, on_epoch)
 
-    def select(self, v: VariantResult, reference: VariantResult | None, select: Any) -> tuple[dict, list[str], str | None]:
+    def select(self, v: VariantResult, reference: VariantResult | None, select: Select) -> tuple[dict, list[str], str | None]:
         """By perplexity increase (relative) and greedy agreement, so that a fast variant whose text
         has gone wrong is rejected."""
         if select.max_perplexity_increase is None:
