@@ -59,7 +59,7 @@ def test_every_registered_entry_imports_and_has_params(registry):
 def test_import_suite_and_validate_do_not_import_torch():
     import subprocess
 
-    code = ("import sys; from suite import scenario; scenario.load('scenarios/mlp.yaml'); "
+    code = ("import sys; from suite.config import scenario; scenario.load('scenarios/mlp.yaml'); "
             "from suite.__main__ import main; main(['list']); "
             "assert 'torch' not in sys.modules and 'plotly' not in sys.modules and 'sklearn' not in sys.modules")
     from tests.conftest import ROOT

@@ -84,6 +84,6 @@ def test_code_fingerprint_tracks_project_sources_and_package_versions(tmp_path, 
     model = torch.nn.Sequential(my_net_v.Net(2, 2), torch.nn.ReLU())
     before = code_fingerprint(model)
     assert before["torch"] == metadata.version("torch")
-    assert set(before) == {"suite.build.training", "torch", "my_net_v"}
+    assert set(before) == {"suite.training", "torch", "my_net_v"}
     (tmp_path / "my_net_v.py").write_text("import torch\nclass Net(torch.nn.Linear):\n    pass  # changed\n")
     assert code_fingerprint(model)["my_net_v"] != before["my_net_v"]
