@@ -5,18 +5,18 @@ batch size (and sequence length), profiled operator by operator."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from suite.build.building import Built, Ready
-from suite.build.training import EpochCallback
 from suite.config.scenario import Fidelity, Measure, Select, Variant
 from suite.config.search_spec import Goal
-from suite.measure import footprint, quality
-from suite.measure.measuring import input_shapes, measure_model, outputs_on, shape_of
-from suite.measure.profiling import flops_model, profile_variant, run_limits
-from suite.results import VariantResult
-from suite.run.bench import Bench
 from suite.tasks.base import Task, reference_outputs, run_fields
+
+# The engine's types only: a scenario asks its tasks about its settings, and reading one stays light.
+if TYPE_CHECKING:
+    from suite.build.building import Built, Ready
+    from suite.build.training import EpochCallback
+    from suite.results import VariantResult
+    from suite.run.bench import Bench
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class ClassifyTask(Task):
         return built.backend.prepare(built.model, built.data.test.x[:1], built.data.train.x)
 
     def measure(self, bench: Bench, built: Built) -> dict:
+        from suite.measure import footprint
+        from suite.measure.measuring import measure_model, outputs_on
+        from suite.measure.profiling import flops_model, profile_variant, run_limits
+
         variant, backend, measure, data, model = built.variant, built.backend, built.measure, built.data, built.model
         device = backend.describe().get("device", "cpu")
         size = footprint.serialized_size_bytes(model)
@@ -60,6 +64,8 @@ class ClassifyTask(Task):
 
     def agreement(self, bench: Bench, built: Built, outputs: Any) -> tuple[str, dict, list[str]]:
         """The reference variant, how closely `outputs` follow its outputs, and warnings."""
+        from suite.measure import quality
+
         reference, expected = reference_outputs(bench, built)
         if expected is None:
             return reference, {}, [f"agreement not measured: reference variant {reference!r} did not run or failed"]
@@ -70,6 +76,9 @@ class ClassifyTask(Task):
         return reference, fidelity, fidelity_warnings(fidelity, reference, bench.scenario.fidelity)
 
     def ready(self, built: Built, prepared: Any, threads: int, source: str) -> Ready:
+        from suite.build.building import Ready
+        from suite.measure.measuring import input_shapes
+
         return Ready(prepared, built.backend, built.data, threads, input_shapes(built.measure, built.data, source),
                      task=self)
 
@@ -88,7 +97,8 @@ class ClassifyTask(Task):
         """Accuracy and top-1 agreement on the validation split, call times at `batch` (the first
         sequence length timed, for token inputs)."""
         from suite.build.search import TRIAL_PLAN
-        from suite.measure import timing
+        from suite.measure import quality, timing
+        from suite.measure.measuring import input_shapes, outputs_on, shape_of
 
         data, backend = built.data, built.backend
         outputs = outputs_on(run, backend, data.val.x, measure)
@@ -139,6 +149,8 @@ def accuracy_of(outputs: Any, data: Any, weights: dict) -> tuple[float | None, s
         return None, "untrained"
     if not data.labelled:
         return None, f"dataset {data.name!r} has no labels"
+    from suite.measure import quality
+
     return quality.accuracy(outputs, data.test.y), None
 
 

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suite.backends.base import Backend
-from suite.build.building import Built, Ready
-from suite.build.training import EpochCallback
 from suite.config.scenario import Fidelity, Generate, Measure, Select, Variant
 from suite.config.search_spec import Goal
 from suite.lm import DecoderContract
-from suite.measure import decoding, load, timing
-from suite.measure.measuring import Context, Measured, Shape, latency_result, measure_energy, timing_plan
-from suite.results import LatencyResult, ThroughputResult, VariantResult, shape_label
-from suite.run.bench import Bench
 from suite.tasks.base import Task, reference_outputs, run_fields
+
+# The engine's types only: a scenario asks its tasks about its settings, and reading one stays light.
+if TYPE_CHECKING:
+    from suite.build.building import Built, Ready
+    from suite.build.training import EpochCallback
+    from suite.measure.measuring import Context, Measured
+    from suite.results import LatencyResult, VariantResult
+    from suite.run.bench import Bench
 
 HARNESS_CALLS = 1000
 
@@ -84,6 +86,10 @@ def check_lengths(decoder: DecoderContract, gen: Generate, source: str) -> None:
 def measure_generation(decoder: DecoderContract, backend: Backend, data: Any, measure: Measure, gen: Generate, ctx: Context,
                        weights_bytes: int, params: int, limits: dict) -> tuple[Measured, dict]:
     """Time requests at every (prompt length, batch size); return the rows and the decoder's own figures."""
+    from suite.measure import decoding, timing
+    from suite.measure.measuring import Measured, Shape, latency_result, measure_energy, timing_plan
+    from suite.results import ThroughputResult, shape_label
+
     device = backend.describe().get("device", "cpu")
     clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
     plan = timing_plan(measure)
@@ -201,6 +207,8 @@ def above_the_limit(lines: list[dict], limits: dict) -> list[str]:
 
 def load_mode(decoder: DecoderContract, backend: Backend, data: Any, measure: Measure, gen: Generate, rows: list[LatencyResult],
               ctx: Context) -> dict | None:
+    from suite.measure import decoding, load
+
     if measure.mode == "offline":  # the best decode tokens/s over batch sizes, at the first prompt length
         first = gen.prompt_lens[0]
         return load.offline_summary([(r.batch_size, r.samples_ms) for r in rows
@@ -335,6 +343,8 @@ class GenerateTask(Task):
 
     def ready(self, built: Built, prepared: Any, threads: int, source: str) -> Ready:
         """Timed in whole requests at each (batch size, prompt length)."""
+        from suite.build.building import Ready
+
         gen, batches = built.measure.generate, batch_sizes_run(prepared, built.measure.batch_sizes)
         return Ready(prepared, built.backend, built.data, threads, [(b, p) for p in gen.prompt_lens for b in batches],
                      new_tokens=gen.new_tokens, task=self)
