@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from suite.build.training import EpochCallback
 from suite.config.scenario import Measure, PluginRef, Scenario, Select, Variant
 from suite.config.search_spec import Goal
 
-if TYPE_CHECKING:  # suite.build.building and suite.run.bench import this module: their types are named, not imported
+if TYPE_CHECKING:  # the engine's types only: reading a scenario asks its tasks, and stays light
+    from suite.build.building import Built, Ready
+    from suite.build.training import EpochCallback
     from suite.results import VariantResult
-
-Bench = Built = Ready = Any
+    from suite.run.bench import Bench
 
 
 class Task:
