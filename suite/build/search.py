@@ -334,11 +334,11 @@ def search_variant(builder: Any, scenario: Scenario, variant: Variant, folder: R
                 "samples": len(samples_s), "quantized_layers": layers, "steps": [s.dump("method") for s in steps]}
 
     def rank(before: tuple, layers: list[str]) -> dict[str, float | None]:
-        from suite.build.sensitivity import validation_batches, weight_rounding_errors
+        from suite.build.sensitivity import weight_rounding_errors
 
         built = builder.build(variant.model_copy(update={"compress": before, "search": None}))
         with bars.task(f"{variant.name}: ranking {len(layers)} layers by rounding error", total=None):
-            return weight_rounding_errors(built.model.eval(), layers, validation_batches(
+            return weight_rounding_errors(built.model.eval(), layers, built.task.sample_batches(
                 built, measure.eval_batch_size or max(measure.batch_sizes)), variant.search.sensitivity != "weights")
 
     saved = replayable(folder.search_trials(variant.name), folder.search_file(variant.name), bars.log)

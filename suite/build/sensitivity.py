@@ -83,9 +83,3 @@ def weight_rounding_errors(model: Any, names: list[str], batches: list[Any],
     ratios = {name: errors[name] / norms[name] if name in weighted and norms[name] > 0 else None for name in names}
     return {name: r if r is not None and math.isfinite(r) else None for name, r in ratios.items()}  # NaN: unscored
 
-
-def validation_batches(built: Any, batch_size: int) -> list[Any]:
-    """What the ranking passes through the model: SAMPLES validation inputs in batches of
-    `batch_size` (a classifier), or WINDOWS windows of WINDOW_TOKENS validation tokens (a decoder):
-    its task's choice (suite.tasks)."""
-    return built.task.sample_batches(built, batch_size)

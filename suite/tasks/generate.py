@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from suite.backends.base import Backend
 from suite.config.scenario import Fidelity, Generate, Measure, Select, Variant
-from suite.config.search_spec import Goal
 from suite.lm import DecoderContract
 from suite.tasks.base import Task, reference_outputs, run_fields
 
@@ -353,9 +352,6 @@ class GenerateTask(Task):
         from suite.analysis.gate import request_rounds
 
         return request_rounds([side.request(batch_size, seq_len) for side in sides], sides, plan, bar)
-
-    def search_problem(self, built: Built, goal: Goal) -> str | None:
-        return None
 
     def judge(self, run: Any, built: Built, measure: Measure, batch: int, reference: list | None,
               source: str) -> tuple[dict, Any, tuple[float, ...]]:
