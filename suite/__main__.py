@@ -145,11 +145,24 @@ def cmd_run(args: argparse.Namespace) -> int:
                 out.print(overhead_line(result.variants), markup=False, highlight=False, soft_wrap=True)
             for line in describe_selection(result.selection) if result.selection else ():
                 out.print(line, markup=False, highlight=False, soft_wrap=True)
+            for line in warning_lines(result):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
             out.print(f"report: {run_dir / 'index.html'}", highlight=False, soft_wrap=True, markup=False)
             status = max(status, run_status(result))
         if page:
             out.print(f"nodes compared: {page}", highlight=False, soft_wrap=True, markup=False)
     return status
+
+
+def warning_lines(result: Any) -> list[str]:
+    """The run's warnings, one line per kind (suite.analysis.warning_kinds); the lesser ones counted."""
+    from suite.analysis.warning_kinds import lines
+
+    shown, hidden = lines(result.variants)
+    if hidden:
+        shown.append(f"{hidden} note(s) of lesser kinds (a percentile without its bound, looped calls, ...): "
+                     "in the report's warnings")
+    return ["warnings:", *(f"  {line}" for line in shown)] if shown else []
 
 
 def usable_folder(option: str, folder: Path | None) -> None:

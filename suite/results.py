@@ -16,6 +16,11 @@ older suite still loads (pyperf's loader does the same):
      A saved variant (variants/<key>.json) now
      carries its schema_version too (none: version 1). Added since, with a default: variant
      `profile` (where the time goes), `task` (the model's task).
+  3: a shape is timed in several processes (suite.measure.processes): a latency row's
+     `ci95_p50_ms` is the interval across them (it was the bootstrap interval within the one
+     process), its samples are all processes' in order, and `processes` lists each process's
+     round, sample count, median and within-process interval. A version-2 row becomes one
+     process, its interval kept as that process's.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from suite.errors import SuiteError, first_line, quote
 from suite.measure.stats import LatencyStats
 from suite.records import RECORDS, CompressRecord, Energy, Fidelity, Load, Node, Profile, Search, Weights, as_record
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,10 +66,19 @@ class LatencyResult(LatencyStats):
     # then the prompt length) "ttft", a prefill up to the first new token; "tpot", one decode step
     # (time per output token); "request", a prompt and all its new tokens.
     metric: str = "call"
+    # One entry per process that timed this shape, in the order of its samples in `samples_ms`:
+    # {"round": 1.., "n": samples, "p50_ms": its median, "ci95_p50_ms": [low, high] within it}.
+    # With two or more, `ci95_p50_ms` is the interval across processes (suite.measure.processes).
+    processes: tuple[dict, ...] = ()
 
     @property
     def shape(self) -> str:
         return shape_label(self.batch_size, self.seq_len, self.metric)
+
+    @property
+    def across_processes(self) -> bool:
+        """Whether `ci95_p50_ms` covers the differences between processes (two or more timed it)."""
+        return len(self.processes) >= 2
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,11 @@ def shape_label(batch_size: int, seq_len: int | None, metric: str = "call") -> s
     if metric == "call":
         return f"b={batch_size}" + ("" if seq_len is None else f" s={seq_len}")
     return f"{metric} b={batch_size}" + ("" if seq_len is None else f" p={seq_len}")
+
+
+# A warning about one shape starts with its label (shape_label), after "process N: " where a later
+# process of the variant said it (suite.measure.processes).
+SHAPE_PREFIX = re.compile(r"^(?:process (?P<process>\d+): )?(?P<shape>(?:(?:ttft|tpot|request) )?b=\d+(?: [sp]=\d+)?): ")
 
 
 def measured_shapes(variants: tuple[VariantResult, ...]) -> list[str]:
@@ -324,8 +343,22 @@ def v1_to_v2(variant: dict) -> dict:
     return {**variant, "load": {**load, "by_batch_size": rows}}
 
 
+def v2_to_v3(variant: dict) -> dict:
+    """Each latency row: one process, whose within-process interval was the row's interval."""
+    rows = variant.get("latency")
+    if not isinstance(rows, list):
+        return variant
+    return {**variant, "latency": [one_process(row) if isinstance(row, dict) else row for row in rows]}
+
+
+def one_process(row: dict) -> dict:
+    samples = row.get("samples_ms")
+    return {**row, "processes": [{"round": 1, "n": len(samples) if isinstance(samples, list) else row.get("n"),
+                                  "p50_ms": row.get("p50_ms"), "ci95_p50_ms": row.get("ci95_p50_ms")}]}
+
+
 # MIGRATIONS[n]: a variant's data at schema version n -> version n + 1.
-MIGRATIONS = {1: v1_to_v2}
+MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3}
 
 
 # The largest JSON file suite reads (a results.json of 4,793 variants is 30 MB): parsing takes
@@ -388,10 +421,14 @@ def check_samples(v: VariantResult, where: str) -> None:
     for j, row in enumerate(v.latency):
         if not row.samples_ms or not all(math.isfinite(x) and x > 0 for x in row.samples_ms):
             raise SuiteError(f"{where}.latency[{j}].samples_ms: expected a non-empty list of finite times (> 0 ms)")
+        counts = [p.get("n") for p in row.processes]
+        if row.processes and (not all(type(n) is int and n > 0 for n in counts) or sum(counts) != len(row.samples_ms)):
+            raise SuiteError(f"{where}.latency[{j}].processes: each process's n must be a count above 0, and "
+                             f"together they must number the samples ({len(row.samples_ms)})")
 
 
 CSV_COLUMNS = ("variant", "model", "backend", "status", "metric", "batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms",
-               "p99_ms", "mean_ms", "std_ms", "cv", "ci95_p50_lo_ms", "ci95_p50_hi_ms", "n",
+               "p99_ms", "mean_ms", "std_ms", "cv", "ci95_p50_lo_ms", "ci95_p50_hi_ms", "n", "processes",
                "samples_per_s", "accuracy", "agreement", "max_abs_error", "cosine_min", "size_bytes", "params",
                "peak_rss_bytes")
 
@@ -411,7 +448,7 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
                 **{k: getattr(lat, k) for k in ("metric", "batch_size", "seq_len", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
                                                 "mean_ms", "std_ms", "cv", "n")},
                 "ci95_p50_lo_ms": lat.ci95_p50_ms[0], "ci95_p50_hi_ms": lat.ci95_p50_ms[1],
-                "samples_per_s": throughput.get(lat.shape)}
+                "processes": len(lat.processes) or 1, "samples_per_s": throughput.get(lat.shape)}
             rows.append({**common, **figures})
     return rows
 

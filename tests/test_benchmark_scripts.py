@@ -13,6 +13,7 @@ from tests.conftest import ROOT
     ("vs_onnxruntime.py", "--rounds", "0"), ("vs_benchmark_app.py", "--batch", "-1"),
     ("vs_loadgen.py", "--seconds", "nan"), ("vs_loadgen.py", "--steps", "0"),
     ("timer_agreement.py", "--seconds", "-1"), ("gate_power.py", "--trials", "0"), ("overhead.py", "--runs", "-2"),
+    ("aa.py", "--copies", "0"),
 ])
 def test_a_count_or_time_that_measures_nothing_is_refused(script, argument, value):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), argument, value],

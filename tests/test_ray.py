@@ -113,6 +113,15 @@ def test_ray_runs_variants_on_the_cluster_as_the_subprocess_launcher_does(cluste
     assert all(v["node"]["cpus_owned"] == 1.0 and v["backend_info"]["threads"] == 1 for v in remote["variants"])
     no_overlap_on_a_node(remote["variants"])
 
+    # Each shape in two processes: the second ones spread over the nodes too, from the model the
+    # first one built (shipped as a run-folder file).
+    status, out, _, twice = run_quick(write_scenario(SMALL.replace("[1, 4]}", "[1, 4], processes: 2}"), "two.yaml"),
+                                      "--launcher", "ray", "--address", cluster)
+    assert status == 0, out
+    assert all([p["round"] for p in row["processes"]] == [1, 2] for v in twice["variants"] for row in v["latency"])
+    rounds = list((tmp_path / "reports").glob("*/*/rounds/*-2.json"))
+    assert len(rounds) == 3 and len({json.loads(r.read_text())["node"]["node_id"] for r in rounds}) == 2
+
     # A crash and a hang on a worker fail those variants alone.
     monkeypatch.syspath_prepend(str(tmp_path))
     bad = misbehaving_scenario(tmp_path, variant("before") + variant("aborts", "abort") + variant("hangs", "sleep", 3600)

@@ -7,6 +7,7 @@ import re
 
 from suite.__main__ import main
 from suite.analysis.compare import compare_runs
+from suite.measure.processes import speedup_text
 from suite.report import markdown, render_html, render_summary
 from suite.report.comparison import load_runs, matched_rows, render_comparison
 from suite.report.figures import MAX_BOX_POINTS, box_points, pareto_front, shown
@@ -113,7 +114,9 @@ def test_table_holds_the_figures_and_sorts_by_value():
     assert "J/inference" in page and "table.sortable th" in page
     int8, fp32_b1 = run.variants[1].latency[0], run.variants[0].latency[0]  # int8 against the fastest uncompressed
     value = fp32_b1.p50_ms / int8.p50_ms
-    assert "speed-up vs fastest uncompressed" in page and f'data-v="{value!r}">{value:.2f}x (fp32)<' in page
+    text = speedup_text(fp32_b1, int8)  # with its interval, and "tied" where that holds 1
+    assert text.startswith(f"{value:.2f}x (")
+    assert "speed-up vs fastest uncompressed" in page and f'data-v="{value!r}">{text} vs fp32<' in page
 
 
 def test_columns_no_variant_has_are_left_out():

@@ -8,12 +8,18 @@ from suite.errors import ScenarioError
 from suite.results import LatencyResult, VariantResult
 
 
-def variant(name, accuracy, p50_b1, reference="fp32", status="ok"):
-    row = LatencyResult(batch_size=1, samples_ms=(p50_b1,), p50_ms=p50_b1, p90_ms=p50_b1, p95_ms=p50_b1,
-                        p99_ms=p50_b1, mean_ms=p50_b1, std_ms=0.0, cv=0.0, ci95_p50_ms=(p50_b1, p50_b1), n=1,
-                        robust_cv=0.0, outliers=0)
+def variant(name, accuracy, p50_b1, reference="fp32", status="ok", spread=0.01, size=None, steps=0):
+    """A variant timed at b=1 in five processes whose medians lie within +/-`spread` of `p50_b1`."""
+    levels = [p50_b1 * (1 + spread * k) for k in (-1, -0.5, 0, 0.5, 1)]
+    samples = tuple(x for level in levels for x in (level * 0.99, level, level * 1.01))
+    processes = tuple({"round": r, "n": 3, "p50_ms": level, "ci95_p50_ms": [level, level]}
+                      for r, level in enumerate(levels, 1))
+    row = LatencyResult(batch_size=1, samples_ms=samples, p50_ms=p50_b1, p90_ms=p50_b1, p95_ms=p50_b1,
+                        p99_ms=p50_b1, mean_ms=p50_b1, std_ms=0.0, cv=0.0, ci95_p50_ms=(levels[0], levels[-1]),
+                        n=len(samples), robust_cv=0.0, outliers=0, processes=processes)
     return VariantResult(name=name, model="m", backend="eager", accuracy=accuracy, agreement_with=reference,
-                         latency=(row,) if status == "ok" else (), status=status)
+                         latency=(row,) if status == "ok" else (), status=status, size_bytes=size,
+                         compress=tuple({"method": "m"} for _ in range(steps)))
 
 
 def test_the_fastest_variant_within_the_budget_is_recommended():
@@ -27,6 +33,27 @@ def test_the_fastest_variant_within_the_budget_is_recommended():
     lines = describe(selection)
     assert lines[0].startswith("Recommended: int8, the fastest by p50_ms at b=1 (4 ms)")
     assert lines[1] == "Over the budget: pruned90 (drop 8.00 points)."
+
+
+def test_variants_tied_with_the_fastest_are_named_and_the_smallest_of_them_recommended():
+    variants = (variant("fp32", 0.98, 10.0, size=400), variant("int8", 0.975, 4.0, size=100, steps=1),
+                variant("int8-searched", 0.975, 3.9, size=100, steps=1, spread=0.08),
+                variant("int8-small", 0.975, 4.05, size=60, steps=2, spread=0.05), variant("bf16", 0.978, 6.0, size=200))
+    selection = recommend(Select(max_accuracy_drop=0.01), variants)
+    assert selection["fastest"] == "int8-searched"
+    assert selection["recommended"] == "int8-small"  # tied with the fastest, and the smallest
+    assert selection["tied"] == ["int8-searched", "int8"]
+    by_name = {w["variant"]: w for w in selection["within"]}
+    assert by_name["bf16"]["vs_fastest"]["verdict"] == "slower" and by_name["bf16"]["vs_fastest"]["design"] == "processes"
+    assert by_name["int8"]["vs_fastest"]["ci95"][0] < 1 < by_name["int8"]["vs_fastest"]["ci95"][1]
+    line = describe(selection)[0]
+    assert line.startswith("Recommended: int8-small (4.05 ms by p50_ms at b=1, its drop 0.50 points), tied with "
+                           "int8-searched, int8:")
+    assert "none slower than the fastest, int8-searched, by the 95 % interval" in line
+    # Equal in size and steps (and neither searched): the faster figure.
+    same = (variant("fp32", 0.98, 10.0, size=400), variant("a", 0.98, 4.0, size=100, steps=1),
+            variant("b", 0.98, 3.99, size=100, steps=1))
+    assert recommend(Select(max_accuracy_drop=0.01), same)["recommended"] == "b"
 
 
 def test_nothing_within_budget_and_untrained_models_are_said_so():

@@ -1,7 +1,9 @@
 """The one place where two runs are compared, for `suite compare`, the stored-baseline `suite
 gate` and the page comparing many runs (suite.report.comparison), so they cannot disagree on the
 same pair: variants matched by name and input shape (and checked to be the same thing), each
-pair's latency ratio with its bootstrap interval, Mann-Whitney significance and verdict; and the
+pair's latency ratio with its interval (across processes where both sides were timed in several,
+suite.measure.processes; else a bootstrap of the samples with Mann-Whitney's test), and the
+verdict by the one rule (suite.measure.significance); and the
 fingerprint fields that must agree before two runs' latencies mean anything side by side (the
 machine: the run's, or the node that measured the variant)."""
 
@@ -13,7 +15,8 @@ from typing import Any
 
 from suite.errors import SuiteError, quote
 from suite.measure import neighbours
-from suite.measure.significance import ALPHA, Comparison, compare_independent
+from suite.measure.processes import compare_rows
+from suite.measure.significance import ALPHA, Comparison
 from suite.results import RunResult, VariantResult
 
 # What must be equal for two runs' latencies to be compared: the hardware and the software that
@@ -51,7 +54,7 @@ class Row:
 
 
 def compare_runs(base: RunResult, candidate: RunResult, percentile: int = 50) -> list[Row]:
-    """Every (variant, input shape) measured in both runs, compared on raw samples; SuiteError
+    """Every (variant, input shape) measured in both runs, compared by `compare_rows`; SuiteError
     when a variant of the same name is another thing on the other side (model, its parameters,
     dataset, compression, backend): that would compare two different models."""
     check_same_variants(base, candidate)
@@ -61,7 +64,7 @@ def compare_runs(base: RunResult, candidate: RunResult, percentile: int = 50) ->
         other = theirs.get((name, shape))
         if other is not None:
             rows.append(Row(name, shape, percentile_of(mine, percentile), percentile_of(other, percentile),
-                            compare_independent(mine.samples_ms, other.samples_ms, percentile),
+                            compare_rows(mine, other, f"p{percentile}_ms"),
                             busier(other.others, mine.others)))
     return rows
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from suite.errors import SuiteError
 from suite.measure import ops
+from suite.measure.processes import speedup, speedup_text
 from suite.records import ShapeProfile
-from suite.results import RunResult, VariantResult
+from suite.results import LatencyResult, RunResult, VariantResult
 
-NOT_FASTER = 0.95  # a variant whose median is above this share of its reference's is not faster
+# An operator family whose time is above this share of the reference's is not faster (profiler
+# tables carry no interval; whole calls are judged by the one rule, suite.measure.processes).
+NOT_FASTER = 0.95
 OUTSIDE = 0.30  # a share of wall time outside operators worth naming
 CONVERSIONS = 0.10  # a share of operator time in conversions worth naming
 FLOAT_NAMES = ("f32", "fp32", "float", "float32", "bf16", "f16", "fp16")
@@ -87,10 +90,11 @@ def comparison_lines(run: RunResult, variant: VariantResult, reference: VariantR
                      best: VariantResult | None, shape: ShapeProfile) -> list[str]:
     lines = []
     for label, other in (("its reference", reference), ("the fastest uncompressed variant", best)):
-        theirs = p50_at(other, shape.shape) if other is not None and other.name != variant.name else None
-        if theirs:
-            lines.append(f"  against {label} {other.name}: {theirs / shape.p50_ms:.2f}x as fast "
-                         f"({theirs:.4g} ms there)")
+        theirs = row_of(other, shape.shape) if other is not None and other.name != variant.name else None
+        mine = row_of(variant, shape.shape)
+        if theirs and mine:
+            lines.append(f"  against {label} {other.name}: {speedup_text(theirs, mine)} as fast "
+                         f"({theirs.p50_ms:.4g} ms there)")
     if reference is None or reference.profile is None:
         return lines
     mine = shape.ops
@@ -106,8 +110,8 @@ def comparison_lines(run: RunResult, variant: VariantResult, reference: VariantR
             change = f"{figures['speedup']:.2f}x as fast" if figures["speedup"] else "added" if not figures[
                 "reference_ms"] else "gone"
             lines.append(f"  {family_text(fam)}: {figures['reference_ms']:.4g} -> {figures['ms']:.4g} ms ({change})")
-    theirs = p50_at(reference, shape.shape)
-    if theirs and shape.p50_ms > NOT_FASTER * theirs:
+    theirs, mine = row_of(reference, shape.shape), row_of(variant, shape.shape)
+    if theirs and mine and not faster(theirs, mine):
         found_reasons = reasons(variant, reference, shape, ref_shape)
         lines.append(f"  why not faster than {reference.name}: " + ("; ".join(found_reasons) if found_reasons else
                                                                    "the figures here show no reason"))
@@ -142,10 +146,10 @@ def reasons(variant: VariantResult, reference: VariantResult, shape: ShapeProfil
     larger = [s for s in (variant.profile.shapes if variant.profile else ())
               if s.batch_size > shape.batch_size and s.seq_len == shape.seq_len and s.metric == shape.metric]
     for bigger in sorted(larger, key=lambda s: -s.batch_size)[:1]:
-        theirs = p50_at(reference, bigger.shape)
-        if theirs and bigger.p50_ms < NOT_FASTER * theirs:
-            found.append(f"at {bigger.shape} it is {theirs / bigger.p50_ms:.2f}x as fast: {shape.shape} is too small "
-                         "a batch for its gain")
+        theirs, mine = row_of(reference, bigger.shape), row_of(variant, bigger.shape)
+        if theirs and mine and faster(theirs, mine):
+            found.append(f"at {bigger.shape} it is {speedup_text(theirs, mine)} as fast: {shape.shape} is too "
+                         "small a batch for its gain")
     return found
 
 
@@ -163,6 +167,16 @@ def family_text(family: str) -> str:
 
 def table_dict(table) -> dict:
     return {"by_family": table.by_family, "ops": [{"op": r.op, "ms": r.ms, "share": r.share} for r in table.ops]}
+
+
+def row_of(v: VariantResult | None, shape: str) -> LatencyResult | None:
+    return next((row for row in v.latency if row.shape == shape), None) if v is not None else None
+
+
+def faster(reference: LatencyResult, row: LatencyResult) -> bool:
+    """Whether `row` is faster than `reference` by the one rule (suite.measure.processes)."""
+    value, _, _, differs = speedup(reference, row)
+    return differs and value > 1
 
 
 def p50_at(v: VariantResult | None, shape: str) -> float | None:

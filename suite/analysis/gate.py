@@ -1,11 +1,14 @@
 """`suite gate`: fail CI on a real latency regression, not on noise.
 
-The rule: exit 1 when a (variant, input shape) is significantly slower (p < alpha) AND its
-estimated ratio is above 1 + max_slowdown. Two ways to get the samples:
+The rule: exit 1 when a (variant, input shape) is slower by the one rule of
+suite.measure.significance (the ratio's 95 % interval above 1) AND its estimated ratio is above
+1 + max_slowdown. Two ways to get the samples:
 
-- stored: a baseline run (saved earlier, perhaps on another day) against the candidate run;
-  each set of samples on its own (Mann-Whitney U, bootstrap interval of the ratio). The machine
-  may have drifted in between; on shared CI runners that is the weaker option.
+- stored: a baseline run (saved earlier, perhaps on another day) against the candidate run,
+  compared as `suite compare` does (suite.analysis.compare): across processes where both runs
+  timed the shape in several, else each set of samples on its own (Mann-Whitney U, bootstrap
+  interval of the ratio). The machine may have drifted in between; on shared CI runners that is
+  the weaker option.
 - paired: both scenarios prepared in one process and timed in alternating rounds (A B, B A, ...),
   so drift between rounds cancels (Wilcoxon signed-rank on the rounds' log ratios). A generative
   decoder is timed in whole requests, alternately, and gives two rows per shape: time to first

@@ -4,6 +4,13 @@ A variant is judged against its agreement reference (the fp32 variant of the sam
 data), so variants of different models are each judged against their own baseline: by accuracy
 drop for classifiers; by perplexity increase (relative) and greedy agreement for generative
 decoders, so that a fast variant whose text has gone wrong is rejected.
+
+Among those within the budget, the fastest by the point figure may not be faster than the next
+ones: each is compared with it by the one rule (suite.measure.processes.compare_rows: the 95 %
+interval of the ratio across processes), and those not slower are tied with it. Among the tied,
+the recommendation is the smallest (serialized size), then the one with fewer compression steps,
+then one without a search, then the fastest figure: when speed cannot tell them apart, the
+cheaper one to ship and to make again wins.
 """
 
 from __future__ import annotations
@@ -28,8 +35,41 @@ def recommend(select: Select, variants: tuple[VariantResult, ...]) -> dict:
         else:
             within.append({"variant": v.name, **figures, select.by: getattr(row, select.by)})
     within.sort(key=lambda entry: entry[select.by])
-    return {**select.model_dump(mode="json"), "recommended": within[0]["variant"] if within else None,
-            "within": within, "broke": broke, "not_judged": not_judged}
+    tied = ties(within, by_name, select)
+    chosen = min(tied, key=lambda name: tie_break(by_name[name], tied.index(name))) if tied else None
+    from suite.measure.processes import busy
+
+    return {**select.model_dump(mode="json"), "recommended": chosen,
+            "fastest": within[0]["variant"] if within else None,
+            "tied": [name for name in tied if name != chosen], "within": within, "broke": broke,
+            "not_judged": not_judged,
+            "busy": [name for name in tied if busy(latency_row(by_name[name], select.batch_size, select.seq_len,
+                                                               select.metric))]}
+
+
+def ties(within: list[dict], by_name: dict[str, VariantResult], select: Select) -> list[str]:
+    """The variants within the budget that are not slower than the fastest (the fastest first),
+    each entry given its comparison with the fastest ({"ratio", "ci95", "verdict", "design"})."""
+    from suite.measure.processes import compare_rows
+
+    if not within:
+        return []
+    fastest = latency_row(by_name[within[0]["variant"]], select.batch_size, select.seq_len, select.metric)
+    tied = [within[0]["variant"]]
+    for entry in within[1:]:
+        row = latency_row(by_name[entry["variant"]], select.batch_size, select.seq_len, select.metric)
+        c = compare_rows(fastest, row, select.by)
+        entry["vs_fastest"] = {"ratio": round(c.ratio, 4), "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)],
+                               "verdict": c.verdict(), "design": c.design}
+        if c.verdict() != "slower":
+            tied.append(entry["variant"])
+    return tied
+
+
+def tie_break(v: VariantResult, order: int) -> tuple:
+    """Among tied variants: the smaller, then fewer compression steps, then one without a search (as
+    simple to make again), then the faster figure."""
+    return (v.size_bytes if v.size_bytes is not None else float("inf"), len(v.compress), v.search is not None, order)
 
 
 def judge(v: VariantResult, reference: VariantResult | None, select: Select) -> tuple[dict, list[str], str | None]:
@@ -75,9 +115,19 @@ def describe(selection: dict) -> list[str]:
     if selection["recommended"] is None:
         lines = [f"No variant is within the budget ({budget(selection)})."]
     else:
-        best = selection["within"][0]
-        lines = [f"Recommended: {best['variant']}, the fastest by {where} ({best[selection['by']]:.4g} ms) "
-                 f"with {budget(selection)} (its {quality(best)})."]
+        best = next(e for e in selection["within"] if e["variant"] == selection["recommended"])
+        tied = selection.get("tied") or []
+        if not tied:
+            lines = [f"Recommended: {best['variant']}, the fastest by {where} ({best[selection['by']]:.4g} ms) "
+                     f"with {budget(selection)} (its {quality(best)})."]
+        else:
+            lines = [f"Recommended: {best['variant']} ({best[selection['by']]:.4g} ms by {where}, its "
+                     f"{quality(best)}), tied with {', '.join(tied)}: all within {budget(selection)}, and none "
+                     f"slower than the fastest, {selection['fastest']}, by the 95 % interval of the ratio; among "
+                     "tied variants the smallest, then the one with fewer compression steps, is recommended."]
+    if selection.get("busy"):
+        lines[-1] += (f" It rests on figures timed while the machine was busy ({', '.join(selection['busy'])} at "
+                      f"{where}), which are not comparable: run it again on a quiet machine.")
     if selection["broke"]:
         lines.append("Over the budget: " + ", ".join(f"{b['variant']} ({quality(b)})" for b in selection["broke"]) + ".")
     if selection["not_judged"]:

@@ -9,6 +9,7 @@ variants one Builder builds.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import time
 from dataclasses import dataclass, replace
@@ -51,11 +52,20 @@ class Builder:
         self.phases = Phases()  # the current variant's
         self._datasets: dict[str, Any] = {}
         self._models: dict[str, tuple[Any, dict]] = {}
+        self.for_later: dict | None = None  # what `build(..., for_later=True)` keeps for later processes
 
-    def build(self, variant: Variant) -> Built:
-        """The variant's dataset, model (weights filled, compression steps applied) and backend."""
+    def build(self, variant: Variant, kept: dict | None = None, for_later: bool = False) -> Built:
+        """The variant's dataset, model (weights filled, compression steps applied) and backend.
+
+        `for_later`: also keep, in `self.for_later`, what its later processes need to build it
+        again cheaply (suite.measure.processes): the variant and the model as saved after the last
+        compression step torch could save (a model a step leaves unpicklable, such as PT2E's,
+        is saved as the step before left it; 0 steps: none saved). `kept`: that record, read
+        back in a later process: the model is loaded and only the steps after it applied."""
         import torch
 
+        if kept is not None:
+            variant = kept["variant"]
         model_ref = self.scenario.model_of(variant)
         backend = BACKENDS.get(variant.backend.name)(variant.backend.params)
         measure = self.scenario.measure_of(variant)
@@ -63,10 +73,17 @@ class Builder:
         task = TASKS.get(MODELS.get(model_ref.name).task)
         with self.phases("data"):
             data = self.dataset(variant, model_ref)
-        with self.phases("weights"):
-            model, weights = self.trained_model(model_ref, data)
-        model, records = self.compressed(variant, model_ref, model, data, backend)
-        return Built(variant, model_ref, backend, measure, task, data, model, weights, records)
+        self.for_later = {"variant": variant, "steps": 0} if for_later else None
+        if kept is not None and kept.get("steps"):
+            with self.phases("weights"):
+                model = torch.load(io.BytesIO(kept["model_bytes"]), weights_only=False)  # the run's own file
+            weights, done = kept["weights"], tuple(kept["records"])
+        else:
+            with self.phases("weights"):
+                model, weights = self.trained_model(model_ref, data)
+            done = ()
+        model, records = self.compressed(variant, model_ref, model, data, backend, len(done), weights)
+        return Built(variant, model_ref, backend, measure, task, data, model, weights, done + records)
 
     def prepare(self, built: Built) -> Any:
         """The backend's callable on batches, or for a decoder its suite.lm.Decoder (whose requests
@@ -81,15 +98,34 @@ class Builder:
         prepared = self.prepare(built)
         return built.task.ready(built, prepared, built.measure.threads or self.default_threads, self.scenario.source)
 
-    def compressed(self, variant: Variant, model_ref: PluginRef, model: Any, data: Any, backend: Backend) -> tuple[Any, tuple]:
-        """The model after the variant's compression steps, in order, with a record of each."""
-        records = []
-        for step in variant.compress:
+    def compressed(self, variant: Variant, model_ref: PluginRef, model: Any, data: Any, backend: Backend,
+                   start: int = 0, weights: dict | None = None) -> tuple[Any, tuple]:
+        """The model after the variant's compression steps from `start` on, in order, with a record
+        of each (and, where `self.for_later` is kept, the model saved after each step that can be)."""
+        records: list = []
+        for i, step in enumerate(variant.compress[start:], start + 1):
             with self.bars.task(f"{variant.name}: {step.name}", total=None) as task, self.phases(f"compress: {step.name}"):
                 model, record = compress(model, step, self.compress_context(model_ref, data, backend, task))
             records.append(record)
             self.bars.log(f"{variant.name}: {describe_step(record)}")
+            if self.for_later is not None:
+                self.keep_for_later(variant, i, model, weights, tuple(records))
         return model, tuple(records)
+
+    def keep_for_later(self, variant: Variant, steps: int, model: Any, weights: dict | None, records: tuple) -> None:
+        """The model after `steps` compression steps, saved for the variant's later processes (if
+        torch can save it: else the last one that could be stays)."""
+        import pickle
+
+        import torch
+
+        buffer = io.BytesIO()
+        try:
+            torch.save(model, buffer)
+        except (pickle.PicklingError, TypeError, AttributeError, RuntimeError):
+            return
+        self.for_later = {"variant": variant, "steps": steps, "model_bytes": buffer.getvalue(), "weights": weights,
+                          "records": records}
 
     def compress_context(self, model_ref: PluginRef, data: Any, backend: Backend, task: Any) -> CompressContext:
         def on_epoch(epoch: int, epochs: int, loss: float, val_accuracy: float) -> None:

@@ -99,6 +99,18 @@ class Searcher:
         other = -trial["perplexity"] if trial.get("perplexity") is not None else trial.get("val_accuracy") or 0.0
         return (agreement, other) if self.spec.goal.min_agreement is not None else (other, agreement)
 
+    def slower(self, fastest: dict, trial: dict) -> bool:
+        """Whether `trial` is slower than `fastest` by the one rule, on their samples (taken in this
+        one process: blind to what differs between processes, so ties are if anything too few);
+        a replayed trial has no samples here, and only its figure is compared."""
+        from suite.measure.processes import percentile_of
+        from suite.measure.significance import compare_independent
+
+        if not fastest.get("samples_ms") or not trial.get("samples_ms"):
+            return trial["speed_ms"] > fastest["speed_ms"]
+        verdict = compare_independent(fastest["samples_ms"], trial["samples_ms"], percentile_of(self.spec.by)).verdict()
+        return verdict == "slower"
+
     def meets(self, trial: dict) -> bool:
         if trial.get("error") or self.reference is None:
             return False
@@ -206,14 +218,17 @@ class Searcher:
 
     # -- the result --------------------------------------------------------------------------------
     def outcome(self) -> dict:
-        """The chosen trial (bisect: the largest value that meets the goal; else the fastest that
-        does; where none does, the closest to the goal) and the search's record."""
+        """The chosen trial (bisect: the largest value that meets the goal; else, of those that do
+        and are tied with the fastest by the one rule (suite.measure.significance), the nearest to
+        the goal's quality; where none does, the closest to the goal) and the search's record."""
         tried = [t for t in self.trials if t["phase"] != "reference" and not t.get("error")]
         meeting = [t for t in tried if t["meets"]]
         if meeting and self.spec.strategy == "bisect":
             chosen = max(meeting, key=lambda t: t["value"])
         elif meeting:
-            chosen = min(meeting, key=lambda t: t["speed_ms"])
+            fastest = min(meeting, key=lambda t: t["speed_ms"])
+            tied = [t for t in meeting if t is fastest or not self.slower(fastest, t)]
+            chosen = max(tied, key=self.closeness)
         elif tried:
             chosen = max(tried, key=self.closeness)
         else:
@@ -331,6 +346,7 @@ def search_variant(builder: Any, scenario: Scenario, variant: Variant, folder: R
             reference_outputs[:] = [outputs]
         layers = next((r.get("quantized_layers") for r in built.records if r.get("quantized_layers") is not None), None)
         return {**found, "speed_ms": speed(samples_s, variant.search.by), "batch_size": batch,
+                "samples_ms": [x * 1e3 for x in samples_s],
                 "samples": len(samples_s), "quantized_layers": layers, "steps": [s.dump("method") for s in steps]}
 
     def rank(before: tuple, layers: list[str]) -> dict[str, float | None]:
@@ -342,8 +358,10 @@ def search_variant(builder: Any, scenario: Scenario, variant: Variant, folder: R
                 built, measure.eval_batch_size or max(measure.batch_sizes)), variant.search.sensitivity != "weights")
 
     saved = replayable(folder.search_trials(variant.name), folder.search_file(variant.name), bars.log)
-    searcher = Searcher(variant, batch, measure_trial, saved,
-                        lambda trials: folder.save_search_trials(variant.name, trials), bars.log, rank)
+    def save(trials: list[dict]) -> None:  # without each trial's samples: only its figures are replayed
+        folder.save_search_trials(variant.name, [{k: v for k, v in t.items() if k != "samples_ms"} for t in trials])
+
+    searcher = Searcher(variant, batch, measure_trial, saved, save, bars.log, rank)
     outcome = searcher.run()
     return variant.model_copy(update={"compress": searcher.chosen_steps(outcome), "search": None}), outcome
 

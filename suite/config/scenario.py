@@ -169,6 +169,10 @@ class Generate(Params):
                    (1 + self.text_tokens, texts))
 
 
+PROCESSES = 3  # chosen with benchmarks/aa.py and the main job's cost (README, "How latency is measured")
+MAX_PROCESSES = 100
+
+
 class Measure(Params):
     batch_sizes: tuple[BatchSize, ...] = Field((1,), min_length=1)
     # Token inputs only: measure latency with the test inputs padded or cut to each length
@@ -180,6 +184,10 @@ class Measure(Params):
     max_samples: int = Field(5000, gt=0, le=MAX_SAMPLES)
     min_time_s: NonNegativeFloat = 2.0
     max_time_s: PositiveFloat = 30.0
+    # Processes that time each shape (suite.measure.processes), interleaved with the other
+    # variants' in rounds; the samples and times above are shared among them. 1: the interval
+    # of the median is that one process's, blind to what changes between processes.
+    processes: int = Field(PROCESSES, gt=0, le=MAX_PROCESSES)
     # Shortest timed sample; calls faster than this are looped. None: derived from the timer.
     min_sample_ms: PositiveFloat | None = None
     threads: int | None = Field(None, gt=0, le=1024)

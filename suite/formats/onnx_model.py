@@ -14,7 +14,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,25 @@ class OnnxModel:
 
     def __deepcopy__(self, memo: dict) -> OnnxModel:
         return self  # immutable, and its files are never changed in place: a copy is the same model
+
+    def __getstate__(self) -> dict:
+        """Pickled (a variant's later processes load it, suite.run.run_folder): a file in its
+        temporary folder, which ends with this process, travels as bytes; a user's file by path."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.folder is not None:
+            state["folder"] = None
+            state["file_bytes"] = {path.name: path.read_bytes() for path in self.files()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        data = state.pop("file_bytes", None)
+        if data is not None:  # into a temporary folder of this process's own
+            folder = tempfile.TemporaryDirectory(prefix="suite-onnx-")
+            for name, content in data.items():
+                (Path(folder.name) / name).write_bytes(content)
+            state = {**state, "path": Path(folder.name) / state["path"].name, "folder": folder}
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def derived(self, name: str, note: str) -> tuple[OnnxModel, Path]:
         """A file in its folder for a transformed copy (the caller writes it), with a note of how it was made."""

@@ -26,6 +26,7 @@ class Context:
     source: str  # the scenario file, for messages
     seed: int
     phases: Any = field(default_factory=Phases)  # where the time goes: warm-up, sampling, harness, ...
+    round: int = 1  # which of the variant's processes this is (suite.measure.processes)
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,7 @@ def measure_model(run_model: Any, backend: Backend, data: Any, measure: Measure,
     clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
     plan = timing_plan(measure)
     shapes = [shape_of(run_model, backend, data, b, s) for b, s in input_shapes(measure, data, ctx.source)]
-    rows, notes = [], []
-    for shape in shapes:
-        row, row_notes = time_shape(shape, backend.synchronize, plan, clock, device != "cpu", ctx)
-        rows.append(row)
-        notes += row_notes
+    rows, notes = time_shapes(shapes, backend, measure, ctx)
     with ctx.phases("harness"):
         harness = timing.harness_cost(backend.synchronize, clock, HARNESS_CALLS)
     with ctx.phases("energy"):
@@ -75,6 +72,19 @@ def measure_model(run_model: Any, backend: Backend, data: Any, measure: Measure,
     return Measured(latency=tuple(rows), throughput=throughputs, notes=tuple(notes + load_warnings(loaded)),
                     harness_overhead_us=harness * 1e6, energy=energy_result, energy_reason=energy_reason,
                     load=loaded)
+
+
+def time_shapes(shapes: list[Shape], backend: Backend, measure: Measure, ctx: Context) -> tuple[list, list[str]]:
+    """Each shape timed in this process (its share of the samples: `timing_plan`): the rows and
+    what they cannot support."""
+    device = backend.describe().get("device", "cpu")
+    clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
+    rows, notes = [], []
+    for shape in shapes:
+        row, row_notes = time_shape(shape, backend.synchronize, timing_plan(measure), clock, device != "cpu", ctx)
+        rows.append(row)
+        notes += row_notes
+    return rows, notes
 
 
 def outputs_on(run_model: Any, backend: Backend, inputs: Any, measure: Measure) -> Any:
@@ -104,8 +114,7 @@ def time_shape(shape: Shape, sync: Callable[[], None], plan: timing.TimingPlan, 
     sampled = sum(measured.samples_s) * measured.loops
     ctx.phases.add("sampling", sampled)
     ctx.phases.add("warm-up", max(after.wall_s - before.wall_s - sampled, 0.0))
-    row, notes = latency_result(shape.batch_size, shape.seq_len, measured)
-    row = replace(row, others=others)
+    row, notes = latency_result(shape.batch_size, shape.seq_len, measured, round_=ctx.round, others=others)
     if neighbours.busy(others):
         notes.append(neighbours.warning(shape.label, others))
         ctx.bars.log(f"{ctx.name}: warning: {notes[-1]}")
@@ -168,8 +177,12 @@ def input_shapes(measure: Measure, data: Any, source: str) -> list[tuple[int, in
     return [(b, s) for s in measure.seq_lens for b in measure.batch_sizes]
 
 
-def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing,
-                   metric: str = "call") -> tuple[LatencyResult, list[str]]:
+def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing, metric: str = "call",
+                   round_: int = 1, others: dict | None = None) -> tuple[LatencyResult, list[str]]:
+    """One process's row of one shape (its `processes` entry says which), and what its samples
+    cannot support."""
+    from suite.measure.processes import process_entry
+
     samples_ms = tuple(s * 1e3 for s in measured.samples_s)
     summary = stats.summarize(samples_ms)
     label = shape_label(batch_size, seq_len, metric)
@@ -181,8 +194,8 @@ def latency_result(batch_size: int, seq_len: int | None, measured: timing.Timing
                      f"{measured.loops} calls, so percentiles are of those means")
     row = LatencyResult(batch_size=batch_size, seq_len=seq_len, samples_ms=samples_ms, loops=measured.loops,
                         warmup_calls=measured.warmup_calls, stopped_by=measured.stopped_by, metric=metric,
-                        **summary.__dict__)
-    return row, notes
+                        others=others, **summary.__dict__)
+    return replace(row, processes=(process_entry(row, round_),)), notes
 
 
 def end_to_end(measured: timing.Timing) -> dict:
@@ -193,8 +206,12 @@ def end_to_end(measured: timing.Timing) -> dict:
 
 
 def timing_plan(m: Measure) -> timing.TimingPlan:
-    return timing.TimingPlan(warmup_s=m.warmup_s, warmup_calls=m.warmup_calls, min_samples=m.min_samples,
-                             max_samples=m.max_samples, min_time_s=m.min_time_s, max_time_s=m.max_time_s,
+    """One process's share of the shape's warm-up, samples and time: the scenario's figures over
+    `processes` (each process still makes at least warmup_calls warm-up calls)."""
+    share = m.processes
+    return timing.TimingPlan(warmup_s=m.warmup_s / share, warmup_calls=m.warmup_calls,
+                             min_samples=-(-m.min_samples // share), max_samples=-(-m.max_samples // share),
+                             min_time_s=m.min_time_s / share, max_time_s=m.max_time_s / share,
                              min_sample_s=m.min_sample_ms / 1e3 if m.min_sample_ms else None)
 
 

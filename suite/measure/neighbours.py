@@ -73,3 +73,16 @@ def warning(label: str, record: dict) -> str:
             f"during these samples ({record['other_cpu_s']:.2f} s of CPU in {record['window_s']:.2f} s; load average "
             f"{record['load_avg_1m']:.2f} on {record['cores']} cores), so the figures may be slower than this "
             f"machine alone gives")
+
+
+def wait_quiet(limit_s: float, window_s: float = MIN_WINDOW_S) -> bool:
+    """Wait until other processes leave the machine quiet for one window (at most `limit_s`);
+    whether they did."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        before = snapshot()
+        time.sleep(window_s)
+        if not busy(others(before, snapshot())):
+            return True
+        if time.monotonic() >= deadline:
+            return False

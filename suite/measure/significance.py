@@ -8,7 +8,13 @@
   cancels; the estimate is the median of the round ratios, its interval a bootstrap over rounds,
   and the test the Wilcoxon signed-rank test of the rounds' log ratios.
 
-A verdict needs both a significant test (p below `alpha`) and an estimate on that side of 1.
+- processes (suite.measure.processes): one value per process on each side, Welch's t-interval of
+  the ratio on the logs; what `suite run` uses wherever a shape was timed in several processes.
+
+The one rule for "faster" or "slower", wherever suite says it (speed-up columns, the
+recommendation and its ties, explain, compare, the gate): the 95 % interval of the ratio lies
+wholly on that side of 1, and the one-sided test on that side agrees (p below ALPHA = 0.025, the
+same level: for the t-interval the two are one condition). Otherwise the two are tied.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ALPHA = 0.01
+ALPHA = 0.025  # one-sided: the two-sided 95 % interval's
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 
@@ -33,7 +39,7 @@ class Comparison:
     p_faster: float  # one-sided p-value of "the candidate is faster"
     n_base: int
     n_candidate: int
-    design: str  # "independent" | "paired"
+    design: str  # "independent" | "paired" | "processes"
     percentile: int = 50
 
     @property
@@ -42,9 +48,9 @@ class Comparison:
         return self.p_slower if self.ratio >= 1 else self.p_faster
 
     def verdict(self, alpha: float = ALPHA) -> str:
-        if self.p_slower < alpha and self.ratio > 1:
+        if self.p_slower < alpha and self.ci_low > 1:
             return "slower"
-        if self.p_faster < alpha and self.ratio < 1:
+        if self.p_faster < alpha and self.ci_high < 1:
             return "faster"
         return "no significant change"
 

@@ -162,6 +162,12 @@ def write_html(run: RunResult, path: Path, scenario_text: str | None = None) -> 
     atomic_write_text(path, render_html(run, scenario_text))
 
 
+def group_warnings(v: VariantResult, kind: str) -> list[str]:
+    from suite.analysis.warning_kinds import kind_of
+
+    return [w for w in v.warnings if kind_of(w)[0].name == kind]
+
+
 def selection_html(selection: dict | None) -> str:
     if selection is None:
         return ""
@@ -171,12 +177,18 @@ def selection_html(selection: dict | None) -> str:
 
 
 def warnings_html(variants: tuple[VariantResult, ...]) -> str:
-    """Failed and skipped variants with the reason, then each variant's warnings, folded."""
+    """Failed and skipped variants with the reason, then the warnings, one line per kind with its
+    severity (suite.analysis.warning_kinds), each folding its warnings as written."""
+    from suite.analysis.warning_kinds import grouped, line
+
     failed = [f'<li class="{v.status}">{escape(v.name)}: {v.status}: {escape(v.error or "")}</li>'
               for v in variants if v.status != "ok"]
-    folded = [f"<details><summary>{escape(v.name)}: {len(v.warnings)} warning{'s' * (len(v.warnings) > 1)}"
-              f"</summary><ul>{''.join(f'<li>{escape(w)}</li>' for w in v.warnings)}</ul></details>"
-              for v in variants if v.warnings]
+    folded = []
+    for group in grouped(variants):
+        every = [f"{v.name}: {w}" for v in variants if v.name in group["variants"] for w in v.warnings
+                 if w in group_warnings(v, group["kind"])]
+        folded.append(f'<details class="{group["severity"]}"><summary>{escape(line(group))}</summary><ul>'
+                      f"{''.join(f'<li>{escape(w)}</li>' for w in every)}</ul></details>")
     if not failed and not folded:
         return ""
     return "<h2>Warnings</h2>" + (f"<ul>{''.join(failed)}</ul>" if failed else "") + "".join(folded)

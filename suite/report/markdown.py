@@ -32,7 +32,11 @@ def render_summary(run: RunResult) -> str:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(summary_cells(v, shape, energy)) + " |" for v in run.variants]
     problems = [f"- {text(v.name)}: {v.status}: {text(v.error or '')}" for v in run.variants if v.status != "ok"]
-    return "\n".join(lines + ([""] + problems if problems else [])) + "\n"
+    from suite.analysis.warning_kinds import lines as warning_lines
+
+    shown, _ = warning_lines(run.variants)
+    warned = ["", "Warnings:", ""] + [f"- {text(line)}" for line in shown] if shown else []
+    return "\n".join(lines + ([""] + problems if problems else []) + warned) + "\n"
 
 
 def summary_cells(v: VariantResult, shape: str | None, energy: bool) -> list[str]:

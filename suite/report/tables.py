@@ -133,14 +133,17 @@ def variant_cells(v: VariantResult, shape: str | None, run: RunResult | None = N
 
 def speedup_cell(run: RunResult | None, v: VariantResult, row: LatencyResult | None) -> Cell:
     """A compressed variant's median against the fastest uncompressed one of its model and data at
-    the same shape, on whichever backend: '3.4x (ort-fp32)'."""
+    the same shape, on whichever backend, with the interval: '3.41x (3.12-3.70) vs ort-fp32', or
+    '..., tied vs ...' where the interval holds 1."""
     from suite.analysis.explain import fastest_uncompressed
 
     best = fastest_uncompressed(run, v, row.shape) if run is not None and row is not None and v.compress else None
     if best is None:
         return ("", None)
-    value = row_at(best, row.shape).p50_ms / row.p50_ms
-    return (f"{value:.2f}x ({best.name})", value)
+    from suite.measure.processes import speedup_text
+
+    reference = row_at(best, row.shape)
+    return (f"{speedup_text(reference, row)} vs {best.name}", reference.p50_ms / row.p50_ms)
 
 
 def ci_text(interval: tuple[float, float]) -> str:

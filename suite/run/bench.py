@@ -25,6 +25,9 @@ from suite.results import VariantResult
 from suite.run.run_folder import RunFolder
 from suite.run.run_plan import RunOptions
 
+ONE_PROCESS = ("intervals within one process (measure.processes 1, as --quick sets unless the scenario says): "
+               "they do not cover what differs between processes")
+
 
 class Bench:
     """Measures variants one by one in this process; test-set outputs (for agreement) go through
@@ -65,13 +68,44 @@ class Bench:
                 with self.phases.folded("search"):
                     variant, searched = search_variant(self.builder, self.scenario, variant, self.folder, self.bars)
                 base = replace(base_result(self.scenario, variant), search=searched)
-            result = self._measure(base, self.builder.build(variant))
+            later = self.scenario.measure_of(variant).processes > 1
+            built = self.builder.build(variant, for_later=later)
+            if later:  # what its later processes build it from (`timed_again`)
+                self.folder.save_built(variant.name, self.builder.for_later)
+            result = self._measure(base, built)
             if searched is not None:
                 result = replace(result, warnings=result.warnings + tuple(search_warnings(searched)))
+            if not later:
+                result = replace(result, warnings=(*result.warnings, ONE_PROCESS))
         except SuiteError as exc:
             result = self._failed(base, exc, one_line(str(exc)))
         except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the run stops (suite.run.runner)
+                raise
+            self.bars.log(traceback.format_exc())
+            result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
+        seconds = round(time.perf_counter() - start, 3)
+        return replace(result, seconds=seconds, phases=with_start_up(self.phases.seconds, seconds))
+
+    def timed_again(self, variant: Variant, round_: int) -> VariantResult:
+        """The variant's shapes timed in this process, its `round_`-th (suite.measure.processes):
+        built as its first process left it (suite.run.run_folder's `built`), prepared, timed; only
+        the latency rows and their warnings. A failure is recorded in the result, never raised."""
+        base = base_result(self.scenario, variant)
+        start = time.perf_counter()
+        self.builder.phases = Phases()
+        try:
+            kept = self.folder.built(variant.name)
+            if kept is None and variant.search is not None:
+                raise SuiteError(f"{variant.name}: its first process left no record of what its search chose "
+                                 "(the run folder's built/ file): cannot time it again")
+            built = self.builder.build(variant, kept)
+            rows, notes = built.task.time_again(self, built, round_)
+            result = replace(base, latency=rows, warnings=notes)
+        except SuiteError as exc:
+            result = self._failed(base, exc, one_line(str(exc)))
+        except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise
             self.bars.log(traceback.format_exc())
             result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
@@ -108,9 +142,11 @@ class Bench:
         return replace(base, **fields, params=params, peak_rss_bytes=footprint.peak_rss_bytes(),
                        gpu_memory=footprint.gpu_peak_memory(device))
 
-    def context(self, variant: Variant) -> Context:
-        """What the timing code needs of this run: progress bars, names for messages, seed, phases."""
-        return Context(self.bars, variant.name, self.scenario.source, self.scenario.seed, self.phases)
+    def context(self, variant: Variant, round_: int = 1) -> Context:
+        """What the timing code needs of this run: progress bars, names for messages, seed, phases,
+        and which of the variant's processes this is."""
+        name = variant.name if round_ == 1 else f"{variant.name} (process {round_})"
+        return Context(self.bars, name, self.scenario.source, self.scenario.seed, self.phases, round_)
 
 
 def base_result(scenario: Scenario, variant: Variant) -> VariantResult:
@@ -129,12 +165,14 @@ def methods_unavailable(variant: Variant, device: str) -> str | None:
     return None
 
 
-def variant_in_folder(folder: RunFolder, name: str, bars: Bars) -> VariantResult:
-    """Measure one variant of the run in `folder` in this process (the isolated child's work)."""
+def variant_in_folder(folder: RunFolder, name: str, bars: Bars, round_: int = 1) -> VariantResult:
+    """Measure one variant of the run in `folder` in this process (the isolated child's work):
+    all of it in its first process, its shapes timed again in a later one."""
     import torch
 
     from suite.run.run_plan import use_sys_path, variant_of_run
 
     use_sys_path(folder)
     scenario, options, variant, duplicates = variant_of_run(folder, name)
-    return Bench(scenario, options, bars, torch.get_num_threads(), folder, duplicates).run_variant(variant)
+    bench = Bench(scenario, options, bars, torch.get_num_threads(), folder, duplicates)
+    return bench.run_variant(variant) if round_ == 1 else bench.timed_again(variant, round_)

@@ -82,14 +82,16 @@ def redirected_output(path: str) -> Iterator[None]:
             os.close(copy)
 
 
-def run_isolated(folder: RunFolder, name: str, limits: Any, bars: Bars) -> tuple[VariantResult | None, dict]:
-    """Run variant `name` in a child process (ENTRY: called with the run folder, the name and
-    progress bars, it returns the result); return its saved result (None if it saved none) and
-    how the process ended: {"returncode", "killed" (why, if we killed it), "stderr_tail"}."""
+def run_isolated(folder: RunFolder, name: str, limits: Any, bars: Bars,
+                 round_: int = 1) -> tuple[VariantResult | None, dict]:
+    """Run variant `name`'s `round_`-th process in a child (ENTRY: called with the run folder, the
+    name, progress bars and the round, it returns the result); return its saved result (None if
+    it saved none) and how the process ended: {"returncode", "killed" (why, if we killed it),
+    "stderr_tail"}."""
     log = folder.log_file(name)
     receiver, sender = multiprocessing.Pipe(duplex=False)
     child = start_fork_server(folder).Process(target=child_main, name=f"suite variant {name}",
-                                              args=(ENTRY, str(folder.path), name, str(log), sender))
+                                              args=(ENTRY, str(folder.path), name, str(log), sender, round_))
     relay = threading.Thread(target=relay_events, args=(receiver, bars), daemon=True)
     try:  # from the start: a Ctrl-C while the fork server makes the child must kill it too, or
         # multiprocessing's exit handler would wait for it to finish
@@ -103,7 +105,7 @@ def run_isolated(folder: RunFolder, name: str, limits: Any, bars: Bars) -> tuple
     relay.join(timeout=5)
     said = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     ending = {"returncode": child.exitcode, "killed": killed, "stderr_tail": tail(said), "fault": fault_line(said)}
-    return folder.finished(name), ending
+    return (folder.finished(name) if round_ == 1 else folder.round_result(name, round_)), ending
 
 
 def supervise(child: Any, limits: Any) -> str | None:
@@ -238,9 +240,9 @@ def die_with_parent() -> None:
         pass
 
 
-def child_main(entry: str, run_dir: str, name: str, log: str, sender: Any) -> None:
+def child_main(entry: str, run_dir: str, name: str, log: str, sender: Any, round_: int = 1) -> None:
     """The child: its own session (so the parent can kill all it starts), its output to the log
-    file, then one variant measured by `entry` and saved in the run folder."""
+    file, then one variant measured by `entry` (its `round_`-th process) and saved in the run folder."""
     import importlib
     from pathlib import Path
 
@@ -255,4 +257,8 @@ def child_main(entry: str, run_dir: str, name: str, log: str, sender: Any) -> No
     folder = RunFolder(Path(run_dir))
     module, function = entry.split(":")
     measure = getattr(importlib.import_module(module), function)
-    folder.save_variant(measure(folder, name, PipeBars(sender)))
+    result = measure(folder, name, PipeBars(sender), round_)
+    if round_ == 1:
+        folder.save_variant(result)
+    else:
+        folder.save_round(result, round_)

@@ -1,6 +1,8 @@
-"""Where a variant runs. A launcher has one method, `run(variants, started)`, which yields each
+"""Where a variant runs. A launcher has two methods: `run(variants, started)`, which yields each
 variant's VariantResult as it finishes (in any order; `started(variant)` is called as each one
-starts), and never raises for a variant that fails: the failure is the result. `InProcess`
+starts), and never raises for a variant that fails: the failure is the result; and
+`again(variants, round_, started)`, the same for each variant's `round_`-th process, which times
+its shapes again (suite.run.bench.timed_again; suite.measure.processes). `InProcess`
 measures in this process; `Subprocess` in a child per variant (suite.run.isolation: time-out, memory
 limit, crash capture, fork server); `RayLauncher` on the nodes of a Ray cluster. The runner
 picks one by name (`LAUNCHERS`), from `--launcher`, else `--in-process`, else the scenario's
@@ -37,6 +39,7 @@ class Launch:
     scenario: Scenario
     bars: Bars
     measure: Callable[[Variant], VariantResult]  # the variant measured in this process (suite.run.bench)
+    time_again: Callable[[Variant, int], VariantResult] | None = None  # its shapes timed again here, in round n
     address: str | None = None
     node: str | None = None
     cache_dir: Path | None = None
@@ -46,19 +49,30 @@ class OneByOne:
     """Variants launched one after another, in order."""
 
     def run(self, variants: list[Variant], started: Any) -> Iterator[VariantResult]:
+        return self.again(variants, 1, started)
+
+    def again(self, variants: list[Variant], round_: int, started: Any) -> Iterator[VariantResult]:
         for variant in variants:
             started(variant)
-            yield self.launch(variant)
+            yield self.launch(variant, round_)
 
 
 class InProcess(OneByOne):
-    """Every variant in this process, one after another (datasets and models shared)."""
+    """Every variant in this process, one after another (datasets and models shared); its later
+    rounds too, which therefore cannot show what differs between processes (they say so)."""
+
+    SAME_PROCESS = ("--in-process: its later rounds ran in the run's own process, so the interval of the "
+                    "median covers the rounds' differences, not those between processes")
 
     def __init__(self, run: Launch):
-        self.measure = run.measure
+        self.run_of = run
 
-    def launch(self, variant: Variant) -> VariantResult:
-        return self.measure(variant)
+    def launch(self, variant: Variant, round_: int = 1) -> VariantResult:
+        if round_ == 1:
+            return self.run_of.measure(variant)
+        result = self.run_of.time_again(variant, round_)
+        self.run_of.folder.save_round(result, round_)
+        return replace(result, warnings=(*result.warnings, self.SAME_PROCESS))
 
 
 class Subprocess(OneByOne):
@@ -70,17 +84,18 @@ class Subprocess(OneByOne):
         self.run_of = run
         start_fork_server(run.folder)  # it imports its preloads in the background meanwhile
 
-    def launch(self, variant: Variant) -> VariantResult:
-        return in_child(self.run_of.folder, self.run_of.scenario, variant, self.run_of.bars)
+    def launch(self, variant: Variant, round_: int = 1) -> VariantResult:
+        return in_child(self.run_of.folder, self.run_of.scenario, variant, self.run_of.bars, round_)
 
 
-def in_child(folder: RunFolder, scenario: Scenario, variant: Variant, bars: Bars) -> VariantResult:
-    """The variant measured in a child process under the scenario's isolation limits: its saved
-    result, or a failed one saying how the child ended (the Ray launcher's tasks call this too)."""
+def in_child(folder: RunFolder, scenario: Scenario, variant: Variant, bars: Bars, round_: int = 1) -> VariantResult:
+    """The variant measured in a child process (its `round_`-th) under the scenario's isolation
+    limits: its saved result, or a failed one saying how the child ended (the Ray launcher's
+    tasks call this too)."""
     from suite.run.isolation import run_isolated, why_it_failed
 
     start = time.perf_counter()
-    result, ending = run_isolated(folder, variant.name, scenario.isolation, bars)
+    result, ending = run_isolated(folder, variant.name, scenario.isolation, bars, round_)
     seconds = round(time.perf_counter() - start, 3)
     if result is None:
         if "[Errno 28] No space left on device" in (ending["stderr_tail"] or ""):  # the run stops: nothing more fits

@@ -174,8 +174,12 @@ class RayLauncher:
         yield from self.spread([v for v in variants if v.name in references], started)
         yield from self.spread([v for v in variants if v.name not in references], started)
 
-    def spread(self, variants: list[Variant], started: Any) -> Iterator[VariantResult]:
-        """Each variant on a free node, as many at once as there are nodes."""
+    def again(self, variants: list[Variant], round_: int, started: Any) -> Iterator[VariantResult]:
+        """Each variant's `round_`-th process, spread over the nodes like the first ones."""
+        yield from self.spread(variants, started, round_)
+
+    def spread(self, variants: list[Variant], started: Any, round_: int = 1) -> Iterator[VariantResult]:
+        """Each variant (its `round_`-th process) on a free node, as many at once as there are nodes."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         waiting, free, running = list(variants), list(self.nodes), {}
@@ -194,7 +198,7 @@ class RayLauncher:
                     started(variant)
                     strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
                     ref, *built = self.task.options(num_cpus=self.nodes[node], scheduling_strategy=strategy).remote(
-                        self.files_for(variant), variant.name, self.shipped_now())
+                        self.files_for(variant, round_), variant.name, self.shipped_now(), round_)
                     running[ref] = (variant, node, time.monotonic(), built)
                 if STOP.is_set():
                     raise KeyboardInterrupt
@@ -203,7 +207,7 @@ class RayLauncher:
                     variant, node, since, built = running.pop(ref)
                     free.append(node)
                     self.keep_shipped(*built)
-                    yield self.received(ref, variant, since)
+                    yield self.received(ref, variant, since, round_)
                 for ref, (variant, node, since, _) in list(running.items()):
                     if time.monotonic() - since > timeout:
                         self.ray.cancel(ref, force=True)
@@ -280,17 +284,20 @@ class RayLauncher:
         living = {node["NodeID"] for node in self.ray.nodes() if node["Alive"]}
         return [node for node in nodes if node in living]
 
-    def files_for(self, variant: Variant) -> dict[str, bytes]:
+    def files_for(self, variant: Variant, round_: int = 1) -> dict[str, bytes]:
         """The run folder's files the variant's task needs: the run's start, and the saved results
-        and outputs of the variant it is compared with, and its search's saved trials."""
+        and outputs of the variant it is compared with, and its search's saved trials; for a later
+        process, the variant as its first process built it."""
         folder = self.run_of.folder.path
         scenario = self.run_of.scenario
         reference = key(agreement_reference(scenario, variant, scenario.model_of(variant)))
         wanted = ["scenario.yaml", "run.json", "limits.json", f"variants/{reference}.json",
                   f"outputs/{reference}.npy", f"search/{key(variant.name)}.json"]
+        if round_ > 1:
+            wanted = ["scenario.yaml", "run.json", f"built/{key(variant.name)}.pt"]
         return {name: (folder / name).read_bytes() for name in wanted if (folder / name).is_file()}
 
-    def received(self, ref: Any, variant: Variant, since: float) -> VariantResult:
+    def received(self, ref: Any, variant: Variant, since: float, round_: int = 1) -> VariantResult:
         """The task's result written into the head's run folder, or a failed one (`since`: when the
         task was submitted)."""
         import ray.exceptions
@@ -309,7 +316,7 @@ class RayLauncher:
         folder = self.run_of.folder
         for name, data in files.items():  # its result, outputs and log, into the head's run folder
             atomic_write_bytes(folder.path / name, data)
-        result = folder.finished(variant.name)
+        result = folder.finished(variant.name) if round_ == 1 else folder.round_result(variant.name, round_)
         if result is None:
             return self.failed(variant, "Crash", "the variant's Ray task saved no result", time.monotonic() - since)
         return result
@@ -320,9 +327,9 @@ class RayLauncher:
                        error_type=error_type, seconds=round(seconds, 3))
 
 
-def measure_on_node(files: dict[str, bytes], name: str, shipped: list) -> tuple[dict, dict, dict]:
-    """The Ray task: the variant measured in a child process in a run folder of its own, on this
-    node, after the files other tasks built that this node's cache lacks are laid down; the files
+def measure_on_node(files: dict[str, bytes], name: str, shipped: list, round_: int = 1) -> tuple[dict, dict, dict]:
+    """The Ray task: the variant measured (its `round_`-th process) in a child process in a run
+    folder of its own, on this node, after the files other tasks built that this node's cache lacks are laid down; the files
     it wrote in the run folder (its result with the node's fingerprint, its outputs, limits.json,
     its log), and the manifest and bundle of what it added to the cache (suite.run.shipping)."""
     import os
@@ -345,15 +352,19 @@ def measure_on_node(files: dict[str, bytes], name: str, shipped: list) -> tuple[
         shipping.lay_down(root, shipped, ray.get)
         before = shipping.snapshot(root)
         began = time.time()
-        result = in_child(folder, scenario, variant, Bars(plain=True))
+        result = in_child(folder, scenario, variant, Bars(plain=True), round_)
         context = ray.get_runtime_context()
         node = {"node_id": context.get_node_id(), "host": socket.gethostname(), "cpu": cpu_model(),
                 "cores": os.cpu_count(), "cpus_owned": context.get_assigned_resources().get("CPU"),
                 "gpus": gpu_details().get("count", 0), "started": began, "ended": time.time(),
                 "labels": {str(k): str(v) for k, v in (context.get_node_labels() or {}).items()}}
-        folder.save_variant(replace(result, node=node))
+        if round_ == 1:
+            folder.save_variant(replace(result, node=node))
+        else:
+            folder.save_round(replace(result, node=node), round_)
         made = [folder.path / "limits.json", folder.log_file(name), folder.path / "variants" / f"{key(name)}.json",
-                folder.path / "outputs" / f"{key(name)}.npy", folder.path / "search" / f"{key(name)}.json"]
+                folder.path / "outputs" / f"{key(name)}.npy", folder.path / "search" / f"{key(name)}.json",
+                folder.path / "built" / f"{key(name)}.pt"] if round_ == 1 else [folder.round_file(name, round_)]
         return ({str(path.relative_to(folder.path)): path.read_bytes() for path in made if path.is_file()},
                 *shipping.bundle(root, before))
 

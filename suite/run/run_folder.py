@@ -6,6 +6,9 @@ interrupted run can be finished (`suite run --resume RUN_DIR`).
     variants/<key>.json each finished variant, written (atomically) the moment it finishes
     outputs/<key>.npy   each variant's test-set outputs, for the agreement of later variants
     logs/<key>.log      what each variant's process wrote on stderr
+    built/<key>.pt      a variant as its first process built it, for its later processes (removed
+                        when the run is done)
+    rounds/<key>-<n>.json  the shapes timed again by a variant's n-th process (n >= 2)
     limits.json         the machine's measured limits (read bandwidth, matmul rate), once per run
     results.json                            the whole run, rewritten after every variant
     results.csv, index.html, summary.md     written when the last variant is done
@@ -150,6 +153,57 @@ class RunFolder:
         data = measure()
         atomic_write_text(file, json.dumps(data, indent=1) + "\n")
         return data
+
+    def save_built(self, name: str, built: dict) -> None:
+        """What a variant's later processes build it from (suite.build.building.Builder.build's
+        `for_later`: the variant as its search resolved it, and its model as saved after the last
+        compression step torch could save)."""
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(built, buffer)
+        atomic_write_bytes(self._file("built", name, ".pt"), buffer.getvalue())
+
+    def built(self, name: str) -> dict | None:
+        """The variant as its first process saved it, or None (not saved, or damaged: it is
+        built again)."""
+        import torch
+
+        file = self._file("built", name, ".pt")
+        if not file.is_file():
+            return None
+        try:  # the run's own file, written by save_built: not a user's pickle
+            kept = torch.load(file, weights_only=False)
+        except Exception:  # damaged, or a class that no longer loads: build it again
+            return None
+        return kept if isinstance(kept, dict) and "variant" in kept else None
+
+    def drop_built(self) -> None:
+        """The built models, once no process will time them again (they can be large)."""
+        import shutil
+
+        shutil.rmtree(self.path / "built", ignore_errors=True)
+
+    def save_round(self, result: VariantResult, round_: int) -> None:
+        """The shapes of a variant timed again in its `round_`-th process."""
+        atomic_write_text(self.round_file(result.name, round_),
+                          json.dumps({"schema_version": SCHEMA_VERSION, **variant_dict(result)}, indent=1,
+                                     allow_nan=False) + "\n")
+
+    def round_result(self, name: str, round_: int) -> VariantResult | None:
+        """A variant's `round_`-th process's result, or None if it has not run (or is damaged:
+        it runs again)."""
+        file = self.round_file(name, round_)
+        if not file.exists():
+            return None
+        try:
+            data = read_json(file)
+            return variant_from_dict(data, file) if isinstance(data, dict) else None
+        except SuiteError:
+            return None
+
+    def round_file(self, name: str, round_: int) -> Path:
+        return self.path / "rounds" / f"{key(name)}-{round_}.json"
 
     def log_file(self, name: str) -> Path:
         file = self._file("logs", name, ".log")

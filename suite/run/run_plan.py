@@ -54,14 +54,17 @@ def planned(scenario: Scenario, options: RunOptions) -> tuple[Scenario, list[Var
 def quickened(scenario: Scenario) -> Scenario:
     """The scenario as a smoke test (`--quick`): brief timing (QUICK_MEASURE), short generation
     (QUICK_GENERATE), capped training (QUICK_TRAIN) and searches (QUICK_SEARCH), and no profile
-    unless the scenario asks for one, in the scenario's measure settings and in every variant's own."""
+    and one process per shape unless the scenario asks otherwise, in the scenario's measure
+    settings and in every variant's own."""
     def capped(settings: Any, caps: dict) -> dict:
         return {k: min(v, getattr(settings, k)) if getattr(settings, k) is not None else v for k, v in caps.items()}
 
     def quick(measure: Measure) -> Measure:
         generate = measure.generate.model_copy(update=capped(measure.generate, QUICK_GENERATE))
         profile = measure.profile and "profile" in measure.model_fields_set  # on only where the scenario says so
-        return measure.model_copy(update={**QUICK_MEASURE, "generate": generate, "profile": profile})
+        processes = measure.processes if "processes" in measure.model_fields_set else 1  # likewise
+        return measure.model_copy(update={**QUICK_MEASURE, "generate": generate, "profile": profile,
+                                          "processes": processes})
 
     def quick_variant(v: Variant) -> Variant:
         update = {"measure": quick(v.measure)} if v.measure else {}

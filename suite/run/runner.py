@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import errno
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from suite import __version__
 from suite.analysis.select import recommend
@@ -27,6 +29,9 @@ from suite.run.run_folder import RunFolder, options_dict, slug
 from suite.run.run_plan import RunOptions, planned, started_as, use_sys_path
 
 __all__ = ["RunOptions", "run", "resume"]
+
+BUSY_ROUNDS = 2  # extra processes at most for the variants timed while the machine was busy
+QUIET_WAIT_S = 30.0  # how long to wait for a quiet machine before each of them
 
 
 def run(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFolder | None = None) -> tuple[RunResult, Path]:
@@ -80,14 +85,17 @@ def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFol
     place = {v.name: i for i, v in enumerate(variants)}
     done: dict[str, VariantResult] = {}
 
-    def record(finished: VariantResult) -> None:
+    def keep(finished: VariantResult) -> None:
         nonlocal result
         done[finished.name] = finished
-        bars.progress(f"[{place[finished.name] + 1}/{len(variants)}] {ending_line(finished)}")
         variants_done = tuple(sorted(done.values(), key=lambda v: place[v.name]))  # in the scenario's order
         result = replace(result, variants=variants_done,
                          selection=scenario.select and recommend(scenario.select, variants_done))
         save_json(result, folder.path / "results.json")
+
+    def record(finished: VariantResult) -> None:
+        bars.progress(f"[{place[finished.name] + 1}/{len(variants)}] {ending_line(finished)}")
+        keep(finished)
         task.update(len(done))
 
     def started(variant) -> None:
@@ -107,6 +115,7 @@ def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFol
             for finished in launcher.run(to_launch, started):
                 bench.folder.save_variant(finished)
                 record(finished)
+        timed_again(planned_scenario, variants, launcher, folder, bars, dict(done), keep)
     except KeyboardInterrupt:
         raise RunInterrupted(folder.path, len(result.variants), len(variants)) from None
     save_csv(result, folder.path / "results.csv")
@@ -114,11 +123,63 @@ def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFol
     return result, folder.path
 
 
+def timed_again(scenario: Scenario, variants: list, launcher: Any, folder: RunFolder, bars: Bars,
+                firsts: dict[str, VariantResult], keep: Callable[[VariantResult], None]) -> None:
+    """Round after round, each variant that measured well has its shapes timed again in a new
+    process (up to its measure.processes), the variants' processes interleaved (A B C, A B C, ...)
+    so that a change of the machine falls on all alike; each result pooled into the variant's
+    (suite.measure.processes) and kept at once. Then, for at most BUSY_ROUNDS more rounds, the
+    variants with a process timed while the machine was busy, once it is quiet (waiting up to
+    QUIET_WAIT_S): the pooled row leaves busy processes out where two quiet ones remain. Rounds an
+    earlier attempt of this run finished are kept; the built models are removed at the end."""
+    from suite.measure import neighbours
+    from suite.measure.processes import busy, merged
+
+    later: dict[str, list] = {name: [] for name in firsts}
+    current = dict(firsts)
+
+    def pool(name: str, round_: int, result: VariantResult) -> None:
+        later[name].append((round_, result))
+        current[name] = merged(firsts[name], later[name])
+        keep(current[name])
+
+    most = max((scenario.measure_of(v).processes for v in variants), default=1)
+    for round_ in range(2, most + 1 + BUSY_ROUNDS):
+        if round_ <= most:
+            again = [v for v in variants if firsts[v.name].status == "ok" and scenario.measure_of(v).processes >= round_]
+            what = f"variants' process {round_} of {most}"
+        else:  # the machine was busy while some were timed: those again, once it is quiet (bounded)
+            again = [v for v in variants if current[v.name].status == "ok" and scenario.measure_of(v).processes > 1
+                     and any(busy(row) for row in current[v.name].latency)]
+            if not again:
+                break
+            quiet = neighbours.wait_quiet(QUIET_WAIT_S)
+            bars.log(f"timing again {len(again)} variant(s) measured while the machine was busy"
+                     + ("" if quiet else f" (it is still busy after {QUIET_WAIT_S:g} s)"))
+            what = f"busy variants timed again ({round_ - most} of at most {BUSY_ROUNDS})"
+        with bars.task(what, total=len(again)) as task:
+            to_launch = []
+            for variant in again:
+                kept = folder.round_result(variant.name, round_)
+                if kept is None:
+                    to_launch.append(variant)
+                    continue
+                pool(variant.name, round_, kept)
+            finished_now = [len(again) - len(to_launch)]
+            for finished in launcher.again(to_launch, round_, lambda v, n=finished_now, bar=task: bar.update(
+                    n[0], note=v.name)):
+                pool(finished.name, round_, finished)
+                finished_now[0] += 1
+                task.update(finished_now[0])
+    folder.drop_built()
+
+
+
 def launch_of(bench: Bench) -> Launch:
     """What the launcher gets of the run (not the Bench: a launcher measures nothing itself)."""
     options = bench.options
-    return Launch(bench.folder, bench.scenario, bench.bars, bench.measured, options.address, options.node,
-                  options.cache_dir)
+    return Launch(bench.folder, bench.scenario, bench.bars, bench.measured, bench.timed_again, options.address,
+                  options.node, options.cache_dir)
 
 
 def kept_or_skipped(variant, bench: Bench) -> VariantResult | None:

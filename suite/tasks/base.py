@@ -48,6 +48,11 @@ class Task:
         """The variant's result fields: quality, agreement, timed shapes, profile, warnings."""
         raise NotImplementedError
 
+    def time_again(self, bench: Bench, built: Built, round_: int) -> tuple[tuple, list[str]]:
+        """The latency rows of the variant's `round_`-th process (suite.measure.processes): its
+        shapes timed as `measure` times them, nothing else; and their warnings."""
+        raise NotImplementedError
+
     def ready(self, built: Built, prepared: Any, threads: int, source: str) -> Ready:
         raise NotImplementedError
 

@@ -62,6 +62,16 @@ class ClassifyTask(Task):
                 "agreement": fidelity.pop("top1", None), "fidelity": fidelity or None, "agreement_with": reference,
                 "size_bytes": size, **timed.fields(), "warnings": tuple(notes) + timed.notes, **run_fields(built)}
 
+    def time_again(self, bench: Bench, built: Built, round_: int) -> tuple[tuple, list[str]]:
+        """Every shape timed in this later process of the variant."""
+        from suite.measure.measuring import input_shapes, shape_of, time_shapes
+
+        run_model = bench.builder.prepare(built)
+        shapes = [shape_of(run_model, built.backend, built.data, b, s)
+                  for b, s in input_shapes(built.measure, built.data, bench.scenario.source)]
+        rows, notes = time_shapes(shapes, built.backend, built.measure, bench.context(built.variant, round_))
+        return tuple(rows), notes
+
     def agreement(self, bench: Bench, built: Built, outputs: Any) -> tuple[str, dict, list[str]]:
         """The reference variant, how closely `outputs` follow its outputs, and warnings."""
         from suite.measure import quality

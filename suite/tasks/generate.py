@@ -85,8 +85,33 @@ def check_lengths(decoder: DecoderContract, gen: Generate, source: str) -> None:
 def measure_generation(decoder: DecoderContract, backend: Backend, data: Any, measure: Measure, gen: Generate, ctx: Context,
                        weights_bytes: int, params: int, limits: dict) -> tuple[Measured, dict]:
     """Time requests at every (prompt length, batch size); return the rows and the decoder's own figures."""
+    from suite.measure import timing
+    from suite.measure.measuring import Measured, measure_energy
+
+    device = backend.describe().get("device", "cpu")
+    clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
+    rows, rates, notes, caches, shapes = time_requests(decoder, backend, data, measure, gen, ctx)
+    with ctx.phases("harness"):
+        harness = timing.harness_cost(backend.synchronize, clock, HARNESS_CALLS)
+    with ctx.phases("energy"):
+        energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure)
+    with ctx.phases("load mode"):
+        loaded = load_mode(decoder, backend, data, measure, gen, rows, ctx)
+    lines = roofline(rows, weights_bytes, params, limits)
+    notes += above_the_limit(lines, limits)
+    extra = {"kv_cache": caches, "roofline": lines, "weights_read_bytes": weights_bytes, "limits": limits}
+    measured = Measured(latency=tuple(rows), throughput=tuple(rates), notes=tuple(notes),
+                        harness_overhead_us=harness * 1e6, energy=energy_result, energy_reason=energy_reason,
+                        load=loaded)
+    return measured, extra
+
+
+def time_requests(decoder: DecoderContract, backend: Backend, data: Any, measure: Measure, gen: Generate,
+                  ctx: Context) -> tuple[list, list, list[str], list[dict], list]:
+    """Requests timed in this process at every (prompt length, batch size): the rows (ttft, tpot,
+    request), the token rates, warnings, the KV cache's size, and each shape's call."""
     from suite.measure import decoding, timing
-    from suite.measure.measuring import Measured, Shape, latency_result, measure_energy, timing_plan
+    from suite.measure.measuring import Shape, latency_result, timing_plan
     from suite.results import ThroughputResult, shape_label
 
     device = backend.describe().get("device", "cpu")
@@ -111,7 +136,7 @@ def measure_generation(decoder: DecoderContract, backend: Backend, data: Any, me
             ctx.phases.add("warm-up", max(wall - sampled, 0.0))
             for metric, samples in (("ttft", done.prefill_s), ("tpot", done.step_s), ("request", done.request_s)):
                 row, row_notes = latency_result(batch, prompt_len, timing.Timing(
-                    samples, 1, done.warmup_requests, 0.0, done.stopped_by), metric)
+                    samples, 1, done.warmup_requests, 0.0, done.stopped_by), metric, ctx.round)
                 rows.append(row)
                 notes += row_notes
                 tokens = {"ttft": batch * prompt_len, "tpot": batch, "request": batch * gen.new_tokens}[metric]
@@ -119,19 +144,7 @@ def measure_generation(decoder: DecoderContract, backend: Backend, data: Any, me
             caches.append({"batch_size": batch, "prompt_len": prompt_len, "bytes": done.cache_bytes})
             call = request_call(decoder, prompt, gen.new_tokens)  # host to host already: one call serves both
             shapes.append(Shape(batch, prompt_len, call, call))
-    with ctx.phases("harness"):
-        harness = timing.harness_cost(backend.synchronize, clock, HARNESS_CALLS)
-    with ctx.phases("energy"):
-        energy_result, energy_reason = measure_energy(shapes, backend.synchronize, device, measure)
-    with ctx.phases("load mode"):
-        loaded = load_mode(decoder, backend, data, measure, gen, rows, ctx)
-    lines = roofline(rows, weights_bytes, params, limits)
-    notes += above_the_limit(lines, limits)
-    extra = {"kv_cache": caches, "roofline": lines, "weights_read_bytes": weights_bytes, "limits": limits}
-    measured = Measured(latency=tuple(rows), throughput=tuple(rates), notes=tuple(notes),
-                        harness_overhead_us=harness * 1e6, energy=energy_result, energy_reason=energy_reason,
-                        load=loaded)
-    return measured, extra
+    return rows, rates, notes, caches, shapes
 
 
 def request_call(decoder: DecoderContract, prompt: Any, new_tokens: int) -> Any:
@@ -324,6 +337,13 @@ class GenerateTask(Task):
                                            timed.latency, read, multiplied, limits)
         return {**quality_fields(timed, extra, ppl, fidelity, reference, written, gen, measure.batch_sizes, notes),
                 "profile": profiled, "size_bytes": size, **run_fields(built)}
+
+    def time_again(self, bench: Bench, built: Built, round_: int) -> tuple[tuple, list[str]]:
+        """Requests timed in this later process of the variant, at every shape."""
+        decoder = bench.builder.prepare(built)
+        rows, _, notes, _, _ = time_requests(decoder, built.backend, built.data, built.measure, built.measure.generate,
+                                             bench.context(built.variant, round_))
+        return tuple(rows), notes
 
     def agreement(self, bench: Bench, built: Built, tokens: Any, ppl: float) -> tuple[str, dict | None, list[str]]:
         """The reference variant, how far the greedy `tokens` follow its tokens, and warnings."""
