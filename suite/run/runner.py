@@ -85,9 +85,9 @@ def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFol
     place = {v.name: i for i, v in enumerate(variants)}
     done: dict[str, VariantResult] = {}
 
-    def keep(finished: VariantResult) -> None:
+    def keep(*finished: VariantResult) -> None:
         nonlocal result
-        done[finished.name] = finished
+        done.update((v.name, v) for v in finished)
         variants_done = tuple(sorted(done.values(), key=lambda v: place[v.name]))  # in the scenario's order
         result = replace(result, variants=variants_done,
                          selection=scenario.select and recommend(scenario.select, variants_done))
@@ -124,11 +124,12 @@ def measured(scenario: Scenario, options: RunOptions, bars: Bars, folder: RunFol
 
 
 def timed_again(scenario: Scenario, variants: list, launcher: Any, folder: RunFolder, bars: Bars,
-                firsts: dict[str, VariantResult], keep: Callable[[VariantResult], None]) -> None:
+                firsts: dict[str, VariantResult], keep: Callable[..., None]) -> None:
     """Round after round, each variant that measured well has its shapes timed again in a new
     process (up to its measure.processes), the variants' processes interleaved (A B C, A B C, ...)
     so that a change of the machine falls on all alike; each result pooled into the variant's
-    (suite.measure.processes) and kept at once. Then, for at most BUSY_ROUNDS more rounds, the
+    (suite.measure.processes), results.json rewritten after each round (each process's result is
+    saved in rounds/ as it finishes). Then, for at most BUSY_ROUNDS more rounds, the
     variants with a process timed while the machine was busy, once it is quiet (waiting up to
     QUIET_WAIT_S): the pooled row leaves busy processes out where two quiet ones remain. Rounds an
     earlier attempt of this run finished are kept; the built models are removed at the end."""
@@ -141,7 +142,6 @@ def timed_again(scenario: Scenario, variants: list, launcher: Any, folder: RunFo
     def pool(name: str, round_: int, result: VariantResult) -> None:
         later[name].append((round_, result))
         current[name] = merged(firsts[name], later[name])
-        keep(current[name])
 
     most = max((scenario.measure_of(v).processes for v in variants), default=1)
     for round_ in range(2, most + 1 + BUSY_ROUNDS):
@@ -171,6 +171,7 @@ def timed_again(scenario: Scenario, variants: list, launcher: Any, folder: RunFo
                 pool(finished.name, round_, finished)
                 finished_now[0] += 1
                 task.update(finished_now[0])
+        keep(*(current[v.name] for v in again))  # results.json once a round: each process's file is saved already
     folder.drop_built()
 
 
