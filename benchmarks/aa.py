@@ -45,8 +45,8 @@ def run(processes: int, copies: int, backends: list[str], batch_sizes: list[int]
     path.write_text(SCENARIO.format(processes=processes, batch_sizes=", ".join(map(str, batch_sizes)),
                                     variants=variants))
     subprocess.run([sys.executable, "-m", "suite", "run", str(path), "--out", str(out)], cwd=ROOT,
-                   check=True, stdout=subprocess.DEVNULL)
-    return next((out / f"aa-{processes}").glob("*/results.json"))
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return max((out / f"aa-{processes}").glob("*/results.json"), key=lambda p: p.stat().st_mtime)
 
 
 def table(results: Path, backends: list[str]) -> tuple[list[list[str]], int, int]:
@@ -81,12 +81,15 @@ def main() -> None:
     parser.add_argument("--processes", type=positive(int), nargs="+", default=[1, 5])
     parser.add_argument("--backends", nargs="+", default=["eager", "onnxruntime"])
     parser.add_argument("--batch-sizes", type=positive(int), nargs="+", default=[1, 32])
+    parser.add_argument("--out", type=Path, default=None, help="keep the runs' folders here (default: a temporary one)")
     args = parser.parse_args()
     head = ["backend", "shape", "processes", "medians of the copies (spread)", "widest +/- interval",
             "disjoint pairs", "called different"]
     with tempfile.TemporaryDirectory(prefix="suite-aa-") as tmp:
+        out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
         for processes in args.processes:
-            results = run(processes, args.copies, args.backends, args.batch_sizes, Path(tmp))
+            results = run(processes, args.copies, args.backends, args.batch_sizes, out)
             rows, disjoint, pairs = table(results, args.backends)
             print(f"\n{processes} process(es) per shape: {disjoint} of {pairs} pairs of identical variants have "
                   f"disjoint 95 % intervals ({disjoint / max(pairs, 1):.1%}; goal: at most 5 %)")
