@@ -137,7 +137,8 @@ def test_a_variant_merges_its_later_processes_and_names_a_failed_one():
     first_row = row(simulated_process(rng))
     first = VariantResult(name="v", model="m", backend="eager", latency=(first_row,),
                           throughput=(ThroughputResult(1, 1e3 / first_row.p50_ms),), seconds=10.0,
-                          phases={"start-up": 1.0, "sampling": 9.0}, warnings=("b=1: a warning",))
+                          phases={"start-up": 1.0, "sampling": 9.0},
+                          warnings=("b=1: a warning", f"b=1: {stats.count_warnings(first_row)[0]}"))
     second = VariantResult(name="v", model="m", backend="eager", latency=(row(simulated_process(rng), 2),),
                            seconds=2.0, phases={"rebuild": 0.5, "sampling": 1.5})
     third = VariantResult(name="v", model="m", backend="eager", status="failed", error="it crashed", seconds=1.0)
@@ -145,6 +146,8 @@ def test_a_variant_merges_its_later_processes_and_names_a_failed_one():
     assert len(result.latency[0].processes) == 2
     assert result.throughput[0].samples_per_s == pytest.approx(1e3 / result.latency[0].p50_ms)
     assert "process 3 failed: it crashed" in result.warnings and "b=1: a warning" in result.warnings
+    counts = [w for w in result.warnings if "too few" in w]  # said once, of the pooled samples
+    assert counts == ["b=1: only 400 samples: too few for a 99%-confidence claim on p99 (p99 needs >= 662)"]
     assert result.seconds == 13.0 and result.phases == {"start-up": 1.0, "sampling": 10.5, "rebuild": 0.5}
     assert merged(first, []) is first
     failed = VariantResult(name="v", model="m", backend="eager", status="failed")

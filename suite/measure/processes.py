@@ -25,12 +25,17 @@ design of suite.measure.significance), which cannot see between-process variance
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from suite.measure.significance import CONFIDENCE, Comparison, compare_independent
+
+# A warning that a process's samples are too few for a percentile (suite.measure.stats.count_warnings):
+# the pooled row's count replaces them.
+COUNT = re.compile(r"^(?:process \d+: )?(?:(?:ttft|tpot|request) )?b=\d+(?: [sp]=\d+)?: only \d+ samples: too few")
 
 STATISTICS = {"p50_ms": lambda x: float(np.percentile(x, 50)), "p90_ms": lambda x: float(np.percentile(x, 90)),
               "p95_ms": lambda x: float(np.percentile(x, 95)), "p99_ms": lambda x: float(np.percentile(x, 99)),
@@ -172,6 +177,8 @@ def merged(first: Any, later: Sequence[tuple[int, Any]]) -> Any:
     named with its reason), and the seconds they took, added to the phases by name."""
     from dataclasses import replace
 
+    from suite.measure import stats
+
     if first.status != "ok" or not later:
         return first
     rows = {row.shape: [row] for row in first.latency}
@@ -185,7 +192,8 @@ def merged(first: Any, later: Sequence[tuple[int, Any]]) -> Any:
         warnings += [f"process {round_}: {w}" for w in result.warnings]
     latency = tuple(pooled(rows[row.shape]) for row in first.latency)
     kept = {row.shape: {p["round"] for p in row.processes} for row in latency}
-    warnings = [left_out(w, kept) for w in warnings]
+    warnings = [left_out(w, kept) for w in warnings if not COUNT.match(w)]  # each process's count: said once below
+    warnings += [f"{row.shape}: {w}" for row in latency for w in stats.count_warnings(row)]
     medians = {row.shape: row.p50_ms for row in latency}
     throughput = tuple(replace(t, samples_per_s=t.samples_per_s * old.p50_ms / medians[t.shape])
                        if (old := next((r for r in first.latency if r.shape == t.shape), None)) else t

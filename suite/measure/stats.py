@@ -108,16 +108,21 @@ def percentile_bound(values, q: float, confidence: float = 0.99, tolerance: int 
 
 def sample_warnings(stats: LatencyStats, confidence: float = 0.99) -> list[str]:
     """Plain-words warnings about what these samples cannot support."""
-    out = []
-    short = [(q, min_samples_for_percentile(q / 100, confidence)) for q in PERCENTILES[1:]]
-    short = [(q, need) for q, need in short if stats.n < need]
-    if short:
-        needs = ", ".join(f"p{q} needs >= {need}" for q, need in short)
-        out.append(f"only {stats.n} samples: too few for a {confidence:.0%}-confidence claim on "
-                   f"{', '.join(f'p{q}' for q, _ in short)} ({needs})")
+    out = count_warnings(stats, confidence)
     tail = stats.p90_ms / stats.p50_ms - 1 if stats.p50_ms > 0 else 0.0
     if stats.robust_cv > HIGH_CV or tail > HIGH_TAIL:
         out.append(f"unstable: spread around the median (MAD-based) {stats.robust_cv:.0%}, p90 {tail:.0%} above the "
                    f"median (limits {HIGH_CV:.0%} and {HIGH_TAIL:.0%}; coefficient of variation {stats.cv:.0%}, "
                    f"{stats.outliers} far outliers)")
     return out
+
+
+def count_warnings(stats: LatencyStats, confidence: float = 0.99) -> list[str]:
+    """The percentiles these samples are too few to bound, in words (empty: none)."""
+    short = [(q, min_samples_for_percentile(q / 100, confidence)) for q in PERCENTILES[1:]]
+    short = [(q, need) for q, need in short if stats.n < need]
+    if not short:
+        return []
+    needs = ", ".join(f"p{q} needs >= {need}" for q, need in short)
+    return [f"only {stats.n} samples: too few for a {confidence:.0%}-confidence claim on "
+            f"{', '.join(f'p{q}' for q, _ in short)} ({needs})"]
