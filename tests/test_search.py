@@ -226,6 +226,28 @@ def test_grid_chooses_the_fastest_trial_that_meets_the_goal_and_stops_at_the_bud
     assert outcome["stopped_by"] == "max_trials" and len(outcome["trials"]) == 3 and outcome["value"] == {"sparsity": 0.4}
 
 
+def test_grid_trials_tied_on_speed_are_decided_by_the_nearest_to_the_goal(write_scenario):
+    """Trials whose samples the one rule cannot tell apart are tied: the more accurate one is chosen
+    over one a little faster by its figure; a trial slower by the rule is not tied."""
+    import numpy as np
+
+    variant = searched_variant(write_scenario, "{goal: {max_accuracy_drop: 0.05}, strategy: grid}",
+                               "[{method: magnitude, sparsity: [0.2, 0.4, 0.6]}]")
+    rng = np.random.default_rng(0)
+    level = {0.2: 1.0, 0.4: 0.99, 0.6: 2.0}  # 0.4 a hair faster than 0.2 (noise), 0.6 twice as slow
+    accuracy = {0.2: 0.99, 0.4: 0.97, 0.6: 1.0}
+
+    def measure(steps, phase):
+        sparsity = steps[0].params.sparsity if steps else None
+        samples = list(rng.lognormal(np.log(level.get(sparsity, 10.0)), 0.2, 200))
+        return {"val_accuracy": accuracy[sparsity] if steps else 1.0, "agreement": 1.0,
+                "speed_ms": float(np.median(samples)), "samples_ms": samples, "quantized_layers": [],
+                "steps": [s.dump("method") for s in steps]}
+
+    outcome = Searcher(variant, 4, measure, [], lambda trials: None, lambda line: None).run()
+    assert outcome["value"] == {"sparsity": 0.2}  # tied with the fastest (0.4), and nearer the goal's accuracy
+
+
 def test_layer_fallback_adds_layers_most_sensitive_first_until_the_goal(write_scenario):
     variant = searched_variant(write_scenario, "{goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback}",
                                "[int8_dynamic]")

@@ -111,3 +111,14 @@ def test_select_in_a_run_recommends_and_compile_runs_int8_static(write_scenario,
     assert selection["recommended"] in ("fp32", "int8") and not selection["broke"]
     assert {w["variant"] for w in selection["within"]} == {"fp32", "int8"}
     assert "Recommended: " in out
+
+
+def test_a_recommendation_that_rests_on_busy_figures_says_so():
+    v = variant("int8", 0.975, 4.0, size=100, steps=1)
+    row = v.latency[0]
+    busy_row = type(row)(**{**row.__dict__, "processes": tuple({**p, "busy": True} for p in row.processes)})
+    variants = (variant("fp32", 0.98, 10.0, size=400), VariantResult(**{**v.__dict__, "latency": (busy_row,)}))
+    selection = recommend(Select(max_accuracy_drop=0.01), variants)
+    assert selection["recommended"] == "int8" and selection["busy"] == ["int8"]
+    assert "It rests on figures timed while the machine was busy (int8 at p50_ms at b=1), which are not " \
+           "comparable" in describe(selection)[0]

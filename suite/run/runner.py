@@ -129,9 +129,10 @@ def timed_again(scenario: Scenario, variants: list, launcher: Any, folder: RunFo
     process (up to its measure.processes), the variants' processes interleaved (A B C, A B C, ...)
     so that a change of the machine falls on all alike; each result pooled into the variant's
     (suite.measure.processes), results.json rewritten after each round (each process's result is
-    saved in rounds/ as it finishes). Then, for at most BUSY_ROUNDS more rounds, the
-    variants with a process timed while the machine was busy, once it is quiet (waiting up to
-    QUIET_WAIT_S): the pooled row leaves busy processes out where two quiet ones remain. Rounds an
+    saved in rounds/ as it finishes). Then, for at most BUSY_ROUNDS more rounds, the variants with
+    fewer quiet processes than measure.processes (one was timed while the machine was busy, or
+    failed), once it is quiet (waiting up to QUIET_WAIT_S): the pooled row leaves busy processes
+    out where two quiet ones remain. Rounds an
     earlier attempt of this run finished are kept; the built models are removed at the end."""
     from suite.measure import neighbours
     from suite.measure.processes import busy, merged
@@ -148,9 +149,10 @@ def timed_again(scenario: Scenario, variants: list, launcher: Any, folder: RunFo
         if round_ <= most:
             again = [v for v in variants if firsts[v.name].status == "ok" and scenario.measure_of(v).processes >= round_]
             what = f"variants' process {round_} of {most}"
-        else:  # the machine was busy while some were timed: those again, once it is quiet (bounded)
+        else:  # a process was busy (or failed): those variants again, once the machine is quiet (bounded)
             again = [v for v in variants if current[v.name].status == "ok" and scenario.measure_of(v).processes > 1
-                     and any(busy(row) for row in current[v.name].latency)]
+                     and any(busy(row) or len(row.processes) < scenario.measure_of(v).processes
+                             for row in current[v.name].latency)]
             if not again:
                 break
             quiet = neighbours.wait_quiet(QUIET_WAIT_S)
