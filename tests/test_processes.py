@@ -122,6 +122,13 @@ def test_rows_of_one_process_are_compared_on_their_samples_and_say_so():
     assert compare_rows(a, several).design == "independent"  # one side has one process
 
 
+def test_a_row_of_one_sample_is_compared_without_failing_and_is_tied():
+    rng = np.random.default_rng(13)
+    one, many = row([1.0]), row(simulated_process(rng))
+    assert compare_rows(one, many).verdict() == "no significant change"
+    assert speedup_text(many, one).endswith(", tied")
+
+
 def test_speedup_text_says_tied_where_the_interval_holds_one():
     rng = np.random.default_rng(7)
     base = pooled([row(simulated_process(rng), r) for r in range(1, 6)])

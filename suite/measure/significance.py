@@ -95,10 +95,11 @@ def compare_paired(base_rounds: Sequence[Sequence[float]], candidate_rounds: Seq
 
 
 def _bootstrap(samples: tuple, statistic, seed: int, paired: bool, fallback: float) -> tuple[float, float]:
-    """Percentile-bootstrap interval (scipy); the point itself when the samples cannot vary."""
+    """Percentile-bootstrap interval (scipy); the point itself when the samples cannot vary (all
+    constant, or a side of one sample)."""
     from scipy.stats import bootstrap
 
-    if all(np.ptp(s) == 0 for s in samples):
+    if all(np.ptp(s) == 0 for s in samples) or any(np.size(s) < 2 for s in samples):  # nothing to resample
         return fallback, fallback
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
