@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 
 from suite.measure.significance import CONFIDENCE, Comparison, compare_independent
+from suite.results import SHAPE_PREFIX
 
 # A warning that a process's samples are too few for a percentile (suite.measure.stats.count_warnings):
 # the pooled row's count replaces them.
-COUNT = re.compile(r"^(?:process \d+: )?(?:(?:ttft|tpot|request) )?b=\d+(?: [sp]=\d+)?: only \d+ samples: too few")
+COUNT = re.compile(SHAPE_PREFIX.pattern + r"only \d+ samples: too few")
 
 STATISTICS = {"p50_ms": lambda x: float(np.percentile(x, 50)), "p90_ms": lambda x: float(np.percentile(x, 90)),
               "p95_ms": lambda x: float(np.percentile(x, 95)), "p99_ms": lambda x: float(np.percentile(x, 99)),
@@ -142,8 +143,6 @@ def pooled(rows: Sequence[Any]) -> Any:
 
 def left_out(warning: str, kept: dict[str, set[int]]) -> str:
     """A busy-machine warning of a process the pooled row left out, said as such."""
-    from suite.results import SHAPE_PREFIX
-
     match = SHAPE_PREFIX.match(warning)
     if not match or "the machine was busy" not in warning:
         return warning
