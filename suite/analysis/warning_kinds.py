@@ -66,21 +66,19 @@ def kind_of(warning: str) -> tuple[Kind, str | None]:
 
 
 def grouped(variants: tuple) -> list[dict]:
-    """[{"kind", "severity", "variants": {name: [shapes]}, "count", "examples": [a warning]}], the
-    most severe kind first; a kind's variants in the run's order."""
+    """[{"kind", "severity", "variants": {name: [shapes]}, "warnings": ["NAME: warning", ...]}], the
+    most severe kind first, then the most frequent; a kind's variants and warnings in the run's order."""
     groups: dict[str, dict] = {}
     for v in variants:
         for warning in v.warnings:
             kind, shape = kind_of(warning)
             group = groups.setdefault(kind.name, {"kind": kind.name, "severity": kind.severity, "variants": {},
-                                                  "count": 0, "examples": []})
+                                                  "warnings": []})
             shapes = group["variants"].setdefault(v.name, [])
             if shape and shape not in shapes:
                 shapes.append(shape)
-            group["count"] += 1
-            if len(group["examples"]) < 3 and warning not in group["examples"]:
-                group["examples"].append(f"{v.name}: {warning}")
-    return sorted(groups.values(), key=lambda g: (SEVERITIES.index(g["severity"]), -g["count"]))
+            group["warnings"].append(f"{v.name}: {warning}")
+    return sorted(groups.values(), key=lambda g: (SEVERITIES.index(g["severity"]), -len(g["warnings"])))
 
 
 def line(group: dict) -> str:
@@ -97,5 +95,5 @@ def lines(variants: tuple, least: str = "caution") -> tuple[list[str], int]:
         if SEVERITIES.index(group["severity"]) <= SEVERITIES.index(least):
             shown.append(line(group))
         else:
-            hidden += group["count"]
+            hidden += len(group["warnings"])
     return shown, hidden

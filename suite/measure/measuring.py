@@ -79,9 +79,10 @@ def time_shapes(shapes: list[Shape], backend: Backend, measure: Measure, ctx: Co
     what they cannot support."""
     device = backend.describe().get("device", "cpu")
     clock = timing.CudaEventClock() if device != "cpu" else time.perf_counter
+    plan = timing_plan(measure)
     rows, notes = [], []
     for shape in shapes:
-        row, row_notes = time_shape(shape, backend.synchronize, timing_plan(measure), clock, device != "cpu", ctx)
+        row, row_notes = time_shape(shape, backend.synchronize, plan, clock, device != "cpu", ctx)
         rows.append(row)
         notes += row_notes
     return rows, notes

@@ -193,9 +193,8 @@ def merged(first: Any, later: Sequence[tuple[int, Any]]) -> Any:
     kept = {row.shape: {p["round"] for p in row.processes} for row in latency}
     warnings = [left_out(w, kept) for w in warnings if not COUNT.match(w)]  # each process's count: said once below
     warnings += [f"{row.shape}: {w}" for row in latency for w in stats.count_warnings(row)]
-    medians = {row.shape: row.p50_ms for row in latency}
-    throughput = tuple(replace(t, samples_per_s=t.samples_per_s * old.p50_ms / medians[t.shape])
-                       if (old := next((r for r in first.latency if r.shape == t.shape), None)) else t
+    was, now = {row.shape: row.p50_ms for row in first.latency}, {row.shape: row.p50_ms for row in latency}
+    throughput = tuple(replace(t, samples_per_s=t.samples_per_s * was[t.shape] / now[t.shape]) if t.shape in was else t
                        for t in first.throughput)
     extra = sum(result.seconds or 0.0 for _, result in later)
     phases = None

@@ -162,12 +162,6 @@ def write_html(run: RunResult, path: Path, scenario_text: str | None = None) -> 
     atomic_write_text(path, render_html(run, scenario_text))
 
 
-def group_warnings(v: VariantResult, kind: str) -> list[str]:
-    from suite.analysis.warning_kinds import kind_of
-
-    return [w for w in v.warnings if kind_of(w)[0].name == kind]
-
-
 def selection_html(selection: dict | None) -> str:
     if selection is None:
         return ""
@@ -183,12 +177,9 @@ def warnings_html(variants: tuple[VariantResult, ...]) -> str:
 
     failed = [f'<li class="{v.status}">{escape(v.name)}: {v.status}: {escape(v.error or "")}</li>'
               for v in variants if v.status != "ok"]
-    folded = []
-    for group in grouped(variants):
-        every = [f"{v.name}: {w}" for v in variants if v.name in group["variants"] for w in v.warnings
-                 if w in group_warnings(v, group["kind"])]
-        folded.append(f'<details class="{group["severity"]}"><summary>{escape(line(group))}</summary><ul>'
-                      f"{''.join(f'<li>{escape(w)}</li>' for w in every)}</ul></details>")
+    folded = [f'<details class="{group["severity"]}"><summary>{escape(line(group))}</summary><ul>'
+              f"{''.join(f'<li>{escape(w)}</li>' for w in group['warnings'])}</ul></details>"
+              for group in grouped(variants)]
     if not failed and not folded:
         return ""
     return "<h2>Warnings</h2>" + (f"<ul>{''.join(failed)}</ul>" if failed else "") + "".join(folded)

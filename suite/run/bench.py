@@ -77,15 +77,9 @@ class Bench:
                 result = replace(result, warnings=result.warnings + tuple(search_warnings(searched)))
             if not later:
                 result = replace(result, warnings=(*result.warnings, ONE_PROCESS))
-        except SuiteError as exc:
-            result = self._failed(base, exc, one_line(str(exc)))
-        except Exception as exc:  # a bug or a backend crash: record it, keep the traceback, go on
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the run stops (suite.run.runner)
-                raise
-            self.bars.log(traceback.format_exc())
-            result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
-        seconds = round(time.perf_counter() - start, 3)
-        return replace(result, seconds=seconds, phases=with_start_up(self.phases.seconds, seconds))
+        except Exception as exc:
+            result = self._failure(base, exc)
+        return self._ended(result, start)
 
     def timed_again(self, variant: Variant, round_: int) -> VariantResult:
         """The variant's shapes timed in this process, its `round_`-th (suite.measure.processes):
@@ -102,13 +96,23 @@ class Bench:
             built = self.builder.build(variant, kept)
             rows, notes = built.task.time_again(self, built, round_)
             result = replace(base, latency=rows, warnings=notes)
-        except SuiteError as exc:
-            result = self._failed(base, exc, one_line(str(exc)))
         except Exception as exc:
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            self.bars.log(traceback.format_exc())
-            result = self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
+            result = self._failure(base, exc)
+        return self._ended(result, start)
+
+    def _failure(self, base: VariantResult, exc: Exception) -> VariantResult:
+        """The failed result for `exc`, raised while measuring (called in its `except`): bad input
+        in one line; a bug or a backend crash with its traceback logged. A full disk stops the run
+        (suite.run.runner): re-raised."""
+        if isinstance(exc, SuiteError):
+            return self._failed(base, exc, one_line(str(exc)))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise exc
+        self.bars.log(traceback.format_exc())
+        return self._failed(base, exc, f"{type(exc).__name__}: {first_line(exc)}")
+
+    def _ended(self, result: VariantResult, start: float) -> VariantResult:
+        """`result` with the seconds since `start` and where they went."""
         seconds = round(time.perf_counter() - start, 3)
         return replace(result, seconds=seconds, phases=with_start_up(self.phases.seconds, seconds))
 

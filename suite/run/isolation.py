@@ -105,7 +105,7 @@ def run_isolated(folder: RunFolder, name: str, limits: Any, bars: Bars,
     relay.join(timeout=5)
     said = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     ending = {"returncode": child.exitcode, "killed": killed, "stderr_tail": tail(said), "fault": fault_line(said)}
-    return (folder.finished(name) if round_ == 1 else folder.round_result(name, round_)), ending
+    return folder.round_result(name, round_), ending
 
 
 def supervise(child: Any, limits: Any) -> str | None:
@@ -257,8 +257,4 @@ def child_main(entry: str, run_dir: str, name: str, log: str, sender: Any, round
     folder = RunFolder(Path(run_dir))
     module, function = entry.split(":")
     measure = getattr(importlib.import_module(module), function)
-    result = measure(folder, name, PipeBars(sender), round_)
-    if round_ == 1:
-        folder.save_variant(result)
-    else:
-        folder.save_round(result, round_)
+    folder.save_round(measure(folder, name, PipeBars(sender), round_), round_)

@@ -290,11 +290,12 @@ class RayLauncher:
         process, the variant as its first process built it."""
         folder = self.run_of.folder.path
         scenario = self.run_of.scenario
-        reference = key(agreement_reference(scenario, variant, scenario.model_of(variant)))
-        wanted = ["scenario.yaml", "run.json", "limits.json", f"variants/{reference}.json",
-                  f"outputs/{reference}.npy", f"search/{key(variant.name)}.json"]
         if round_ > 1:
             wanted = ["scenario.yaml", "run.json", f"built/{key(variant.name)}.pt"]
+        else:
+            reference = key(agreement_reference(scenario, variant, scenario.model_of(variant)))
+            wanted = ["scenario.yaml", "run.json", "limits.json", f"variants/{reference}.json",
+                      f"outputs/{reference}.npy", f"search/{key(variant.name)}.json"]
         return {name: (folder / name).read_bytes() for name in wanted if (folder / name).is_file()}
 
     def received(self, ref: Any, variant: Variant, since: float, round_: int = 1) -> VariantResult:
@@ -316,7 +317,7 @@ class RayLauncher:
         folder = self.run_of.folder
         for name, data in files.items():  # its result, outputs and log, into the head's run folder
             atomic_write_bytes(folder.path / name, data)
-        result = folder.finished(variant.name) if round_ == 1 else folder.round_result(variant.name, round_)
+        result = folder.round_result(variant.name, round_)
         if result is None:
             return self.failed(variant, "Crash", "the variant's Ray task saved no result", time.monotonic() - since)
         return result
@@ -358,11 +359,8 @@ def measure_on_node(files: dict[str, bytes], name: str, shipped: list, round_: i
                 "cores": os.cpu_count(), "cpus_owned": context.get_assigned_resources().get("CPU"),
                 "gpus": gpu_details().get("count", 0), "started": began, "ended": time.time(),
                 "labels": {str(k): str(v) for k, v in (context.get_node_labels() or {}).items()}}
-        if round_ == 1:
-            folder.save_variant(replace(result, node=node))
-        else:
-            folder.save_round(replace(result, node=node), round_)
-        made = [folder.path / "limits.json", folder.log_file(name), folder.path / "variants" / f"{key(name)}.json",
+        folder.save_round(replace(result, node=node), round_)
+        made = [folder.path / "limits.json", folder.log_file(name), folder.round_file(name, 1),
                 folder.path / "outputs" / f"{key(name)}.npy", folder.path / "search" / f"{key(name)}.json",
                 folder.path / "built" / f"{key(name)}.pt"] if round_ == 1 else [folder.round_file(name, round_)]
         return ({str(path.relative_to(folder.path)): path.read_bytes() for path in made if path.is_file()},

@@ -88,9 +88,7 @@ class RunFolder:
         return checked(RunStart, data, file)
 
     def save_variant(self, result: VariantResult) -> None:
-        atomic_write_text(self._file("variants", result.name, ".json"),
-                          json.dumps({"schema_version": SCHEMA_VERSION, **variant_dict(result)}, indent=1,
-                                     allow_nan=False) + "\n")
+        self.save_round(result, 1)
 
     def finished(self, name: str) -> VariantResult | None:
         """The saved result of a variant, or None if it has not finished."""
@@ -185,14 +183,17 @@ class RunFolder:
         shutil.rmtree(self.path / "built", ignore_errors=True)
 
     def save_round(self, result: VariantResult, round_: int) -> None:
-        """The shapes of a variant timed again in its `round_`-th process."""
+        """A variant's `round_`-th process's result: the whole variant for the first, the shapes
+        timed again for a later one."""
         atomic_write_text(self.round_file(result.name, round_),
                           json.dumps({"schema_version": SCHEMA_VERSION, **variant_dict(result)}, indent=1,
                                      allow_nan=False) + "\n")
 
     def round_result(self, name: str, round_: int) -> VariantResult | None:
-        """A variant's `round_`-th process's result, or None if it has not run (or is damaged:
-        it runs again)."""
+        """A variant's `round_`-th process's result, or None if it has not run (a later process's
+        that is damaged too: it runs again; the first's is `finished`)."""
+        if round_ == 1:
+            return self.finished(name)
         file = self.round_file(name, round_)
         if not file.exists():
             return None
@@ -203,7 +204,8 @@ class RunFolder:
             return None
 
     def round_file(self, name: str, round_: int) -> Path:
-        return self.path / "rounds" / f"{key(name)}-{round_}.json"
+        """variants/<key>.json for the first process, rounds/<key>-<n>.json for the n-th."""
+        return self._file("variants", name, ".json") if round_ == 1 else self.path / "rounds" / f"{key(name)}-{round_}.json"
 
     def log_file(self, name: str) -> Path:
         file = self._file("logs", name, ".log")
