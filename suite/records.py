@@ -65,8 +65,11 @@ class CompressRecord:
 @dataclass(frozen=True)
 class Fidelity:
     """Outputs against the reference variant's. Classifiers: the largest absolute difference and
-    the cosine similarity of output vectors. Decoders: greedy tokens equal to the reference's, and
-    perplexity against the reference's."""
+    the cosine similarity of output vectors. Decoders: teacher-forced on the held-out text, the
+    KL divergence of each next-token distribution from the reference's (suite.lm.divergence), the
+    share of positions with the same top token and the change in the next token's probability;
+    greedy tokens equal to the reference's (information: one early near-tie changes the rest of
+    a sequence); perplexity against the reference's."""
 
     max_abs_error: float | None = None
     cosine_mean: float | None = None
@@ -77,6 +80,21 @@ class Fidelity:
     prompts: int | None = None
     new_tokens: int | None = None
     perplexity_increase: float | None = None
+    kld_mean: float | None = None
+    kld_mean_se: float | None = None  # from the spread of the windows' means
+    kld_median: float | None = None
+    kld_p90: float | None = None
+    kld_p95: float | None = None
+    kld_p99: float | None = None
+    kld_max: float | None = None
+    top1_agreement: float | None = None
+    top1_agreement_se: float | None = None
+    delta_p_mean: float | None = None  # the next token's probability, this variant's less the reference's
+    delta_p_mean_se: float | None = None
+    kld_positions: int | None = None
+    kld_windows: int | None = None
+    kld_top_k: int | None = None  # the reference's most likely tokens kept per position (the rest: one outcome)
+    kld_reference_tail: float | None = None  # the reference's mean probability outside those
 
 
 @dataclass(frozen=True)
@@ -233,6 +251,8 @@ class SearchTrial:
     value: Any = None  # bisect: the setting's value; grid: {setting: value}
     val_accuracy: float | None = None
     perplexity: float | None = None  # a decoder's, on the validation split
+    kld_mean: float | None = None  # a decoder's KL divergence from the reference trial's next-token distributions
+    top1_agreement: float | None = None  # a decoder's share of positions with the reference trial's top token
     agreement: float | None = None  # top-1 (a decoder: greedy tokens), with the reference trial's outputs
     speed_ms: float | None = None  # the search's `by` figure at its batch size (a short timing plan)
     error: str | None = None

@@ -55,3 +55,37 @@ def run_quick(tmp_path: Path, cache_dir: Path, capsys):
         return status, captured.out, captured.err, json.loads(found[-1].read_text()) if found else None
 
     return run
+
+
+@pytest.fixture(scope="session")
+def llama_folder(tmp_path_factory):
+    """A 2-layer Llama (grouped-query attention, as SmolLM2) with a 400-token BPE of the pydoc text."""
+    torch = pytest.importorskip("torch")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from models.nets.gpt2 import bpe_tokenizer
+    from suite.datasets.text import TextParams, load_pydoc
+
+    tokenizer = bpe_tokenizer(load_pydoc(TextParams()).train, 400)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=128, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id))
+    folder = tmp_path_factory.mktemp("llama") / "tiny-llama"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def llama_scenario(folder: Path, variants: str, name: str) -> str:
+    """A decoder scenario on the tiny Llama folder: an fp32 eager reference, then `variants`."""
+    return f"""
+        name: {name}
+        dataset: pydoc
+        model: {{name: hf_causal, path: {folder}}}
+        baseline: fp32
+        measure: {{generate: {{prompt_lens: [8], new_tokens: 4}}, batch_sizes: [1, 2]}}
+        variants:
+          - {{name: fp32}}
+{variants}"""

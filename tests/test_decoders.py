@@ -130,6 +130,93 @@ def test_torchao_methods_decode_close_to_the_float_model(data, steps):
     assert ppl != reference["perplexity"] and abs(ppl / reference["perplexity"] - 1) < 0.05
 
 
+def test_int4_cpu_packs_every_linear_that_fits_and_decodes_close_to_the_float_model(data):
+    """torch's own packed int4 CPU kernel: every Linear of a small Llama packed (two weights a byte),
+    its divergence from the float model small, compiled and pickled copies give the same logits,
+    a layer kept in float stays a Linear, and a model with no layer the kernel takes is refused."""
+    import pickle
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from suite.compress import CompressContext, compress
+    from suite.config.scenario import PluginRef
+    from suite.lm import Decoder, perplexity
+    from suite.measure.footprint import serialized_size_bytes
+    from suite.registry import METHODS
+
+    def llama():
+        torch.manual_seed(0)
+        return LlamaForCausalLM(LlamaConfig(vocab_size=data.vocab_size, hidden_size=64, intermediate_size=128,
+                                            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                            max_position_embeddings=128, initializer_range=0.2)).eval()
+
+    def int4(model, **settings):
+        step = PluginRef("int4_cpu", METHODS.get("int4_cpu").Params(**settings))
+        return compress(model, step, CompressContext(data=data, seed=0, train_recipe={}, task="generate"))
+
+    reference = perplexity(Decoder(llama(), "cpu", "dynamic"), data, 32, 256, 4, keep=True)
+    packed, record = int4(llama())
+    assert len(record["quantized_layers"]) == 2 * 7 + 1 and not any(
+        type(m) is torch.nn.Linear for m in packed.modules())
+    # The kernel computes what its de-quantized weights would: each packed layer's weights read back
+    # through it (the identity's product) into the float model's Linear.
+    rounded = llama()
+    with torch.no_grad():
+        for name, module in packed.named_modules():
+            if type(module).__name__ == "PackedInt4Linear":
+                weight = module(torch.eye(module.in_features)).t()
+                rounded.get_submodule(name).weight.copy_(weight)
+    scored = perplexity(Decoder(packed, "cpu", "dynamic"), data, 32, 256, 4, reference=reference["summary"])
+    fake = perplexity(Decoder(rounded, "cpu", "dynamic"), data, 32, 256, 4, reference=reference["summary"])
+    # (its products run with bf16 activations: close to the float32 product of the rounded weights)
+    assert scored["perplexity"] == pytest.approx(fake["perplexity"], rel=1e-2)
+    assert scored["divergence"]["kld_mean"] == pytest.approx(fake["divergence"]["kld_mean"], rel=0.1)
+    assert scored["divergence"]["kld_mean"] > 0.01  # 4 bits of random weights: far enough to tell
+    table = data.vocab_size * 64 * 4  # the embedding table stays in float
+    # Half a byte a weight and a float scale and zero point per 32 (0.75 of 4 bytes), and each tensor's header.
+    assert serialized_size_bytes(packed) - table < 0.25 * (serialized_size_bytes(llama()) - table)
+    ids = data.windows("test", 16, 2)
+    with torch.inference_mode():
+        eager = packed(input_ids=ids).logits
+        assert torch.allclose(torch.compile(packed)(input_ids=ids).logits, eager, atol=1e-2)
+        assert torch.equal(pickle.loads(pickle.dumps(packed))(input_ids=ids).logits, eager)
+    kept, record = int4(llama(), keep_float=("lm_head",))
+    assert type(kept.lm_head) is torch.nn.Linear and "lm_head" not in record["quantized_layers"]
+    with pytest.raises(SuiteError, match="no Linear layer has an output width that is a multiple of 16"):
+        int4(torch.nn.Sequential(torch.nn.Linear(30, 10)))
+
+
+def test_int4_cpu_keeps_the_grid_of_weights_already_in_4_bits():
+    """Weights made from 4-bit levels (as the Q4_1 file's) whose groups miss the lowest or highest
+    level keep their own step instead of being quantized again on the group's (max - min) / 15;
+    on weights that came from no grid, the chosen step fits no worse than that one."""
+    from suite.compress.wrappers import PackedInt4Linear
+
+    torch.manual_seed(0)
+    n, k = 64, 128
+    step = (torch.rand(n, k // 32, 1) * 0.01 + 0.001).bfloat16().float()
+    low = (-torch.rand(n, k // 32, 1) * 0.08).bfloat16().float()
+    levels = torch.randint(0, 16, (n, k // 32, 32)).float()
+    levels[:, ::2, :] = levels[:, ::2, :].clamp(2, 13)  # half the groups use 12 levels of 16 at most
+
+    def error(weight):
+        linear = torch.nn.Linear(k, n, bias=False)
+        linear.weight.data.copy_(weight)
+        read = PackedInt4Linear(linear, 32)(torch.eye(k)).t()
+        return ((read - weight).norm() / weight.norm()).item()
+
+    def fifteen_steps(weight):  # what the group's (max - min) / 15 alone would do
+        groups = weight.reshape(n, -1, 32)
+        low, high = groups.amin(-1, keepdim=True), groups.amax(-1, keepdim=True)
+        rounded = ((groups - low) / ((high - low) / 15)).round() * ((high - low) / 15) + low
+        return ((rounded.reshape(n, k) - weight).norm() / weight.norm()).item()
+
+    grid = (levels * step + low).reshape(n, k)
+    assert error(grid) < 0.005 and fifteen_steps(grid) > 0.02
+    gaussian = torch.randn(n, k) * 0.02
+    assert error(gaussian) < fifteen_steps(gaussian)
+
+
 def test_perplexity_of_a_model_that_knows_nothing_is_the_vocabulary_size(data):
     from suite.lm import Decoder, perplexity
 
@@ -155,26 +242,42 @@ def test_greedy_fidelity_counts_equal_tokens_and_first_divergence():
 def test_select_rejects_a_fast_decoder_whose_text_went_wrong():
     from suite.analysis.select import describe, recommend
     from suite.config.scenario import Select
+    from suite.records import Fidelity
     from suite.results import LatencyResult, VariantResult
 
-    def variant(name, ppl, agreement, tpot_ms):
+    def variant(name, ppl, greedy, kld, top1, tpot_ms):
         row = LatencyResult(batch_size=1, seq_len=32, metric="tpot", samples_ms=(tpot_ms,), n=1, p50_ms=tpot_ms,
                             p90_ms=tpot_ms, p95_ms=tpot_ms, p99_ms=tpot_ms, mean_ms=tpot_ms, std_ms=0.0, cv=0.0,
                             ci95_p50_ms=(tpot_ms, tpot_ms), robust_cv=0.0, outliers=0)
-        return VariantResult(name=name, model="smollm2", backend="eager", agreement=agreement, agreement_with="fp32",
+        return VariantResult(name=name, model="smollm2", backend="eager", agreement=top1, agreement_with="fp32",
+                             fidelity=Fidelity(greedy_agreement=greedy, kld_mean=kld, top1_agreement=top1),
                              latency=(row,), generation={"perplexity": {"perplexity": ppl}})
 
-    variants = (variant("fp32", 18.4, 1.0, 86.0), variant("int8-dynamic", 51.7, 0.09, 31.6),
-                variant("bf16", 18.5, 0.95, 62.0), variant("agrees-less", 18.6, 0.5, 40.0))
+    # int8-dynamic: broken (torch.ao's on SmolLM2); agrees-less: perplexity within 2 % but another model's
+    # distributions (errors that cancel in the mean log-likelihood); near-tie: faithful, greedy text drifts.
+    variants = (variant("fp32", 18.4, 1.0, 0.0, 1.0, 86.0), variant("int8-dynamic", 51.7, 0.09, 1.2, 0.41, 31.6),
+                variant("bf16", 18.5, 0.95, 0.004, 0.985, 62.0), variant("agrees-less", 18.6, 0.5, 0.08, 0.86, 40.0),
+                variant("near-tie", 18.45, 0.6, 0.006, 0.975, 50.0))
     select = Select(max_perplexity_increase=0.02, min_greedy_agreement=0.9, metric="tpot", seq_len=32)
     chosen = recommend(select, variants)
     assert chosen["recommended"] == "bf16"
     broke = {b["variant"]: b["over"] for b in chosen["broke"]}
     assert broke == {"int8-dynamic": ["max_perplexity_increase", "min_greedy_agreement"],
-                     "agrees-less": ["min_greedy_agreement"]}
+                     "agrees-less": ["min_greedy_agreement"], "near-tie": ["min_greedy_agreement"]}
     assert "Recommended: bf16" in describe(chosen)[0]
     only_ppl = recommend(Select(max_perplexity_increase=0.02, metric="tpot"), variants)
-    assert only_ppl["recommended"] == "agrees-less"  # no agreement floor: its perplexity is within 2 %
+    assert only_ppl["recommended"] == "agrees-less"  # no other bound: its perplexity is within 2 %
+    # By the field's measures: the divergence and the same top token refuse both broken ones and keep
+    # the faithful variant whose free-running text drifts after a near-tie.
+    by_kld = recommend(Select(max_kld_mean=0.01, min_top1_agreement=0.97, metric="tpot", seq_len=32), variants)
+    assert by_kld["recommended"] == "near-tie"
+    assert {b["variant"]: b["over"] for b in by_kld["broke"]} == {
+        "int8-dynamic": ["max_kld_mean", "min_top1_agreement"], "agrees-less": ["max_kld_mean", "min_top1_agreement"]}
+    text = describe(by_kld)[0]
+    assert "a mean KL divergence of at most 0.01" in text and "KL divergence 0.006, top-1 agreement 97.5 %" in text
+    unmeasured = variants[:1] + (variant("no-logits", 18.5, 0.9, None, None, 10.0),)
+    assert recommend(Select(max_kld_mean=0.01, metric="tpot", seq_len=32), unmeasured)["not_judged"] == [
+        {"variant": "no-logits", "reason": "KL divergence not measured"}]
     classifier_budget = recommend(Select(max_accuracy_drop=0.01, metric="tpot"), variants)
     assert classifier_budget["recommended"] is None
     assert "max_perplexity_increase" in classifier_budget["not_judged"][0]["reason"]
@@ -193,7 +296,7 @@ variants:
 @pytest.mark.parametrize("change, message", [
     ("  - {name: x, backend: onnxruntime}", ("variants[1].backend: model 'gpt2' is a generative decoder: backend "
                                             "'onnxruntime' does not run it (backends that do: compile, eager, llamacpp, "
-                                            "ort_genai)")),
+                                            "openvino_genai, ort_genai)")),
     ("  - {name: x, backend: llamacpp, compress: [bf16]}", "variants[1].compress: backend 'llamacpp' runs the "
                                                           "model's own file, which compression steps do not change"),
     ("  - {name: x, model: mlp, dataset: digits, backend: llamacpp}", "variants[1].backend: model 'mlp' is a model "
@@ -248,10 +351,22 @@ def test_llamacpp_says_why_it_cannot_run_a_model(write_scenario, run_quick):
         assert status == 2 and native["status"] == "failed" and "runs a model's own GGUF file" in native["error"]
 
 
-def test_select_needs_a_budget(write_scenario, capsys):
-    path = write_scenario(DECODER + "select: {metric: tpot}\n")
+@pytest.mark.parametrize("block, message", [
+    ("select: {metric: tpot}", "select needs a budget"),
+    ("select: {max_kld_mean: -0.1, metric: tpot}", "select.max_kld_mean"),
+    ("select: {max_kld_mean: .nan, metric: tpot}", "select.max_kld_mean"),
+    ("select: {max_kld_mean: 0.01, min_top1_agreement: 1.5, metric: tpot}", "select.min_top1_agreement"),
+    ("select: {max_kld_mean: '0.01', metric: tpot}", "select.max_kld_mean"),
+    ("fidelity: {max_kld_mean: -1}", "fidelity.max_kld_mean"),
+    ("fidelity: {min_top1_agreement: 2}", "fidelity.min_top1_agreement"),
+    ("fidelity: {min_greedy_agreement: -0.5}", "fidelity.min_greedy_agreement"),
+    ("fidelity: {max_kld: 0.1}", "fidelity: unknown key 'max_kld'"),
+])
+def test_bad_decoder_bounds_are_one_line_errors(write_scenario, capsys, block, message):
+    path = write_scenario(DECODER + block + "\n")
     assert main(["validate", str(path)]) == 2
-    assert "select needs a budget" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
 
 
 def test_a_prompt_longer_than_the_model_is_refused_when_the_scenario_is_read(write_scenario, run_quick):
@@ -288,6 +403,52 @@ def test_your_own_causal_lm_folder_and_a_damaged_gguf(tmp_path, write_scenario, 
     assert mine["generation"]["perplexity"]["perplexity"] > 1
     assert bf16["status"] == "ok" and bf16["agreement_with"] == "mine" and 0 <= bf16["agreement"] <= 1
     assert broken["status"] == "failed" and "bad.gguf" in broken["error"] and "\n" not in broken["error"]
+
+
+def test_kl_divergence_from_the_reference_crosses_processes_and_select_refuses_a_broken_decoder(
+        tmp_path, write_scenario, run_quick, data):
+    """Each variant in its own process: the reference saves its summary once (positions x KLD_TOP,
+    not the vocabulary), the others read it from the run folder; a decoder whose weights were
+    ruined is flagged by its divergence and refused by select, while bf16 stays within."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path / "lm"
+    torch.manual_seed(0)  # weights wide enough for sharp next-token distributions, as a trained model's
+    GPT2LMHeadModel(GPT2Config(vocab_size=data.vocab_size, n_positions=64, n_embd=32, n_layer=1, n_head=2,
+                               initializer_range=0.3, eos_token_id=data.tokenizer.eos_token_id)).save_pretrained(folder)
+    data.tokenizer.save_pretrained(folder)
+    path = write_scenario(f"""
+        name: kld
+        dataset: pydoc
+        model: {{name: hf_causal, path: {folder}}}
+        baseline: fp32
+        measure: {{generate: {{prompt_lens: [8], new_tokens: 4, perplexity_context: 32, perplexity_tokens: 256}},
+                   batch_sizes: [1]}}
+        fidelity: {{max_kld_mean: 0.01, min_top1_agreement: 0.9}}
+        select: {{max_kld_mean: 0.01, min_top1_agreement: 0.9, metric: tpot, seq_len: 8}}
+        variants:
+          - {{name: bf16, compress: [bf16]}}
+          - {{name: fp32}}
+          - {{name: ruined, compress: [{{method: magnitude, sparsity: 0.9}}]}}
+        """)
+    status, out, _, results = run_quick(path)
+    assert status == 0, out
+    by_name = {v["name"]: v for v in results["variants"]}
+    fp32, bf16, ruined = by_name["fp32"]["fidelity"], by_name["bf16"]["fidelity"], by_name["ruined"]["fidelity"]
+    assert fp32["kld_mean"] == 0 and fp32["top1_agreement"] == 1 and fp32["kld_positions"] == 8 * 31
+    assert 0 < bf16["kld_mean"] < 0.01 and bf16["top1_agreement"] > 0.9 and bf16["kld_mean_se"] > 0
+    assert ruined["kld_mean"] > 0.01 and ruined["kld_p99"] >= ruined["kld_median"]
+    assert by_name["ruined"]["agreement"] == ruined["top1_agreement"] < 1
+    assert any("mean KL divergence from 'fp32'" in w for w in by_name["ruined"]["warnings"])
+    assert not any("KL divergence" in w for w in by_name["bf16"]["warnings"])
+    selection = results["selection"]
+    assert {b["variant"]: "max_kld_mean" in b["over"] for b in selection["broke"]} == {"ruined": True}
+    assert selection["recommended"] in ("bf16", "fp32")
+    run = next((tmp_path / "reports").glob("*/*/results.json")).parent
+    saved = list((run / "outputs").glob("*.logits.npz"))
+    assert [p.name.startswith("fp32") for p in saved] == [True]  # the reference's only
+    with np.load(saved[0]) as summary:
+        assert summary["top_ids"].shape == (8 * 31, min(1024, data.vocab_size))
 
 
 def test_server_mode_for_decoders_bisects_the_request_rate(write_scenario, run_quick):

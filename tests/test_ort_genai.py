@@ -8,42 +8,15 @@ from __future__ import annotations
 import pytest
 
 from suite.__main__ import main
+from tests.conftest import llama_scenario
 
 pytest.importorskip("onnxruntime_genai")
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
-@pytest.fixture(scope="module")
-def llama_folder(tmp_path_factory):
-    """A 2-layer Llama (grouped-query attention, as SmolLM2) with a 400-token BPE of the pydoc text."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from models.nets.gpt2 import bpe_tokenizer
-    from suite.datasets.text import TextParams, load_pydoc
-
-    tokenizer = bpe_tokenizer(load_pydoc(TextParams()).train, 400)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id))
-    folder = tmp_path_factory.mktemp("llama") / "tiny-llama"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def scenario(folder, variants: str) -> str:
-    return f"""
-        name: ortg
-        dataset: pydoc
-        model: {{name: hf_causal, path: {folder}}}
-        baseline: fp32
-        measure: {{generate: {{prompt_lens: [8], new_tokens: 4}}, batch_sizes: [1, 2]}}
-        variants:
-          - {{name: fp32}}
-{variants}"""
+    return llama_scenario(folder, variants, "ortg")
 
 
 def test_ort_genai_decodes_as_the_torch_model_and_its_int_weights_shrink_it(llama_folder, write_scenario, run_quick):

@@ -4,6 +4,7 @@ The page as a person sees it (a real browser) is tested in test_report_browser.p
 
 import json
 import re
+from dataclasses import replace
 
 from suite.__main__ import main
 from suite.analysis.compare import compare_runs
@@ -14,7 +15,7 @@ from suite.report.figures import MAX_BOX_POINTS, box_points, pareto_front, shown
 from suite.report.tables import headline_shape, significant
 from suite.report.terminal import summary_table
 from suite.results import save_json
-from tests.report_runs import HOSTILE, latency, rich_run
+from tests.report_runs import HOSTILE, latency, rich_run, variant
 
 
 def plot_data(page: str, div_id: str) -> list[dict]:
@@ -219,3 +220,22 @@ def test_phases_table_adds_the_steps_up():
     assert '<td data-v="4.0">4.00</td>' in table and '<td data-v="0.5">50%</td>' in table  # compress summed
     assert "No variant recorded" in phases_table(run.variants)
     assert "Where the time went" in render_html(replace(run, variants=(timed,)))
+
+
+def test_weights_a_backend_compressed_itself_make_a_compressed_variant():
+    """ort_genai int8 (no compression step, the backend's own int8 weights) is neither the
+    uncompressed peer a compressed variant's speed-up is taken against, nor shown uncompressed."""
+    from suite.analysis.explain import compression_steps, fastest_uncompressed, steps
+
+    fp32 = variant("fp32", 2.0, 0.9, 100)
+    own_int8 = variant("ort-int8", 0.5, 0.9, 30, backend="ort_genai", backend_info={"compressed_weights": "int8"})
+    int8 = variant("int8", 1.0, 0.9, 30, compress=({"method": "int8_dynamic"},))
+    run = replace(rich_run(), variants=(fp32, own_int8, int8))
+    assert fastest_uncompressed(run, int8).name == "fp32"  # not the faster ort-int8
+    assert fastest_uncompressed(run, own_int8).name == "fp32"
+    assert compression_steps(own_int8) == ["ort_genai int8 weights"] and steps(own_int8) == ", ort_genai int8 weights"
+    assert compression_steps(fp32) == [] and steps(fp32) == ", uncompressed"
+    page = render_html(run)
+    assert "ort_genai int8 weights" in page
+    b1 = own_int8.latency[0]
+    assert f"{speedup_text(fp32.latency[0], b1)} vs fp32<" in page  # its speed-up column is filled

@@ -278,7 +278,8 @@ def test_layer_fallback_adds_layers_most_sensitive_first_until_the_goal(write_sc
     ("compress: [bf16]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback}",
      "variants[0].search.strategy: layer_fallback needs one compression step that can leave layers in float"),
     ("compress: [int8_dynamic]\n    search: {goal: {}, strategy: layer_fallback}",
-     "variants[0].search.goal: give max_accuracy_drop, min_agreement or max_perplexity_increase"),
+     "variants[0].search.goal: give max_accuracy_drop, min_agreement, max_perplexity_increase, max_kld_mean or "
+     "min_top1_agreement"),
     ("compress: [int8_dynamic]\n    search: {goal: {max_perplexity_increase: -0.1}, strategy: layer_fallback}",
      "variants[0].search.goal.max_perplexity_increase"),
     ("compress: [int8_dynamic]\n    search: {goal: {max_perplexity_increase: 0.1}, strategy: layer_fallback}",
@@ -331,8 +332,9 @@ def test_layer_fallback_adds_layers_most_sensitive_first_until_the_goal(write_sc
     ("compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, strategy: layer_fallback, "
      "sensitivity: hessian}", "variants[0].search.sensitivity"),
     ("model: gpt2\n    dataset: pydoc\n    compress: [int8_dynamic]\n    search: {goal: {max_accuracy_drop: 0.01}, "
-     "strategy: layer_fallback}", "variants[0].search.goal.max_accuracy_drop: model 'gpt2' is a generative decoder, "
-                                  "judged by perplexity: use max_perplexity_increase or min_agreement (greedy tokens)"),
+     "strategy: layer_fallback}", "variants[0].search.goal.max_accuracy_drop: model 'gpt2' is a generative decoder: "
+                                  "use max_kld_mean, min_top1_agreement, max_perplexity_increase or min_agreement "
+                                  "(greedy tokens)"),
 ])
 def test_bad_search_blocks_are_one_line_errors(write_scenario, capsys, variant, message):
     path = write_scenario(f"model: {{name: mlp, hidden: [8]}}\nvariants:\n  - name: v\n    {variant}\n")
@@ -426,6 +428,29 @@ def test_a_decoder_search_judges_perplexity_and_greedy_tokens_on_the_validation_
     layers = searched["compress_records"][0]["quantized_layers"]
     assert layers and all(name.startswith(("transformer.h.", "lm_head")) for name in layers)
     assert "val perplexity" in out + err
+
+
+def test_a_decoder_search_bounds_the_kl_divergence_from_the_reference_trial(write_scenario, run_quick):
+    """The reference trial keeps its summary of the validation split; each later trial's divergence
+    from it is the goal's figure: 2-bit weights miss a tight bound, and the fallback keeps layers
+    in float until a trial meets it (every layer in float: divergence 0)."""
+    path = write_scenario("""
+        name: lm-kld
+        model: {name: gpt2_random, layers: 2, hidden: 32, heads: 2, context: 80, vocab: 300}
+        measure: {batch_sizes: [1], generate: {prompt_lens: [8], new_tokens: 4}}
+        variants:
+          - name: int2-auto
+            compress: [{method: intx_weight_only, bits: 2, group_size: 0}]
+            search: {goal: {max_kld_mean: 0.0, min_top1_agreement: 1.0}, strategy: layer_fallback, max_trials: 3}
+        """)
+    status, out, err, results = run_quick(path, "--in-process")
+    assert status == 0, out + err
+    trials = results["variants"][0]["search"]["trials"]
+    reference, every = trials[:2]
+    assert reference["kld_mean"] == 0 and reference["top1_agreement"] == 1
+    assert every["kld_mean"] > 0 and not every["meets"]
+    assert all(t["kld_mean"] is not None and 0 <= t["top1_agreement"] <= 1 for t in trials)
+    assert "KL divergence" in out + err
 
 
 def test_weights_sensitivity_ranks_a_decoders_layers_on_validation_tokens(write_scenario, run_quick):

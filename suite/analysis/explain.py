@@ -183,9 +183,20 @@ def p50_at(v: VariantResult | None, shape: str) -> float | None:
     return next((row.p50_ms for row in v.latency if row.shape == shape), None) if v is not None else None
 
 
+def compressed(v: VariantResult) -> bool:
+    """Whether a compression step or the backend itself (its "compressed_weights") changed the weights."""
+    return bool(v.compress) or bool(v.backend_info.get("compressed_weights"))
+
+
+def compression_steps(v: VariantResult) -> list[str]:
+    """The compression steps' methods, then the backend's own weight compression."""
+    own = v.backend_info.get("compressed_weights")
+    return [str(step.get("method", "?")) for step in v.compress] + ([f"{v.backend} {own} weights"] if own else [])
+
+
 def uncompressed_peers(run: RunResult, variant: VariantResult) -> list[VariantResult]:
     """The run's measured, uncompressed variants of the same model on the same data (any backend)."""
-    return [v for v in run.variants if not v.compress and v.status == "ok" and v.model == variant.model
+    return [v for v in run.variants if not compressed(v) and v.status == "ok" and v.model == variant.model
             and v.dataset == variant.dataset]
 
 
@@ -199,7 +210,7 @@ def fastest_uncompressed(run: RunResult, variant: VariantResult, shape: str | No
 
 
 def steps(v: VariantResult) -> str:
-    return (", " + " + ".join(str(step.get("method", "?")) for step in v.compress)) if v.compress else ", uncompressed"
+    return (", " + " + ".join(compression_steps(v))) if compressed(v) else ", uncompressed"
 
 
 def size(value: int | None) -> str:

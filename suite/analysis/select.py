@@ -2,8 +2,9 @@
 
 A variant is judged against its agreement reference (the fp32 variant of the same model and
 data), so variants of different models are each judged against their own baseline: by accuracy
-drop for classifiers; by perplexity increase (relative) and greedy agreement for generative
-decoders, so that a fast variant whose text has gone wrong is rejected.
+drop for classifiers; for generative decoders by the bounds select sets: KL divergence from the
+reference's next-token distributions, the share of the same top token, perplexity increase,
+greedy agreement.
 
 Among those within the budget, the fastest by the point figure may not be faster than the next
 ones: each is compared with it by the one rule (suite.measure.processes.compare_rows: the 95 %
@@ -91,6 +92,10 @@ def budget(selection: dict) -> str:
     parts = []
     if selection.get("max_accuracy_drop") is not None:
         parts.append(f"an accuracy drop of at most {selection['max_accuracy_drop'] * 100:.3g} points")
+    if selection.get("max_kld_mean") is not None:
+        parts.append(f"a mean KL divergence of at most {selection['max_kld_mean']:.4g} from the reference's")
+    if selection.get("min_top1_agreement") is not None:
+        parts.append(f"the same top token at {selection['min_top1_agreement'] * 100:.3g} % of positions at least")
     if selection.get("max_perplexity_increase") is not None:
         parts.append(f"perplexity at most {selection['max_perplexity_increase'] * 100:.3g} % above the reference's")
     if selection.get("min_greedy_agreement") is not None:
@@ -99,13 +104,14 @@ def budget(selection: dict) -> str:
 
 
 def quality(entry: dict) -> str:
-    """'drop 0.28 points' or 'perplexity +1.2 %, greedy agreement 95.0 %'."""
+    """'drop 0.28 points' or 'KL divergence 0.0041, top-1 agreement 97.2 %, perplexity +1.2 %'."""
     if "accuracy_drop" in entry:
         return f"drop {entry['accuracy_drop'] * 100:.2f} points"
-    text = f"perplexity {entry['perplexity_increase'] * 100:+.1f} %"
-    if "greedy_agreement" in entry:
-        text += f", greedy agreement {entry['greedy_agreement'] * 100:.1f} %"
-    return text
+    parts = [f"KL divergence {entry['kld_mean']:.4g}" if "kld_mean" in entry else "",
+             f"top-1 agreement {entry['top1_agreement'] * 100:.1f} %" if "top1_agreement" in entry else "",
+             f"perplexity {entry['perplexity_increase'] * 100:+.1f} %" if "perplexity_increase" in entry else "",
+             f"greedy agreement {entry['greedy_agreement'] * 100:.1f} %" if "greedy_agreement" in entry else ""]
+    return ", ".join(p for p in parts if p)
 
 
 def describe(selection: dict) -> list[str]:

@@ -33,7 +33,9 @@ class Backend:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        """What the results should record about how it ran (device, precision, ...)."""
+        """What the results should record about how it ran (device, precision, ...). A backend
+        that compresses the weights itself names how in "compressed_weights" (e.g. "int8"): such
+        a variant is not an uncompressed one, whatever its compression steps."""
         return {"device": "cpu"}
 
     def prepare(self, model: Any, example_inputs: Any, train_inputs: Any = None) -> Callable[[Any], Any]:
@@ -42,9 +44,10 @@ class Backend:
         training split's inputs, for backends that calibrate (TensorRT int8)."""
         raise NotImplementedError
 
-    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> Any:
+    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any, train_ids: Any = None) -> Any:
         """A generative decoder (suite.lm.DecoderContract) over the causal LM `model`, for a
-        backend whose `tasks` include "generate"."""
+        backend whose `tasks` include "generate". `train_ids`: the training split's token ids (1-D),
+        for backends that calibrate (data-aware weight compression)."""
         from suite.errors import SuiteError
 
         raise SuiteError(f"backend {type(self).__name__} runs no generative decoder")

@@ -3,11 +3,13 @@ steady-state latency, which is timed after warm-up as for every backend."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from suite.backends.eager import EagerBackend, EagerParams
+from suite.build.weights import cache_folder
 
 
 class CompileParams(EagerParams):
@@ -34,7 +36,7 @@ class CompileBackend(EagerBackend):
         return {**super().describe(), "mode": self.params.mode, "dynamic": self.params.dynamic,
                 "freezing": self.params.freezing, "compile_s": self.compile_s}
 
-    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> Any:
+    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any, train_ids: Any = None) -> Any:
         """A suite.lm.Decoder over the causal LM's compiled forward, with a static KV cache (a
         growing cache would recompile each token). Compiling happens in the first calls."""
         from suite.errors import SuiteError
@@ -60,6 +62,13 @@ class CompileBackend(EagerBackend):
         # Background compile workers would compete with the measurement for the cores. (The
         # TORCHINDUCTOR_COMPILE_THREADS variable is read only when inductor is first imported.)
         torch._inductor.config.compile_threads = 1
+        # Inductor's caches (its own keys: the graph, the versions, the config) in suite's cache
+        # folder, kept across runs like the checkpoints, unless the user points them elsewhere. A
+        # frozen graph bypasses its FX graph cache (it holds mkldnn-packed weights, which do not
+        # pickle): such a model compiles again in every process.
+        folder = cache_folder("inductor")
+        if folder is not None and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
         # Global, not per call: recompiles for new batch sizes happen later, while timing.
         torch._inductor.config.freezing = self.params.freezing
         # Past the recompile limit torch would silently run the model eagerly: fail instead.

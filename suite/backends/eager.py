@@ -57,7 +57,7 @@ class EagerBackend(Backend):
 
         return run
 
-    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> Any:
+    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any, train_ids: Any = None) -> Any:
         """A suite.lm.Decoder over the causal LM; cache "auto" is dynamic here."""
         from suite.lm import Decoder
 

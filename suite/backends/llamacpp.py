@@ -45,7 +45,7 @@ class LlamaCppBackend(HostDecoderBackend):
 
         return llama_cpp.__version__
 
-    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> LlamaCppDecoder:
+    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any, train_ids: Any = None) -> LlamaCppDecoder:
         import llama_cpp
         import torch
 
@@ -59,6 +59,7 @@ class LlamaCppBackend(HostDecoderBackend):
         threads = self.params.threads or torch.get_num_threads()
         decoder = LlamaCppDecoder(model, path, threads, self.params.context)
         self.info = {"file": str(path).rsplit("/", 1)[-1], "threads": threads, "context": self.params.context,
+                     "compressed_weights": "the GGUF file's own types",
                      "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip()}
         return decoder
 

@@ -23,8 +23,6 @@ import math
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -65,7 +63,7 @@ class OrtGenaiBackend(HostDecoderBackend):
 
         return onnxruntime_genai.__version__
 
-    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any) -> OrtGenaiDecoder:
+    def prepare_decoder(self, model: Any, cache: str, tokenizer: Any, train_ids: Any = None) -> OrtGenaiDecoder:
         import onnxruntime
         import torch
 
@@ -75,7 +73,8 @@ class OrtGenaiBackend(HostDecoderBackend):
         settings = self.settings()
         folder, note = built(model, tokenizer, settings)
         threads = self.params.threads or torch.get_num_threads()
-        self.info = {**settings, "threads": threads, "onnxruntime": onnxruntime.__version__, "build": note}
+        self.info = {**settings, "threads": threads, "onnxruntime": onnxruntime.__version__, "build": note,
+                     "compressed_weights": None if self.params.precision == "fp32" else self.params.precision}
         return OrtGenaiDecoder(folder, model.config, threads)
 
     def settings(self) -> dict[str, Any]:
@@ -91,7 +90,7 @@ class OrtGenaiBackend(HostDecoderBackend):
 
 def built(model: Any, tokenizer: Any, settings: dict) -> tuple[Path, str]:
     """The builder's output folder for this model and settings, from the cache or built now."""
-    from suite.build.weights import cache_folder, hash_tensors, seal_folder, sealed_folder, source_hash
+    from suite.build.weights import built_folder, hash_tensors, source_hash
     from suite.formats.onnx_model import package_version
     from suite.lm import tokenizer_id
 
@@ -102,24 +101,8 @@ def built(model: Any, tokenizer: Any, settings: dict) -> tuple[Path, str]:
     parts = [type(model).__name__, model.config.to_json_string(), tokenizer_id(tokenizer, ""), settings,
              package_version("onnxruntime-genai"), package_version("transformers"), source_hash(sys.modules[__name__])]
     digest.update(json.dumps(parts, sort_keys=True, default=str).encode())
-    root = cache_folder("ort_genai") or Path(tempfile.gettempdir()) / "suite-ort-genai"
-    folder = root / digest.hexdigest()[:24]
-    if sealed_folder(folder, "onnxruntime-genai model"):
-        return folder, f"from the cache ({folder.name})"
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
-    try:
-        start = time.perf_counter()
-        build(model, tokenizer, settings, staging)
-        note = f"built in {time.perf_counter() - start:.1f} s"
-        seal_folder(staging, note)
-        try:
-            staging.rename(folder)
-        except OSError:  # another process made it first
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder, note
+    return built_folder("ort_genai", "onnxruntime-genai model", digest.hexdigest()[:24],
+                        lambda out: build(model, tokenizer, settings, out))
 
 
 def build(model: Any, tokenizer: Any, settings: dict, out: Path) -> None:

@@ -93,10 +93,15 @@ class Searcher:
 
     def closeness(self, trial: dict) -> tuple[float, float]:
         """How near a trial comes to the goal, larger is nearer: by the goal's own measure first
-        (agreement where it sets min_agreement, else accuracy, or for a decoder perplexity), then
-        agreement or accuracy."""
+        (agreement where it sets min_agreement, else accuracy, or for a decoder its KL divergence
+        where the goal bounds it, else perplexity), then agreement or accuracy."""
         agreement = trial.get("agreement") or 0.0
-        other = -trial["perplexity"] if trial.get("perplexity") is not None else trial.get("val_accuracy") or 0.0
+        if self.spec.goal.max_kld_mean is not None and trial.get("kld_mean") is not None:
+            other = -trial["kld_mean"]
+        elif trial.get("perplexity") is not None:
+            other = -trial["perplexity"]
+        else:
+            other = trial.get("val_accuracy") or 0.0
         return (agreement, other) if self.spec.goal.min_agreement is not None else (other, agreement)
 
     def slower(self, fastest: dict, trial: dict) -> bool:
@@ -125,6 +130,10 @@ class Searcher:
                 return False
             if trial["perplexity"] / self.reference["perplexity"] - 1 > goal.max_perplexity_increase + 1e-12:
                 return False
+        if goal.max_kld_mean is not None and (trial.get("kld_mean") is None or trial["kld_mean"] > goal.max_kld_mean + 1e-12):
+            return False
+        if goal.min_top1_agreement is not None and (trial.get("top1_agreement") or 0.0) < goal.min_top1_agreement - 1e-12:
+            return False
         return goal.min_agreement is None or (trial.get("agreement") or 0.0) >= goal.min_agreement
 
     # -- strategies --------------------------------------------------------------------------------
@@ -254,7 +263,7 @@ class Searcher:
         return tuple(steps)
 
 
-TRIAL_NUMBERS = ("seconds", "speed_ms", "val_accuracy", "agreement", "perplexity")
+TRIAL_NUMBERS = ("seconds", "speed_ms", "val_accuracy", "agreement", "perplexity", "kld_mean", "top1_agreement")
 
 
 def trial_problem(trial: dict) -> str | None:
@@ -296,7 +305,7 @@ def replayable(saved: list[dict], where: Any, log: Callable[[str], None]) -> lis
 def public(trial: dict) -> dict:
     """What results.json keeps of a trial."""
     return {key: trial.get(key) for key in ("index", "phase", "kept_float", "value", "val_accuracy", "perplexity",
-                                            "agreement", "speed_ms", "meets", "seconds", "replayed", "error", "steps")}
+                                            "kld_mean", "top1_agreement", "agreement", "speed_ms", "meets", "seconds", "replayed", "error", "steps")}
 
 
 def describe_trial(trial: dict, by: str, judged: bool = True) -> str:
@@ -311,6 +320,8 @@ def describe_trial(trial: dict, by: str, judged: bool = True) -> str:
     accuracy = trial.get("val_accuracy")
     shown = (f"val perplexity {trial['perplexity']:.4f}" if trial.get("perplexity") is not None
              else f"val acc {accuracy:.4f}" if accuracy is not None else "val acc -")
+    if trial.get("kld_mean") is not None:
+        shown += f", KL divergence {trial['kld_mean']:.4g}, top-1 {trial['top1_agreement']:.4f}"
     return (f"search trial {trial['index']} ({what}): {shown}, agreement {trial.get('agreement') or 0:.4f}, "
             f"{by} {trial['speed_ms']:.4g} ms" + (" (replayed)" if trial.get("replayed") else "")
             + ((" - meets the goal" if trial["meets"] else " - misses the goal") if judged else ""))

@@ -242,6 +242,35 @@ class CheckpointCache:
         return weights
 
 
+def built_folder(kind: str, what: str, key: str, make: Callable[[Path], None]) -> tuple[Path, str]:
+    """A folder of files a backend builds from a model (a converted graph), from the cache under
+    `key` or made now by `make(folder)` in a staging folder, sealed and moved into place whole
+    (another process that made it first wins). Returns (folder, 'from the cache (...)' or 'built
+    in N s')."""
+    import shutil
+    import tempfile
+    import time
+
+    root = cache_folder(kind) or Path(tempfile.gettempdir()) / f"suite-{kind}"
+    folder = root / key
+    if sealed_folder(folder, what):
+        return folder, f"from the cache ({folder.name})"
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
+    try:
+        start = time.perf_counter()
+        make(staging)
+        note = f"built in {time.perf_counter() - start:.1f} s"
+        seal_folder(staging, note)
+        try:
+            staging.rename(folder)
+        except OSError:  # another process made it first
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder, note
+
+
 def obtain(model: Any, name: str, checkpoint: Path | None, key_parts: dict, cache: CheckpointCache,
            train: Callable[[], dict]) -> dict:
     """Fill `model` with weights; return a record of where they came from."""

@@ -238,10 +238,14 @@ class Measure(Params):
 class Select(Params):
     """Recommend the fastest variant within the budget, by `by` at one input shape: accuracy at
     most `max_accuracy_drop` below its fp32 reference (0.01 = one point); for generative decoders,
-    perplexity at most `max_perplexity_increase` above the reference's (0.02 = 2 % higher) and
-    greedy agreement with it of at least `min_greedy_agreement`."""
+    any of: a mean KL divergence from the reference's next-token distributions of at most
+    `max_kld_mean`, the same top token at `min_top1_agreement` of positions at least, perplexity
+    at most `max_perplexity_increase` above the reference's (0.02 = 2 % higher), greedy agreement
+    with it of at least `min_greedy_agreement`."""
 
     max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
+    max_kld_mean: float | None = Field(None, ge=0.0, le=100.0)
+    min_top1_agreement: float | None = Field(None, ge=0.0, le=1.0)
     max_perplexity_increase: float | None = Field(None, ge=0.0, le=1000.0)
     min_greedy_agreement: float | None = Field(None, ge=0.0, le=1.0)
     by: Literal["p50_ms", "p90_ms", "p99_ms", "mean_ms"] = "p50_ms"
@@ -253,9 +257,9 @@ class Select(Params):
 
     @model_validator(mode="after")
     def _has_a_budget(self) -> Select:
-        if self.max_accuracy_drop is None and self.max_perplexity_increase is None:
+        if self.max_accuracy_drop is None and self.max_perplexity_increase is None and self.max_kld_mean is None:
             raise NestedError(("max_accuracy_drop",), "select needs a budget: max_accuracy_drop, or "
-                              "max_perplexity_increase for generative decoders")
+                              "max_kld_mean or max_perplexity_increase for generative decoders")
         return self
 
 
@@ -357,10 +361,14 @@ class Fidelity(Params):
 
     min_agreement: float = Field(0.99, ge=0.0, le=1.0)
     min_cosine: float = Field(0.99, ge=-1.0, le=1.0)
-    # Generative decoders: the share of greedy tokens equal to the reference's, and perplexity
-    # at most this much above the reference's (0.05: 5 % higher).
-    min_greedy_agreement: float = Field(0.9, ge=0.0, le=1.0)
+    # Generative decoders, teacher-forced on the held-out text: the mean KL divergence of the
+    # next-token distributions from the reference's (nats), the share of positions with the same
+    # top token, and perplexity at most this much above the reference's (0.05: 5 % higher).
+    max_kld_mean: float = Field(0.05, ge=0.0, le=100.0)
+    min_top1_agreement: float = Field(0.9, ge=0.0, le=1.0)
     max_perplexity_increase: float = Field(0.05, ge=0.0, le=1000.0)
+    # The share of free-running greedy tokens equal to the reference's: None, information only.
+    min_greedy_agreement: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class Isolation(Params):

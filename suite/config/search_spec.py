@@ -20,16 +20,21 @@ class Goal(Params):
     """What a trial must keep, on the validation split, against the uncompressed model: accuracy at
     most this far below its (0.005: half a point); agreement at least this (top-1; for a decoder,
     the share of greedy tokens equal to its); for a decoder, perplexity at most this much above
-    its (0.02: 2 % higher)."""
+    its (0.02: 2 % higher); for a decoder, teacher-forced, a mean KL divergence from its
+    next-token distributions of at most max_kld_mean and the same top token at min_top1_agreement
+    of positions at least."""
 
     max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
     min_agreement: float | None = Field(None, ge=0.0, le=1.0)
     max_perplexity_increase: float | None = Field(None, ge=0.0, le=1000.0)
+    max_kld_mean: float | None = Field(None, ge=0.0, le=100.0)
+    min_top1_agreement: float | None = Field(None, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _something(self) -> Goal:
-        if self.max_accuracy_drop is None and self.min_agreement is None and self.max_perplexity_increase is None:
-            raise ValueError("give max_accuracy_drop, min_agreement or max_perplexity_increase")
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError("give max_accuracy_drop, min_agreement, max_perplexity_increase, max_kld_mean or "
+                             "min_top1_agreement")
         return self
 
 

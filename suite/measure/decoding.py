@@ -28,7 +28,11 @@ class Requests:
 
 def one_request(decoder: DecoderContract, prompt: Any, new_tokens: int, sync: Callable[[], None],
                 clock: Clock) -> tuple[float, list[float]]:
-    """(prefill seconds, seconds of each later step) of one greedy request."""
+    """(prefill seconds, seconds of each later step) of one greedy request; a decoder that times
+    its own requests (`timed_request`: a pipeline that runs a whole request in one call) times it."""
+    if decoder.timed_request is not None:
+        sync()
+        return decoder.timed_request(prompt, new_tokens)
     decoder.start(prompt.shape[0], prompt.shape[1] + new_tokens)
     sync()
     start = clock()

@@ -111,7 +111,9 @@ VARIANT_HEAD = ["variant", "status", "model", "backend", "compression", "accurac
 def variants_table(run: RunResult, shape: str | None) -> str:
     recommended = (run.selection or {}).get("recommended")
     classes = [f"{v.status}{' recommended' if v.name == recommended else ''}" for v in run.variants]
-    peers = replace(run, variants=tuple(v for v in run.variants if not v.compress and v.status == "ok"))
+    from suite.analysis.explain import compressed
+
+    peers = replace(run, variants=tuple(v for v in run.variants if not compressed(v) and v.status == "ok"))
     head, rows = without_empty_columns(VARIANT_HEAD, [variant_cells(v, shape, peers) for v in run.variants])
     return sortable_table(head, rows, classes)
 
@@ -135,9 +137,9 @@ def speedup_cell(run: RunResult | None, v: VariantResult, row: LatencyResult | N
     """A compressed variant's median against the fastest uncompressed one of its model and data at
     the same shape, on whichever backend, with the interval: '3.41x (3.12-3.70) vs ort-fp32', or
     '..., tied vs ...' where the interval holds 1."""
-    from suite.analysis.explain import fastest_uncompressed
+    from suite.analysis.explain import compressed, fastest_uncompressed
 
-    best = fastest_uncompressed(run, v, row.shape) if run is not None and row is not None and v.compress else None
+    best = fastest_uncompressed(run, v, row.shape) if run is not None and row is not None and compressed(v) else None
     if best is None:
         return ("", None)
     from suite.measure.processes import speedup_text
@@ -151,7 +153,9 @@ def ci_text(interval: tuple[float, float]) -> str:
 
 
 def steps_text(v: VariantResult) -> str:
-    return ", ".join(step.get("method", "?") for step in v.compress) or "none"
+    from suite.analysis.explain import compression_steps
+
+    return ", ".join(compression_steps(v)) or "none"
 
 
 SHAPE_HEAD = ["variant", "backend", "shape", "p50 ms", "p50 95% CI ms", "p90 ms", "p99 ms", "p99 bound ms", "mean ms",
@@ -239,14 +243,16 @@ def tokens_per_s(v: VariantResult, batch_size: int, prompt_len: int) -> float | 
 
 
 def decoders_table(variants: tuple[VariantResult, ...]) -> str:
-    """Generative decoders, one row each: quality (perplexity, its change, greedy agreement, first
-    divergence), time to first token and per output token at batch 1, tokens/s at each batch size
-    (first prompt length), KV cache, size, and the share of the read-bandwidth limit at batch 1."""
+    """Generative decoders, one row each: quality (teacher-forced: mean KL divergence from the
+    reference with its standard error, its 99th percentile, the same top token; perplexity, its
+    change; free-running: greedy agreement, first divergence), time to first token and per output
+    token at batch 1, tokens/s at each batch size (first prompt length), KV cache, size, and the
+    share of the read-bandwidth limit at batch 1."""
     decoders = [v for v in variants if v.generation]
     settings = decoders[0].generation["settings"]
     first, batches = settings["prompt_lens"][0], settings["batch_sizes"]
-    head = (["variant", "backend", "compression", "perplexity", "perplexity change", "greedy agreement",
-             "first divergence (token)"]
+    head = (["variant", "backend", "compression", "KLD mean", "KLD p99", "same top token", "perplexity",
+             "perplexity change", "greedy agreement", "first divergence (token)"]
             + [f"TTFT ms b=1 p={p}" for p in settings["prompt_lens"]]
             + [f"TPOT ms b=1 p={first}"] + [f"tokens/s b={b}" for b in batches]
             + ["KV cache KiB (largest)", "size MiB", "bandwidth share b=1"])
@@ -259,7 +265,11 @@ def decoders_table(variants: tuple[VariantResult, ...]) -> str:
         caches = [c["bytes"] for c in generation_of(v, "kv_cache") or ()]
         share = next((r["share"] for r in generation_of(v, "roofline") or ()
                       if r["metric"] == "tpot" and r["batch_size"] == 1 and r["prompt_len"] == first), None)
-        rows.append([v.name, v.backend, steps_text(v), number(v.perplexity, ".4g"),
+        kld = ("", None) if fidelity.kld_mean is None else (
+            f"{fidelity.kld_mean:.3g}" + (f" ± {fidelity.kld_mean_se:.2g}" if fidelity.kld_mean_se is not None else ""),
+            fidelity.kld_mean)
+        rows.append([v.name, v.backend, steps_text(v), kld, number(fidelity.kld_p99, ".3g"),
+                     number(fidelity.top1_agreement, ".1%"), number(v.perplexity, ".4g"),
                      number(fidelity.perplexity_increase, "+.1%"), number(fidelity.greedy_agreement, ".1%"),
                      number(fidelity.first_divergence_mean, ".1f"),
                      *(ms(r and r.p50_ms) for r in ttft), ms(tpot and tpot.p50_ms),

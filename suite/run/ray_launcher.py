@@ -34,7 +34,7 @@ from suite.registry import MODELS
 from suite.results import VariantResult
 from suite.run.bench import base_result
 from suite.run.launchers import Launch
-from suite.run.run_folder import key
+from suite.run.run_folder import LOGITS, key
 from suite.run.run_plan import RunOptions
 from suite.tasks.base import agreement_reference
 
@@ -295,7 +295,7 @@ class RayLauncher:
         else:
             reference = key(agreement_reference(scenario, variant, scenario.model_of(variant)))
             wanted = ["scenario.yaml", "run.json", "limits.json", f"variants/{reference}.json",
-                      f"outputs/{reference}.npy", f"search/{key(variant.name)}.json"]
+                      f"outputs/{reference}.npy", f"outputs/{reference}{LOGITS}", f"search/{key(variant.name)}.json"]
         return {name: (folder / name).read_bytes() for name in wanted if (folder / name).is_file()}
 
     def received(self, ref: Any, variant: Variant, since: float, round_: int = 1) -> VariantResult:
@@ -361,7 +361,8 @@ def measure_on_node(files: dict[str, bytes], name: str, shipped: list, round_: i
                 "labels": {str(k): str(v) for k, v in (context.get_node_labels() or {}).items()}}
         folder.save_round(replace(result, node=node), round_)
         made = [folder.path / "limits.json", folder.log_file(name), folder.round_file(name, 1),
-                folder.path / "outputs" / f"{key(name)}.npy", folder.path / "search" / f"{key(name)}.json",
+                folder.path / "outputs" / f"{key(name)}.npy", folder.path / "outputs" / f"{key(name)}{LOGITS}",
+                folder.path / "search" / f"{key(name)}.json",
                 folder.path / "built" / f"{key(name)}.pt"] if round_ == 1 else [folder.round_file(name, round_)]
         return ({str(path.relative_to(folder.path)): path.read_bytes() for path in made if path.is_file()},
                 *shipping.bundle(root, before))

@@ -5,6 +5,8 @@ interrupted run can be finished (`suite run --resume RUN_DIR`).
     scenario.yaml       the scenario's text as it was when the run started
     variants/<key>.json each finished variant, written (atomically) the moment it finishes
     outputs/<key>.npy   each variant's test-set outputs, for the agreement of later variants
+    outputs/<key>.logits.npz  a decoder reference's summary of its next-token distributions (suite.lm),
+                        for the KL divergence of later variants
     logs/<key>.log      what each variant's process wrote on stderr
     built/<key>.pt      a variant as its first process built it, for its later processes (removed
                         when the run is done)
@@ -50,6 +52,9 @@ class RunStart:
     options: dict
     created: str
     sys_path: tuple[str, ...] = ()  # where the user's own modules (model factories) were found
+
+
+LOGITS = ".logits.npz"
 
 
 def slug(text: str, default: str, limit: int | None = None) -> str:
@@ -115,6 +120,28 @@ class RunFolder:
         except (ValueError, OSError, EOFError) as exc:
             raise SuiteError(f"{file}: damaged outputs file ({first_line(exc, 80)}); delete it and variant "
                              f"{name!r}'s result to measure it again") from None
+
+    def save_logits(self, name: str, summary: dict[str, np.ndarray]) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **summary)
+        atomic_write_bytes(self._file("outputs", name, LOGITS), buffer.getvalue())
+
+    def logits(self, name: str) -> dict[str, np.ndarray] | None:
+        """A decoder reference's saved summary (suite.lm.summarize), or None if it saved none."""
+        file = self._file("outputs", name, LOGITS)
+        if not file.exists():
+            return None
+        try:
+            with np.load(file, allow_pickle=False) as saved:
+                summary = {k: saved[k] for k in ("top_ids", "top_logp", "target_logp")}
+        except (ValueError, OSError, EOFError, KeyError) as exc:
+            raise SuiteError(f"{file}: damaged logits file ({first_line(exc, 80)}); delete it and variant "
+                             f"{name!r}'s result to measure it again") from None
+        if summary["top_ids"].ndim != 2 or summary["top_logp"].shape != summary["top_ids"].shape \
+                or summary["target_logp"].shape != summary["top_ids"].shape[:1]:
+            raise SuiteError(f"{file}: damaged logits file (arrays of shapes {[a.shape for a in summary.values()]}); "
+                             f"delete it and variant {name!r}'s result to measure it again")
+        return summary
 
     def search_file(self, name: str) -> Path:
         return self._file("search", name, ".json")

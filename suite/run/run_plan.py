@@ -20,8 +20,12 @@ from suite.run.run_folder import RunFolder
 # --quick: enough to prove the pipeline works end to end, not to benchmark anything.
 QUICK_MEASURE = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0,
                  "max_time_s": 0.3, "idle_baseline_s": 0.1, "energy_window_s": 0.2, "server_queries": 10}
-QUICK_GENERATE = {"new_tokens": 4, "perplexity_tokens": 256, "fidelity_prompts": 2, "fidelity_tokens": 6,
-                  "text_tokens": 8, "server_requests": 4}  # each at most this
+# (fidelity_prompts is not capped: its default, 8 prompts of 32 tokens, is a timed shape's, whose
+# compiled graph it reuses; a count of its own costs a compiled decoder minutes of compiling.)
+QUICK_GENERATE = {"new_tokens": 4, "perplexity_tokens": 256, "fidelity_tokens": 6, "text_tokens": 8,
+                  "server_requests": 4}  # each at most this
+QUICK_TEXTS = 1  # text prompts written (each of another length: a compiled decoder compiles for it)
+QUICK_PROMPT_LENS = 1  # prompt lengths timed (likewise: each is a graph more for a compiled decoder)
 QUICK_TRAIN = {"max_epochs": 2, "max_batches": 10}  # each at most this
 QUICK_SEARCH = {"max_trials": 6, "max_time_s": 120.0}  # each at most this
 
@@ -60,7 +64,9 @@ def quickened(scenario: Scenario) -> Scenario:
         return {k: min(v, getattr(settings, k)) if getattr(settings, k) is not None else v for k, v in caps.items()}
 
     def quick(measure: Measure) -> Measure:
-        generate = measure.generate.model_copy(update=capped(measure.generate, QUICK_GENERATE))
+        generate = measure.generate.model_copy(update={**capped(measure.generate, QUICK_GENERATE),
+                                                       "texts": measure.generate.texts[:QUICK_TEXTS],
+                                                       "prompt_lens": measure.generate.prompt_lens[:QUICK_PROMPT_LENS]})
         profile = measure.profile and "profile" in measure.model_fields_set  # on only where the scenario says so
         processes = measure.processes if "processes" in measure.model_fields_set else 1  # likewise
         return measure.model_copy(update={**QUICK_MEASURE, "generate": generate, "profile": profile,

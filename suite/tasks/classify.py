@@ -29,8 +29,9 @@ class ClassifyTask(Task):
         if measure is not None and measure.mode == "server" and measure.latency_bound_ms is None:
             return ("measure", "latency_bound_ms"), f"{what}: mode server needs latency_bound_ms"
         goal = variant.search.goal if variant.search is not None else None
-        if goal is not None and goal.max_perplexity_increase is not None:
-            return ("search", "goal", "max_perplexity_increase"), f"{what}: use max_accuracy_drop or min_agreement"
+        for name in ("max_perplexity_increase", "max_kld_mean", "min_top1_agreement"):
+            if goal is not None and getattr(goal, name) is not None:
+                return ("search", "goal", name), f"{what}: use max_accuracy_drop or min_agreement"
         return None
 
     def prepare(self, built: Built, source: str) -> Any:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from suite.backends.base import Backend
 from suite.config.scenario import Fidelity, Generate, Measure, Select, Variant
 from suite.lm import DecoderContract
-from suite.tasks.base import Task, reference_outputs, run_fields
+from suite.tasks.base import Task, agreement_reference, reference_outputs, run_fields
 
 # The engine's types only: a scenario asks its tasks about its settings, and reading one stays light.
 if TYPE_CHECKING:
@@ -27,11 +27,14 @@ if TYPE_CHECKING:
 HARNESS_CALLS = 1000
 
 
-def perplexity(decoder: DecoderContract, data: Any, gen: Generate, batch_size: int, split: str = "test") -> dict:
+def perplexity(decoder: DecoderContract, data: Any, gen: Generate, batch_size: int, split: str = "test",
+               keep: bool = False, reference: dict | None = None) -> dict:
+    """suite.lm.perplexity at the scenario's settings: with `keep`, this variant's summary for the
+    others' divergence; with a `reference` summary, the divergence from it."""
     from suite.lm import perplexity as score
 
     return score(decoder, data, min(gen.perplexity_context, max_positions(decoder)), gen.perplexity_tokens, batch_size,
-                 split)
+                 split, keep, reference)
 
 
 def max_positions(decoder: DecoderContract) -> int:
@@ -250,10 +253,18 @@ def load_mode(decoder: DecoderContract, backend: Backend, data: Any, measure: Me
 
 def fidelity_warnings(fidelity: dict, reference: str, ppl: float, reference_ppl: float | None,
                       tolerance: Fidelity) -> list[str]:
-    """Warnings for greedy agreement below the floor and perplexity above the reference's by more
-    than the tolerance (`fidelity["perplexity_increase"]`, None without a reference perplexity)."""
+    """Warnings for a mean KL divergence above the bound, the same top token less often than the
+    floor, greedy agreement below its floor (where one is set) and perplexity above the
+    reference's by more than the tolerance (`fidelity["perplexity_increase"]`, None without a
+    reference perplexity)."""
     notes = []
-    if fidelity["greedy_agreement"] < tolerance.min_greedy_agreement:
+    if fidelity.get("kld_mean") is not None and fidelity["kld_mean"] > tolerance.max_kld_mean:
+        notes.append(f"mean KL divergence from {reference!r} {fidelity['kld_mean']:.4g} is above "
+                     f"fidelity.max_kld_mean {tolerance.max_kld_mean:g} (99th percentile {fidelity['kld_p99']:.3g})")
+    if fidelity.get("top1_agreement") is not None and fidelity["top1_agreement"] < tolerance.min_top1_agreement:
+        notes.append(f"the same top token as {reference!r} at {fidelity['top1_agreement']:.2%} of positions is below "
+                     f"fidelity.min_top1_agreement {tolerance.min_top1_agreement:.2%}")
+    if tolerance.min_greedy_agreement is not None and fidelity["greedy_agreement"] < tolerance.min_greedy_agreement:
         notes.append(f"greedy agreement with {reference!r} {fidelity['greedy_agreement']:.4f} is below "
                      f"fidelity.min_greedy_agreement {tolerance.min_greedy_agreement} (first divergence at token "
                      f"{fidelity['first_divergence_mean']:.1f} on average)")
@@ -270,7 +281,7 @@ def quality_fields(measured: Measured, extra: dict, ppl: dict, fidelity: dict | 
     generation = {"settings": {**gen.model_dump(mode="json"), "batch_sizes": list(batch_sizes)},
                   "perplexity": ppl, "fidelity": fidelity, "texts": written, **extra}
     return {"accuracy": None, "accuracy_reason": "a generative decoder: see generation.perplexity",
-            "agreement": fidelity["greedy_agreement"] if fidelity else None, "fidelity": fidelity,
+            "agreement": fidelity.get("top1_agreement") if fidelity else None, "fidelity": fidelity,
             "agreement_with": reference, **measured.fields(), "warnings": tuple(notes) + measured.notes,
             "generation": generation}
 
@@ -291,8 +302,8 @@ class GenerateTask(Task):
             return ("measure", "generate", "ttft_bound_ms"), f"{what}: mode server needs generate.ttft_bound_ms and tpot_bound_ms"
         goal = variant.search.goal if variant.search is not None else None
         if goal is not None and goal.max_accuracy_drop is not None:
-            return ("search", "goal", "max_accuracy_drop"), (f"{what}, judged by perplexity: use max_perplexity_increase "
-                                                             "or min_agreement (greedy tokens)")
+            return ("search", "goal", "max_accuracy_drop"), (f"{what}: use max_kld_mean, min_top1_agreement, "
+                                                             "max_perplexity_increase or min_agreement (greedy tokens)")
         spec = MODELS.get(model.name)
         limit = spec.positions(model.params) if spec.positions is not None and measure is not None else None
         needed, asked = measure.generate.longest_request() if limit is not None else (0, "")
@@ -302,7 +313,8 @@ class GenerateTask(Task):
 
     def prepare(self, built: Built, source: str) -> Any:
         """The backend's suite.lm.Decoder, its requests checked against the model's positions."""
-        decoder = built.backend.prepare_decoder(built.model, built.measure.generate.cache, built.data.tokenizer)
+        decoder = built.backend.prepare_decoder(built.model, built.measure.generate.cache, built.data.tokenizer,
+                                                built.data.train_ids)
         check_lengths(decoder, built.measure.generate, source)
         return decoder
 
@@ -317,12 +329,17 @@ class GenerateTask(Task):
         decoder = bench.builder.prepare(built)
         # A backend that runs the model's own file reads that file's bytes, not the float model's.
         size = decoder.file_bytes or footprint.serialized_size_bytes(model)
-        with bench.phases("perplexity"):
-            ppl = perplexity(decoder, data, gen, measure.eval_batch_size or max(measure.batch_sizes))
+        reference = agreement_reference(bench.scenario, variant, built.model_ref)
+        with bench.phases("perplexity"):  # and the divergence from the reference, teacher-forced
+            ppl = perplexity(decoder, data, gen, measure.eval_batch_size or max(measure.batch_sizes),
+                             keep=reference == variant.name, reference=bench.folder.logits(reference)
+                             if reference != variant.name else None)
+            if "summary" in ppl:
+                bench.folder.save_logits(variant.name, ppl.pop("summary"))
         with bench.phases("agreement"):
             tokens = greedy_tokens(decoder, data, gen)
             bench.folder.save_outputs(variant.name, tokens)
-            reference, fidelity, notes = self.agreement(bench, built, tokens, ppl["perplexity"])
+            reference, fidelity, notes = self.agreement(bench, built, tokens, ppl)
         with bench.phases("texts"):
             written = texts(decoder, data, gen)
         limits = run_limits(bench.folder, device)
@@ -345,20 +362,24 @@ class GenerateTask(Task):
                                              bench.context(built.variant, round_))
         return tuple(rows), notes
 
-    def agreement(self, bench: Bench, built: Built, tokens: Any, ppl: float) -> tuple[str, dict | None, list[str]]:
-        """The reference variant, how far the greedy `tokens` follow its tokens, and warnings."""
+    def agreement(self, bench: Bench, built: Built, tokens: Any, ppl: dict) -> tuple[str, dict | None, list[str]]:
+        """The reference variant, the divergence from its next-token distributions (in `ppl`), how
+        far the greedy `tokens` follow its tokens, and warnings."""
         from suite.lm import greedy_fidelity
 
         reference, expected = reference_outputs(bench, built)
+        diverged = ppl.pop("divergence", None)
         if expected is None or expected.shape != tokens.shape:
             why = "did not run or failed" if expected is None else f"made tokens of shape {expected.shape}"
-            return reference, None, [f"greedy agreement not measured: reference variant {reference!r} {why}"]
-        fidelity = greedy_fidelity(tokens, expected)
+            return reference, None, [f"fidelity not measured: reference variant {reference!r} {why}"]
+        why = ppl.pop("divergence_reason", None) or f"reference variant {reference!r} saved no logits"
+        notes = [] if diverged else [f"KL divergence not measured: {why}"]
+        fidelity = {**greedy_fidelity(tokens, expected), **(diverged or {})}
         saved = bench.folder.finished(reference) if reference != built.variant.name else None
-        reference_ppl = saved.perplexity if saved else ppl
-        fidelity["perplexity_increase"] = ppl / reference_ppl - 1 if reference_ppl else None
-        return reference, fidelity, fidelity_warnings(fidelity, reference, ppl, reference_ppl,
-                                                      bench.scenario.fidelity)
+        reference_ppl = saved.perplexity if saved else ppl["perplexity"]
+        fidelity["perplexity_increase"] = ppl["perplexity"] / reference_ppl - 1 if reference_ppl else None
+        return reference, fidelity, notes + fidelity_warnings(fidelity, reference, ppl["perplexity"], reference_ppl,
+                                                              bench.scenario.fidelity)
 
     def ready(self, built: Built, prepared: Any, threads: int, source: str) -> Ready:
         """Timed in whole requests at each (batch size, prompt length)."""
@@ -375,23 +396,29 @@ class GenerateTask(Task):
 
     def judge(self, run: Any, built: Built, measure: Measure, batch: int, reference: list | None,
               source: str) -> tuple[dict, Any, tuple[float, ...]]:
-        """Perplexity and greedy agreement (with the reference trial's tokens) on the validation
-        split, and the times of its decode steps at `batch` (time per output token) after a prompt
-        of the first prompt length, over DECODER_REQUESTS greedy requests."""
+        """Perplexity, the divergence from the reference trial's next-token distributions and
+        greedy agreement with its tokens, on the validation split, and the times of its decode steps
+        at `batch` (time per output token) after a prompt of the first prompt length, over
+        DECODER_REQUESTS greedy requests. Its outputs: its greedy tokens and (the reference trial)
+        its summary for the divergence of the others."""
         from suite.build.search import DECODER_REQUESTS
         from suite.lm import greedy_fidelity
         from suite.measure.decoding import one_request
 
         data, backend, gen = built.data, built.backend, built.measure.generate
-        ppl = perplexity(run, data, gen, measure.eval_batch_size or max(measure.batch_sizes), "val")
+        ppl = perplexity(run, data, gen, measure.eval_batch_size or max(measure.batch_sizes), "val",
+                         keep=not reference, reference=reference[0]["summary"] if reference else None)
+        # The reference trial against itself: no divergence, the same top token everywhere.
+        diverged = ppl.get("divergence") or ({} if reference else {"kld_mean": 0.0, "top1_agreement": 1.0})
         tokens = greedy_tokens(run, data, gen, "val")
         prompt = backend.place(data.windows("val", gen.prompt_lens[0], batch))
         one_request(run, prompt, gen.new_tokens, backend.synchronize, time.perf_counter)  # warm-up
         steps = [s for _ in range(DECODER_REQUESTS)
                  for s in one_request(run, prompt, gen.new_tokens, backend.synchronize, time.perf_counter)[1]]
         return ({"val_accuracy": None, "perplexity": ppl["perplexity"], "seq_len": gen.prompt_lens[0],
-                 "agreement": greedy_fidelity(tokens, reference[0] if reference else tokens)["greedy_agreement"]},
-                tokens, tuple(steps))
+                 "kld_mean": diverged.get("kld_mean"), "top1_agreement": diverged.get("top1_agreement"),
+                 "agreement": greedy_fidelity(tokens, reference[0]["tokens"] if reference else tokens)["greedy_agreement"]},
+                {"tokens": tokens, "summary": ppl.get("summary")}, tuple(steps))
 
     def sample_batches(self, built: Built, batch_size: int) -> list:
         """WINDOWS windows of WINDOW_TOKENS validation tokens."""
@@ -405,23 +432,33 @@ class GenerateTask(Task):
         return train_lm(model, data, config, seed, on_epoch)
 
     def select(self, v: VariantResult, reference: VariantResult | None, select: Select) -> tuple[dict, list[str], str | None]:
-        """By perplexity increase (relative) and greedy agreement, so that a fast variant whose text
-        has gone wrong is rejected."""
-        if select.max_perplexity_increase is None:
-            return {}, [], "a generative decoder, and select has no max_perplexity_increase"
-        if v.perplexity is None:
-            return {}, [], "no perplexity"
-        if reference is None or reference.perplexity is None:
-            return {}, [], f"reference variant {v.agreement_with!r} has no perplexity"
-        increase = v.perplexity / reference.perplexity - 1
-        figures = {"perplexity": round(v.perplexity, 6), "perplexity_increase": round(increase, 6)}
-        over = ["max_perplexity_increase"] if increase > select.max_perplexity_increase + 1e-12 else []
-        if select.min_greedy_agreement is not None:
-            if v.agreement is None:
-                return figures, over, "greedy agreement not measured"
-            figures["greedy_agreement"] = round(v.agreement, 6)
-            if v.agreement < select.min_greedy_agreement - 1e-12:
-                over.append("min_greedy_agreement")
+        """By the bounds select sets: the mean KL divergence from the reference's next-token
+        distributions, the share of positions with the same top token, perplexity increase
+        (relative), greedy agreement; so that a fast variant whose text has gone wrong is rejected."""
+        if select.max_perplexity_increase is None and select.max_kld_mean is None:
+            return {}, [], "a generative decoder, and select has no max_kld_mean or max_perplexity_increase"
+        fidelity = v.fidelity
+        figures, over = {}, []
+        if select.max_perplexity_increase is not None:
+            if v.perplexity is None:
+                return {}, [], "no perplexity"
+            if reference is None or reference.perplexity is None:
+                return {}, [], f"reference variant {v.agreement_with!r} has no perplexity"
+            increase = v.perplexity / reference.perplexity - 1
+            figures.update(perplexity=round(v.perplexity, 6), perplexity_increase=round(increase, 6))
+            over += ["max_perplexity_increase"] if increase > select.max_perplexity_increase + 1e-12 else []
+        bounds = (("kld_mean", select.max_kld_mean, 1, "KL divergence"),
+                  ("top1_agreement", select.min_top1_agreement, -1, "top-1 agreement"),
+                  ("greedy_agreement", select.min_greedy_agreement, -1, "greedy agreement"))
+        for field, limit, sign, words in bounds:
+            if limit is None:
+                continue
+            figure = getattr(fidelity, field, None) if fidelity else None
+            if figure is None:
+                return figures, over, f"{words} not measured"
+            figures[field] = round(figure, 6)
+            if sign * (figure - limit) > 1e-12:
+                over.append(("max_" if sign > 0 else "min_") + field)
         return figures, over, None
 
     def report_section(self, variants: tuple[VariantResult, ...]) -> str:
