@@ -89,7 +89,12 @@ class DecoderContract:
     suite.tasks.generate.weights_read_bytes); `profile_ops(call, calls) -> (ops, wall_s,
     calls_made)`, its own profiler over `call` (None: no operator table); `timed_request(ids,
     new_tokens) -> (prefill_s, [step_s, ...])`, a whole greedy request timed by the backend's own
-    clock, for one that runs a request in one call (None: the suite times prefill and steps)."""
+    clock, for one that runs a request in one call (None: the suite times prefill and steps);
+    `load_sweep(prompts, new_tokens, requests, ttft_bound_ms, tpot_bound_ms, rate_steps, seed)
+    -> dict`, a decoder behind a server loaded by concurrent users and request rates (None: none); `retokenized(tokens)`, for
+    a decoder whose greedy tokens are its answers' text tokenized again, the reference's tokens
+    through the same round trip before they are compared (None: compared as they are). `close()` stops what it
+    holds outside this process (a server); called once the variant's process is done with it."""
 
     model: Any
     cache_kind: str
@@ -98,6 +103,8 @@ class DecoderContract:
     weights_read_bytes: int | None = None
     profile_ops: Callable[[Callable[[], Any], int], tuple[list, float, int]] | None = None
     timed_request: Callable[[Any, int], tuple[float, list[float]]] | None = None
+    load_sweep: Callable[..., dict] | None = None
+    retokenized: Callable[[Any], Any] | None = None
 
     def start(self, batch: int, max_len: int) -> None:
         raise NotImplementedError
@@ -114,8 +121,11 @@ class DecoderContract:
     def logits(self, ids: Any) -> Any:
         raise NotImplementedError
 
-    def cache_bytes(self) -> int:
+    def cache_bytes(self) -> int | None:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to stop by default."""
 
 
 class Decoder(DecoderContract):

@@ -243,25 +243,19 @@ def test_long_text_prompts_are_cut_to_fit_and_one_long_text_is_cut_into_passages
     assert passages("x" * 1000, 100) == ["x" * 200] * 5  # no space to cut at: cut at the limit
     (tmp_path / "long.txt").write_text(words)
     long_prompt = " ".join(["word7"] * 300)  # 1,800 characters: texts take 2,000 at most
-    status, out, err, results = run_quick(write_scenario(f"""
-        model: {{name: gpt2, layers: 1, hidden: 32, heads: 2, context: 32, vocab: 300}}
-        dataset: {{name: text_file, path: long.txt}}
-        measure: {{generate: {{prompt_lens: [8], new_tokens: 4, fidelity_prompt_len: 8, fidelity_tokens: 8,
-                              text_tokens: 6, texts: ["{long_prompt}", "word1 word2"]}}}}
-        variants: [{{name: a}}]
-        """))
-    assert status == 0 and "Traceback" not in out + err, out + err
-    long, *_ = results["variants"][0]["generation"]["texts"]  # --quick writes the first text only
+    written = []
+    for texts in ([long_prompt, "word1 word2"], ["word1 word2", long_prompt]):  # --quick writes the first only
+        status, out, err, results = run_quick(write_scenario(f"""
+            model: {{name: gpt2, layers: 1, hidden: 32, heads: 2, context: 32, vocab: 300}}
+            dataset: {{name: text_file, path: long.txt}}
+            measure: {{generate: {{prompt_lens: [8], new_tokens: 4, fidelity_prompt_len: 8, fidelity_tokens: 8,
+                                  text_tokens: 6, texts: {json.dumps(texts)}}}}}
+            variants: [{{name: a}}]
+            """))
+        assert status == 0 and "Traceback" not in out + err, out + err
+        written += results["variants"][0]["generation"]["texts"]
+    long, short = written
     assert long["prompt_tokens_dropped"] > 0 and long["new_tokens"] == 6
-    status, out, err, results = run_quick(write_scenario(f"""
-        model: {{name: gpt2, layers: 1, hidden: 32, heads: 2, context: 32, vocab: 300}}
-        dataset: {{name: text_file, path: long.txt}}
-        measure: {{generate: {{prompt_lens: [8], new_tokens: 4, fidelity_prompt_len: 8, fidelity_tokens: 8,
-                              text_tokens: 6, texts: ["word1 word2", "{long_prompt}"]}}}}
-        variants: [{{name: a}}]
-        """))
-    assert status == 0, out + err
-    [short] = results["variants"][0]["generation"]["texts"]
     assert short["prompt"] == "word1 word2" and "prompt_tokens_dropped" not in short
 
 

@@ -155,7 +155,7 @@ class Generate(Params):
     # time per output token stay within these bounds.
     ttft_bound_ms: PositiveFloat | None = None
     tpot_bound_ms: PositiveFloat | None = None
-    server_requests: int = Field(64, ge=1, le=100_000)  # requests per trial rate
+    server_requests: int = Field(64, ge=1, le=100_000)  # requests per trial rate; per load point of a server (backend endpoint)
 
     def longest_request(self) -> tuple[int, str]:
         """The most positions one request asks for, and which settings ask it (a text prompt is
@@ -206,6 +206,9 @@ class Measure(Params):
     latency_bound_ms: PositiveFloat | None = None
     rate_steps: int = Field(6, gt=0, le=100)
     server_queries: int | None = Field(None, gt=0, le=MAX_SAMPLES)  # per trial rate; None: enough for p99
+    # What this machine costs per hour (any currency): a server's cost per million output tokens at
+    # the highest request rate that meets generate.ttft_bound_ms and tpot_bound_ms (backend endpoint).
+    cost_per_hour: PositiveFloat | None = None
     # Energy, where a hardware counter can be read: an idle baseline, then each shape run back to
     # back for this long (at least 10 update periods of the counter).
     idle_baseline_s: NonNegativeFloat = 1.0

@@ -23,7 +23,7 @@ class Requests:
     request_s: tuple[float, ...]  # one per request: prefill and every step
     warmup_requests: int
     stopped_by: str
-    cache_bytes: int  # the key/value cache at the end of a request
+    cache_bytes: int | None  # the key/value cache at the end of a request (None: not visible here)
 
 
 def one_request(decoder: DecoderContract, prompt: Any, new_tokens: int, sync: Callable[[], None],

@@ -262,7 +262,7 @@ def decoders_table(variants: tuple[VariantResult, ...]) -> str:
         ttft = [decoder_figure(v, "ttft", 1, p) for p in settings["prompt_lens"]]
         tpot = decoder_figure(v, "tpot", 1, first)
         rates = [tokens_per_s(v, b, first) for b in batches]
-        caches = [c["bytes"] for c in generation_of(v, "kv_cache") or ()]
+        caches = [c["bytes"] for c in generation_of(v, "kv_cache") or () if c["bytes"] is not None]
         share = next((r["share"] for r in generation_of(v, "roofline") or ()
                       if r["metric"] == "tpot" and r["batch_size"] == 1 and r["prompt_len"] == first), None)
         kld = ("", None) if fidelity.kld_mean is None else (
@@ -276,6 +276,32 @@ def decoders_table(variants: tuple[VariantResult, ...]) -> str:
                      *(number(r, ",.1f") for r in rates), number(max(caches) / 1024 if caches else None, ",.0f"),
                      number(v.size_bytes and v.size_bytes / 2**20, ",.1f"), number(share, ".1%")])
     return sortable_table(*without_empty_columns(head, rows))
+
+
+def endpoint_table(variants: tuple[VariantResult, ...]) -> str:
+    """Each server's load points (backend endpoint): concurrent users or a request rate, with the
+    medians and p99s of TTFT, inter-token gap and TPOT, tokens/s and requests/s, goodput under the
+    bounds and failures."""
+    head = ["variant", "load", "requests", "failed", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms", "TPOT p50 ms",
+            "TPOT p99 ms", "output tokens/s", "requests/s", "goodput requests/s", "bounds met"]
+    rows = []
+    for v in variants:
+        sweep = generation_of(v, "endpoint") or {}
+        search = sweep.get("search") or {}
+        for point in [*sweep.get("points", ()), *({**t, "search": True} for t in search.get("trials", ()))]:
+            load = (f"{point['concurrency']} users" if "concurrency" in point
+                    else f"{point['rate']:.3g} requests/s (Poisson{', search' if 'search' in point else ''})")
+
+            def spread(name: str, key: str, point: dict = point) -> Cell:
+                return ms((point.get(name) or {}).get(key))
+
+            met = point.get("met")
+            rows.append([v.name, load, number(point["requests"], ",d"), number(point["failed"], ",d"), spread("ttft", "p50_ms"),
+                         spread("ttft", "p99_ms"), spread("itl", "p50_ms"), spread("tpot", "p50_ms"),
+                         spread("tpot", "p99_ms"), number(point["output_tokens_per_s"], ",.1f"),
+                         number(point["requests_per_s"], ",.2f"), number(point.get("goodput_rps"), ",.2f"),
+                         "" if met is None else ("yes" if met else "no")])
+    return sortable_table(*without_empty_columns(head, rows)) if rows else ""
 
 
 def texts_table(variants: tuple[VariantResult, ...]) -> str:

@@ -69,7 +69,8 @@ def texts(decoder: DecoderContract, data: Any, gen: Generate) -> list[dict]:
     out = []
     for prompt in gen.texts:
         ids = data.tokenizer.encode(prompt, add_special_tokens=False) or [data.tokenizer.eos_token_id]
-        tokens = decoder.generate(torch.tensor([ids[-room:]]), gen.text_tokens)[0].tolist()
+        # (-1: no token, where a decoder's answer came back as text shorter in tokens)
+        tokens = [t for t in decoder.generate(torch.tensor([ids[-room:]]), gen.text_tokens)[0].tolist() if t >= 0]
         cut = {"prompt_tokens_dropped": len(ids) - room} if len(ids) > room else {}
         out.append({"prompt": prompt, "text": data.tokenizer.decode(tokens), "new_tokens": len(tokens), **cut})
     return out
@@ -103,10 +104,23 @@ def measure_generation(decoder: DecoderContract, backend: Backend, data: Any, me
     lines = roofline(rows, weights_bytes, params, limits)
     notes += above_the_limit(lines, limits)
     extra = {"kv_cache": caches, "roofline": lines, "weights_read_bytes": weights_bytes, "limits": limits}
+    if decoder.load_sweep is not None:  # a server: concurrent users, then request rates
+        with ctx.phases("load sweep"), ctx.bars.task(f"{ctx.name}: the server under load", total=None):
+            extra["endpoint"] = served_cost(decoder.load_sweep(
+                data.windows("test", min(gen.prompt_lens), 8), gen.new_tokens, gen.server_requests,
+                gen.ttft_bound_ms, gen.tpot_bound_ms, measure.rate_steps, ctx.seed), measure.cost_per_hour)
     measured = Measured(latency=tuple(rows), throughput=tuple(rates), notes=tuple(notes),
                         harness_overhead_us=harness * 1e6, energy=energy_result, energy_reason=energy_reason,
                         load=loaded)
     return measured, extra
+
+
+def served_cost(sweep: dict, cost_per_hour: float | None) -> dict:
+    """The sweep with the cost per million output tokens at the highest rate that met the bounds
+    (None without a cost per hour or such a rate)."""
+    best = (sweep.get("search") or {}).get("output_tokens_per_s")
+    cost = cost_per_hour / 3600 / best * 1e6 if cost_per_hour and best else None
+    return {**sweep, "cost_per_hour": cost_per_hour, "cost_per_million_tokens": cost}
 
 
 def time_requests(decoder: DecoderContract, backend: Backend, data: Any, measure: Measure, gen: Generate,
@@ -315,18 +329,29 @@ class GenerateTask(Task):
         """The backend's suite.lm.Decoder, its requests checked against the model's positions."""
         decoder = built.backend.prepare_decoder(built.model, built.measure.generate.cache, built.data.tokenizer,
                                                 built.data.train_ids)
-        check_lengths(decoder, built.measure.generate, source)
+        try:
+            check_lengths(decoder, built.measure.generate, source)
+        except BaseException:
+            decoder.close()
+            raise
         return decoder
 
     def measure(self, bench: Bench, built: Built) -> dict:
-        """Perplexity, greedy fidelity, texts, then requests timed token by token."""
+        """Perplexity, greedy fidelity, texts, then requests timed token by token; the decoder
+        closed (a server stopped) however it ends."""
+        decoder = bench.builder.prepare(built)
+        try:
+            return self._measured(bench, built, decoder)
+        finally:
+            decoder.close()
+
+    def _measured(self, bench: Bench, built: Built, decoder: DecoderContract) -> dict:
         from suite.measure import footprint
         from suite.measure.profiling import profile_decoder, run_limits
 
         variant, backend, measure, data, model, gen = (
             built.variant, built.backend, built.measure, built.data, built.model, built.measure.generate)
         device = backend.describe().get("device", "cpu")
-        decoder = bench.builder.prepare(built)
         # A backend that runs the model's own file reads that file's bytes, not the float model's.
         size = decoder.file_bytes or footprint.serialized_size_bytes(model)
         reference = agreement_reference(bench.scenario, variant, built.model_ref)
@@ -339,7 +364,7 @@ class GenerateTask(Task):
         with bench.phases("agreement"):
             tokens = greedy_tokens(decoder, data, gen)
             bench.folder.save_outputs(variant.name, tokens)
-            reference, fidelity, notes = self.agreement(bench, built, tokens, ppl)
+            reference, fidelity, notes = self.agreement(bench, built, tokens, ppl, decoder.retokenized)
         with bench.phases("texts"):
             written = texts(decoder, data, gen)
         limits = run_limits(bench.folder, device)
@@ -358,16 +383,23 @@ class GenerateTask(Task):
     def time_again(self, bench: Bench, built: Built, round_: int) -> tuple[tuple, list[str]]:
         """Requests timed in this later process of the variant, at every shape."""
         decoder = bench.builder.prepare(built)
-        rows, _, notes, _, _ = time_requests(decoder, built.backend, built.data, built.measure, built.measure.generate,
-                                             bench.context(built.variant, round_))
+        try:
+            rows, _, notes, _, _ = time_requests(decoder, built.backend, built.data, built.measure,
+                                                 built.measure.generate, bench.context(built.variant, round_))
+        finally:
+            decoder.close()
         return tuple(rows), notes
 
-    def agreement(self, bench: Bench, built: Built, tokens: Any, ppl: dict) -> tuple[str, dict | None, list[str]]:
+    def agreement(self, bench: Bench, built: Built, tokens: Any, ppl: dict,
+                  retokenized: Any = None) -> tuple[str, dict | None, list[str]]:
         """The reference variant, the divergence from its next-token distributions (in `ppl`), how
-        far the greedy `tokens` follow its tokens, and warnings."""
+        far the greedy `tokens` follow its tokens (through `retokenized` where the decoder's tokens
+        went through text), and warnings."""
         from suite.lm import greedy_fidelity
 
         reference, expected = reference_outputs(bench, built)
+        if expected is not None and retokenized is not None and expected.shape == tokens.shape:
+            expected = retokenized(expected)
         diverged = ppl.pop("divergence", None)
         if expected is None or expected.shape != tokens.shape:
             why = "did not run or failed" if expected is None else f"made tokens of shape {expected.shape}"
@@ -493,7 +525,36 @@ class GenerateTask(Task):
                 + figures.pareto_figure(decoders, ms_per_token, "time per output token, ms", "decoder-pareto",
                                         quality=lambda v: v.perplexity, quality_title="perplexity", lower_better=True)
                 + "<h3>Read bandwidth reached while decoding</h3>" + bandwidth
+                + served(decoders)
                 + "<h3>What each variant wrote</h3>" + tables.texts_table(decoders))
+
+
+def served(decoders: tuple[VariantResult, ...]) -> str:
+    """The servers' load points, and the highest rate that met the bounds with its cost."""
+    from html import escape
+
+    from suite.report import tables
+
+    table = tables.endpoint_table(decoders)
+    if not table:
+        return ""
+    best = []
+    for v in decoders:
+        sweep = (v.generation or {}).get("endpoint") or {}
+        rate = (sweep.get("search") or {}).get("max_rate_rps")
+        if sweep.get("search") is not None:
+            cost = sweep.get("cost_per_million_tokens")
+            best.append(f"<li>{escape(v.name)}: " + (f"{rate:.3g} requests/s ({sweep['search']['output_tokens_per_s']:,.1f} "
+                        "output tokens/s)" + (f", {cost:.3g} per million output tokens at {sweep['cost_per_hour']:g} "
+                                               "per hour" if cost else "") if rate else "no rate tried met them") + "</li>")
+    bounds = next(((v.generation or {}).get("endpoint") or {} for v in decoders if (v.generation or {}).get("endpoint")), {})
+    head = (f"<p>The highest Poisson rate with p99 TTFT &le; {bounds['ttft_bound_ms']:g} ms and p99 TPOT &le; "
+            f"{bounds['tpot_bound_ms']:g} ms, no request failed:</p><ul>{''.join(best)}</ul>"
+            if best and bounds.get("ttft_bound_ms") else "")
+    return ("<h3>Behind a server, under load</h3><p>Streamed requests from concurrent users (each sends its next "
+            "request when answered) and from Poisson arrivals (time from the arrival: queueing counts); tokens counted "
+            "with the model's tokenizer; p99: of the samples (the results add its 99 %-confidence bound where there "
+            "are samples enough).</p>" + head + table)
 
 
 GENERATE = GenerateTask()

@@ -1,0 +1,268 @@
+"""Backend endpoint (a decoder behind an OpenAI-compatible server) and suite.measure.endpoint: a
+real `transformers serve` on the tiny Llama folder, started and stopped by a run; the client's
+token times against hand-computed streams; goodput; and every class of fault (nothing
+listening, a port in use, a server that never becomes ready or exits, HTTP 500, an event that is
+not JSON, a stream that stops mid-answer, a server that hangs or is killed mid-load), each a
+one-line reason in bounded time with nothing left running."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from suite.errors import SuiteError
+from suite.measure import endpoint
+from suite.measure.endpoint import Answer, Api, Server, free_port, run_load, summary, token_times
+from tests.conftest import llama_scenario
+
+pytest.importorskip("aiohttp")
+
+
+def words(text: str) -> int:  # a tokenizer for hand-computed figures: one token per word
+    return len(text.split())
+
+
+def test_token_times_share_a_chunk_gap_among_its_tokens_and_count_with_the_tokenizer():
+    # Three chunks: "a" at 0.1 s, "b c" at 0.3 s (two tokens, 0.2 s: 0.1 s each), "d" at 0.35 s.
+    answer = Answer(due=0.0, sent=0.5, chunks=((0.1, "a"), (0.3, " b c"), (0.35, " d")))
+    tokens, gaps = token_times(answer, words)
+    assert tokens == 4 and gaps == pytest.approx([0.1, 0.1, 0.05])
+    t = endpoint.timed(answer, words)
+    # Queued 0.5 s before it was sent (an open loop's arrival): counted in TTFT and end to end.
+    assert t.ttft == pytest.approx(0.6) and t.e2e == pytest.approx(0.85) and t.tpot == pytest.approx(0.25 / 3)
+    # TPOT and the whole request run to the stream's end where it was seen (vLLM's bench serve counts
+    # so): all four tokens in one chunk at 0.1 s, the end at 0.4 s.
+    burst = endpoint.timed(Answer(0.0, 0.0, ((0.1, "a b c d"),), ended=0.4), words)
+    assert burst.tpot == pytest.approx(0.1) and burst.e2e == pytest.approx(0.4) and burst.gaps == (0.0, 0.0, 0.0)
+    # The server's own count of output tokens, where its usage event gave one, over the tokenizer's.
+    assert token_times(Answer(0.0, 0.0, ((0.1, "a b"),), usage_tokens=5), words)[0] == 5
+
+
+def test_summary_counts_goodput_and_failures():
+    fast = Answer(0.0, 0.0, ((0.01, "a"), (0.02, " b")))  # TTFT 10 ms, TPOT 10 ms
+    slow = Answer(0.0, 0.0, ((0.5, "a"), (0.6, " b")))  # TTFT 500 ms
+    failed = Answer(0.0, 0.0, (), "HTTP 500: boom")
+    out = summary([fast, slow, failed], 2.0, words, ttft_bound_ms=100, tpot_bound_ms=50)
+    assert out["requests"] == 3 and out["failed"] == 1 and out["reasons"] == ["HTTP 500: boom"]
+    assert out["goodput_rps"] == pytest.approx(0.5) and out["requests_per_s"] == pytest.approx(1.0)
+    assert out["output_tokens"] == 4 and out["output_tokens_per_s"] == pytest.approx(2.0)
+    assert out["ttft"]["p50_ms"] == pytest.approx(255) and out["ttft"]["p99_bound_ms"] is None  # 2 samples: no claim
+    assert out["met"] is False  # a failed request, and p99 TTFT above the bound
+
+
+def test_the_rate_search_bisects_to_the_highest_rate_meeting_both_bounds():
+    def run_at(rate):  # a server that answers in 10 ms up to 12 requests/s, in 5 s above
+        first = 0.01 if rate <= 12 else 5.0
+        return [Answer(0.0, 0.0, ((first, "a"), (first + 0.01, " b")))] * 4, 1.0
+
+    out = endpoint.search_rate(run_at, 10.0, words, ttft_bound_ms=100, tpot_bound_ms=50, steps=4)
+    assert [t["rate"] for t in out["trials"]] == [10.0, 15.0, 12.5, 11.25]
+    assert [t["met"] for t in out["trials"]] == [True, False, False, True]
+    assert out["max_rate_rps"] == 11.25 and out["output_tokens_per_s"] == 8.0
+    # A miss at a tenth of what the closed loop served ends the search: lower rates would miss too.
+    never = endpoint.search_rate(lambda rate: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50, 20)
+    assert never["max_rate_rps"] is None and [t["rate"] for t in never["trials"]] == [10.0, 5.0, 2.5, 1.25, 0.625]
+
+
+class Fault(http.server.BaseHTTPRequestHandler):
+    """What a broken server answers, chosen by the test through the class attribute `mode`."""
+
+    mode = "ok"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200 if self.mode != "never_ready" else 503)
+        self.end_headers()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.mode == "http_500":
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"internal error")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        event = json.dumps({"choices": [{"text": " word"}]})
+        if self.mode == "not_json":
+            self.wfile.write(b"data: <html>oops</html>\n\n")
+        elif self.mode == "hang":
+            self.wfile.write(f"data: {event}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(5)
+        elif self.mode == "cut":
+            self.wfile.write(f"data: {event}\n\n".encode())  # then the connection closes: no [DONE]
+        else:
+            for _ in range(3):
+                self.wfile.write(f"data: {event}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+
+
+@pytest.fixture
+def fault_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fault)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    Fault.mode = "ok"
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("ok", None),
+    ("http_500", "HTTP 500: internal error"),
+    ("not_json", "answered an event that is not JSON"),
+    ("cut", "the stream stopped mid-answer after 1 chunks"),
+    ("hang", "no whole answer within 1 s (timeout_s)"),
+])
+def test_each_fault_of_a_server_is_a_reason_in_bounded_time(fault_server, mode, reason):
+    Fault.mode = mode
+    api = Api(f"http://127.0.0.1:{fault_server.server_address[1]}", timeout_s=1.0)
+    started = time.monotonic()
+    answers, _ = run_load(api, ["a prompt"], 3, requests=2, concurrency=2)
+    assert time.monotonic() - started < 4
+    if reason is None:
+        assert [a.error for a in answers] == [None, None] and answers[0].text == " word word word"
+    else:
+        assert all(a.error.startswith(reason) for a in answers), answers
+
+
+def test_nothing_listening_is_a_reason_not_an_exception():
+    answers, _ = run_load(Api(f"http://127.0.0.1:{free_port()}"), ["p"], 2, requests=1, concurrency=1)
+    assert answers[0].error.startswith("cannot connect to http://127.0.0.1:")
+
+
+def test_a_poisson_load_counts_time_queued_for_a_connection(fault_server):
+    api = Api(f"http://127.0.0.1:{fault_server.server_address[1]}")
+    answers, seconds = run_load(api, ["p"], 3, requests=20, concurrency=1, rate=200.0, seed=1)
+    assert len(answers) == 20 and all(a.error is None for a in answers)
+    assert sorted(a.due for a in answers) == [a.due for a in answers] and seconds > answers[-1].due
+    # One connection for arrivals 5 ms apart on average: later requests wait to be sent.
+    assert max(a.sent - a.due for a in answers) > 0
+
+
+def python_server(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_server_that_never_becomes_ready_or_exits_is_stopped_with_its_log(tmp_path):
+    never = Server(python_server("import time; print('loading', flush=True); time.sleep(60)"), "/health", 1.0,
+                   tmp_path / "never.log")
+    started = time.monotonic()
+    with pytest.raises(SuiteError, match=r"not ready after 1 s \(startup_s\).*loading"):
+        never.start()
+    assert time.monotonic() - started < 15 and gone(never.process.pid)
+    dies = Server(python_server("import sys; print('no model here'); sys.exit(3)"), "/health", 30.0, tmp_path / "dies.log")
+    with pytest.raises(SuiteError, match="exited with code 3 before it was ready.*no model here"):
+        dies.start()
+    with pytest.raises(SuiteError, match="cannot start 'no-such-server-program'"):
+        Server(["no-such-server-program"], "/health", 5.0, tmp_path / "missing.log").start()
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(tmp_path, fault_server):
+    taken = fault_server.server_address[1]
+    with pytest.raises(SuiteError, match=f"port {taken} is in use"):
+        Server(python_server("pass"), "/health", 5.0, tmp_path / "log", port=taken).start()
+
+
+def test_a_server_killed_mid_load_fails_the_rest_in_bounded_time(tmp_path):
+    code = ("import http.server, sys, time\n"
+            "class H(http.server.BaseHTTPRequestHandler):\n"
+            "    def log_message(self, *a): pass\n"
+            "    def do_GET(self): self.send_response(200); self.end_headers()\n"
+            "    def do_POST(self):\n"
+            "        self.rfile.read(int(self.headers['Content-Length']))\n"
+            "        self.send_response(200); self.end_headers()\n"
+            "        for _ in range(50):\n"
+            "            self.wfile.write(b'data: {\"choices\": [{\"text\": \" w\"}]}\\n\\n'); self.wfile.flush()\n"
+            "            time.sleep(0.05)\n"
+            "        self.wfile.write(b'data: [DONE]\\n\\n')\n"
+            "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n")
+    with Server([sys.executable, "-c", code, "{port}"], "/", 20.0, tmp_path / "server.log") as server:
+        threading.Timer(0.5, server.stop).start()
+        started = time.monotonic()
+        answers, _ = run_load(Api(server.url, timeout_s=10), ["p"], 50, requests=4, concurrency=2)
+        assert time.monotonic() - started < 8
+    assert all(a.error is not None for a in answers) and gone(server.process.pid)
+    assert any("stopped mid-answer" in a.error or "connection failed" in a.error for a in answers), answers
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("{name: endpoint}", "give either url .* or command"),
+    ("{name: endpoint, url: 'http://127.0.0.1:1', command: [x]}", "give either url"),
+    ("{name: endpoint, url: 'ftp://host'}", "url"),
+    ("{name: endpoint, url: 'http://127.0.0.1:8000', port: 9000}", "port is the started command's"),
+    ("{name: endpoint, command: [x], concurrency: [0]}", "concurrency.0"),
+    ("{name: endpoint, command: [x], rates: [-1]}", "rates.0"),
+    ("{name: endpoint, command: [x], ready_path: health}", "ready_path"),
+    ("{name: endpoint, command: [x], max_connections: 0}", "max_connections"),
+    ("{name: endpoint, command: [x], api: grpc}", "api"),
+])
+def test_bad_endpoint_settings_are_one_line_errors(llama_folder, write_scenario, settings, message, capsys):
+    from suite.__main__ import main
+
+    path = write_scenario(llama_scenario(llama_folder, f"          - {{name: served, backend: {settings}}}", "ep"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "backend" in err
+    import re
+
+    assert re.search(message, err), err
+
+
+SERVE = ("[ '{python}', -m, transformers.cli.transformers, serve, '{model}', --host, 127.0.0.1, --port, '{port}', "
+         "--device, cpu, --dtype, float32 ]")
+
+
+def test_transformers_serve_answers_as_the_model_does_and_is_stopped(llama_folder, write_scenario, run_quick):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    extra = "{generation_config: '{\"min_new_tokens\": {new_tokens}}'}"
+    text = llama_scenario(llama_folder, f"""
+          - {{name: served, backend: {{name: endpoint, command: {SERVE}, startup_s: 240, concurrency: [1, 2],
+                                       rates: [4.0], extra_body: {extra}}}}}""", "ep")
+    bounded = "new_tokens: 4, ttft_bound_ms: 2000, tpot_bound_ms: 200}, cost_per_hour: 2.0, rate_steps: 2"
+    path = write_scenario(text.replace("new_tokens: 4}", bounded))
+    status, out, _, results = run_quick(path)
+    assert status == 0, out
+    v = {variant["name"]: variant for variant in results["variants"]}
+    served = v["served"]
+    assert served["status"] == "ok", served.get("error")
+    # The same float weights through the server: the same greedy tokens and texts as in this process.
+    assert served["fidelity"]["greedy_agreement"] == 1.0, served["fidelity"]
+    # Its texts: the server's answers tokenized again and cut to text_tokens: this random model's
+    # partial UTF-8 characters come back as replacement characters of several tokens, so a prefix.
+    for mine, theirs in zip(served["generation"]["texts"], v["fp32"]["generation"]["texts"], strict=True):
+        assert mine["text"] and theirs["text"].startswith(mine["text"]), (mine, theirs)
+    sweep = served["generation"]["endpoint"]
+    assert [p.get("concurrency", p.get("rate")) for p in sweep["points"]] == [1, 2, 4.0]
+    for point in sweep["points"]:
+        assert point["failed"] == 0 and point["requests"] == 4, point
+        # new_tokens 4 per request, counted with the tokenizer: min_new_tokens made the server write them all.
+        assert point["output_tokens"] == 16 and point["ttft"]["p50_ms"] > 0 and point["tpot"]["n"] == 4
+    # The highest Poisson rate meeting MLPerf's server bounds, bisected in rate_steps trials, and its cost.
+    search = sweep["search"]
+    assert len(search["trials"]) == 2 and search["max_rate_rps"] is not None, search
+    best = max((t for t in search["trials"] if t["met"]), key=lambda t: t["rate"])
+    assert sweep["cost_per_million_tokens"] == pytest.approx(2.0 / 3600 / best["output_tokens_per_s"] * 1e6)
+    rows = {r["metric"] for r in served["latency"]}
+    assert {"ttft", "tpot", "request"} <= rows
+    info = served["backend_info"]
+    assert info["server"].endswith("float32") and gone(info["server_pid"])  # stopped after the variant
