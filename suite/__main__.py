@@ -366,10 +366,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         reason = method.unavailable("cpu")
         print(f"  {name:<22} {'available' if reason is None else f'unavailable: {reason}'}  ({method.description})")
     print("backends:")
+    from pydantic import ValidationError
+
+    from suite.config.params import first_error
+
     for name in BACKENDS.names():
         backend_cls = BACKENDS.get(name)
-        reason = backend_cls(backend_cls.Params()).available()
-        state = "available" if reason is None else f"unavailable: {reason}"
+        try:
+            reason = backend_cls(backend_cls.Params()).available()
+            state = "available" if reason is None else f"unavailable: {reason}"
+        except ValidationError as exc:  # a backend with settings it cannot do without (a server's url)
+            loc, message = first_error(exc)
+            state = f"needs settings: {'.'.join(map(str, loc))}: {message}" if loc else f"needs settings: {message}"
         print(f"  {name:<22} {state}  ({backend_cls.description})")
     return EXIT_OK
 

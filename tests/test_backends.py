@@ -22,8 +22,10 @@ needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra (onnx
 
 
 def backend(name, **params):
+    from tests.test_contracts import REQUIRED_SETTINGS
+
     cls = BACKENDS.get(name)
-    return cls(cls.Params(**params))
+    return cls(cls.Params(**{**REQUIRED_SETTINGS.get(name, {}), **params}))
 
 
 @pytest.mark.parametrize("name", BACKENDS.names())

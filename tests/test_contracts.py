@@ -20,7 +20,10 @@ from tests.conftest import ROOT
 
 BACKEND_ATTRIBUTES = ("Params", "description", "takes", "tasks", "runs_model_file", "profile_ops", "available",
                       "version", "describe", "prepare", "prepare_decoder", "place", "to_host", "synchronize")
-DECODER_ATTRIBUTES = ("max_batch", "file_bytes", "weights_read_bytes", "profile_ops")
+DECODER_ATTRIBUTES = ("max_batch", "file_bytes", "weights_read_bytes", "profile_ops", "timed_request", "load_sweep",
+                      "retokenized")
+# Settings a backend cannot be built without (the server an endpoint talks to); others' defaults do.
+REQUIRED_SETTINGS = {"endpoint": {"url": "http://127.0.0.1:1"}}
 TASK_METHODS = ("conflict", "prepare", "measure", "ready", "paired", "search_problem", "judge", "sample_batches",
                 "train", "select", "report_section")
 
@@ -43,7 +46,7 @@ def test_every_backend_meets_the_contract(name):
     assert cls.profile_ops is None or callable(cls.profile_ops)
     # A backend that says it runs decoders has its own prepare_decoder; one that does not, not.
     assert ("generate" in cls.tasks) == (cls.prepare_decoder is not Backend.prepare_decoder), name
-    instance = cls(cls.Params())
+    instance = cls(cls.Params(**REQUIRED_SETTINGS.get(name, {})))
     reason = instance.available()
     assert reason is None or (isinstance(reason, str) and reason)
     if reason is None:

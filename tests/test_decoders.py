@@ -295,8 +295,8 @@ variants:
 
 @pytest.mark.parametrize("change, message", [
     ("  - {name: x, backend: onnxruntime}", ("variants[1].backend: model 'gpt2' is a generative decoder: backend "
-                                            "'onnxruntime' does not run it (backends that do: compile, eager, llamacpp, "
-                                            "openvino_genai, ort_genai)")),
+                                            "'onnxruntime' does not run it (backends that do: compile, eager, endpoint, "
+                                            "llamacpp, openvino_genai, ort_genai)")),
     ("  - {name: x, backend: llamacpp, compress: [bf16]}", "variants[1].compress: backend 'llamacpp' runs the "
                                                           "model's own file, which compression steps do not change"),
     ("  - {name: x, model: mlp, dataset: digits, backend: llamacpp}", "variants[1].backend: model 'mlp' is a model "

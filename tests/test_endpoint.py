@@ -204,6 +204,31 @@ def test_a_server_killed_mid_load_fails_the_rest_in_bounded_time(tmp_path):
     assert any("stopped mid-answer" in a.error or "connection failed" in a.error for a in answers), answers
 
 
+def test_bound_presets_are_mlperfs_and_exclusive_with_explicit_bounds(llama_folder, write_scenario, capsys):
+    from suite.__main__ import main
+    from suite.config.scenario import Generate
+
+    assert (Generate(bounds="server").ttft_bound_ms, Generate(bounds="server").tpot_bound_ms) == (2000.0, 200.0)
+    assert (Generate(bounds="interactive").ttft_bound_ms, Generate(bounds="interactive").tpot_bound_ms) == (450.0, 40.0)
+    text = llama_scenario(llama_folder, "", "ep").replace("new_tokens: 4}", "new_tokens: 4, bounds: server, tpot_bound_ms: 5}")
+    assert main(["validate", str(write_scenario(text))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "measure.generate.bounds" in err and "not both" in err
+
+
+def test_endpoint_cannot_be_every_variants_backend_and_list_says_what_it_needs(llama_folder, write_scenario, capsys):
+    from suite.__main__ import main
+
+    path = write_scenario(llama_scenario(llama_folder, "", "ep"))
+    assert main(["run", str(path), "--quick", "--backend", "endpoint"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: --backend endpoint: it needs settings of its own (give either url (a running server) or "
+                   "command (one suite starts)): give it in the scenario's variants instead")
+    assert main(["list"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("endpoint "))
+    assert "needs settings: url: give either url" in line
+
+
 @pytest.mark.parametrize("settings, message", [
     ("{name: endpoint}", "give either url .* or command"),
     ("{name: endpoint, url: 'http://127.0.0.1:1', command: [x]}", "give either url"),
@@ -262,6 +287,12 @@ def test_transformers_serve_answers_as_the_model_does_and_is_stopped(llama_folde
     assert len(search["trials"]) == 2 and search["max_rate_rps"] is not None, search
     best = max((t for t in search["trials"] if t["met"]), key=lambda t: t["rate"])
     assert sweep["cost_per_million_tokens"] == pytest.approx(2.0 / 3600 / best["output_tokens_per_s"] * 1e6)
+    # The client's own floor, against a trivial endpoint: far below the tiny model's request.
+    client = sweep["client"]
+    assert client["failed"] == 0 and client["itl"]["n"] == client["requests"] * (endpoint.CHUNKS - 1)
+    assert 0 < client["ttft"]["p50_ms"] < sweep["points"][0]["e2e"]["p50_ms"] * 10
+    page = open(out.splitlines()[-1].split("report: ")[1]).read()  # the run's page: the servers' section
+    assert "Behind a server, under load" in page and 'id="endpoint-load"' in page and "The client's own cost" in page
     rows = {r["metric"] for r in served["latency"]}
     assert {"ttft", "tpot", "request"} <= rows
     info = served["backend_info"]

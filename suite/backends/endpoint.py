@@ -208,7 +208,7 @@ class EndpointDecoder(DecoderContract):
         """`requests` requests at each point: the closed loop with each of `concurrency` users, then
         the open loop at each of `rates`; with both bounds, the highest Poisson rate whose p99 TTFT
         and TPOT meet them, bisected in `rate_steps` trials (suite.measure.endpoint.search_rate)."""
-        from suite.measure.endpoint import run_load, search_rate, summary
+        from suite.measure.endpoint import client_cost, run_load, search_rate, summary
 
         p, texts, api = self.params, [self.prompt_text(row) for row in prompts], self._api(new_tokens)
         points = [("concurrency", users, None, users) for users in p.concurrency]
@@ -224,9 +224,11 @@ class EndpointDecoder(DecoderContract):
 
             served = max(point["requests_per_s"] or 0.0 for point in out)
             searched = search_rate(run_at, served, self.count, ttft_bound_ms, tpot_bound_ms, rate_steps)
+        with tempfile.TemporaryDirectory(prefix="suite-client-") as scratch:
+            client = client_cost(Path(scratch) / "trivial.log")
         return {"url": self.api.url, "api": self.api.kind, "new_tokens": new_tokens, "prompt_tokens": int(prompts.shape[1]),
                 "requests_per_point": requests, "ttft_bound_ms": ttft_bound_ms, "tpot_bound_ms": tpot_bound_ms,
-                "points": out, "search": searched}
+                "points": out, "search": searched, "client": client}
 
     def logits(self, ids: Any) -> Any:
         return self.local.logits(ids)

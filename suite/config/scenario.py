@@ -129,6 +129,11 @@ class Train(Params):
 DEFAULT_TEXT_PROMPTS = ("The for statement is used to", "A class definition defines")
 
 
+# Latency bounds after MLPerf Inference's Llama-2-70B scenarios: (p99 time to first token, p99 time
+# per output token), ms: "server", and "interactive", its tighter one.
+BOUND_PRESETS = {"server": (2000.0, 200.0), "interactive": (450.0, 40.0)}
+
+
 class Generate(Params):
     """How generative decoders are measured (other models ignore this block): greedy decoding of
     `new_tokens` tokens after prompts of each length (no early stop, so every variant does the
@@ -155,7 +160,19 @@ class Generate(Params):
     # time per output token stay within these bounds.
     ttft_bound_ms: PositiveFloat | None = None
     tpot_bound_ms: PositiveFloat | None = None
+    bounds: Literal["server", "interactive"] | None = None  # both bounds from BOUND_PRESETS
     server_requests: int = Field(64, ge=1, le=100_000)  # requests per trial rate; per load point of a server (backend endpoint)
+
+    @model_validator(mode="after")
+    def _preset_bounds(self) -> Generate:
+        if self.bounds is None:
+            return self
+        ttft, tpot = BOUND_PRESETS[self.bounds]
+        if (self.ttft_bound_ms, self.tpot_bound_ms) not in ((None, None), (ttft, tpot)):  # (its own dump loads back)
+            raise NestedError(("bounds",), "give either a preset (bounds) or ttft_bound_ms and tpot_bound_ms, not both")
+        object.__setattr__(self, "ttft_bound_ms", ttft)
+        object.__setattr__(self, "tpot_bound_ms", tpot)
+        return self
 
     def longest_request(self) -> tuple[int, str]:
         """The most positions one request asks for, and which settings ask it (a text prompt is

@@ -325,11 +325,6 @@ def timed(answer: Answer, count: Callable[[str], int]) -> Timed:
                  e2e=queued + last, tokens=tokens, gaps=tuple(gaps))
 
 
-# Bounds after MLPerf Inference's LLM server scenarios (Llama-2-70B): p99 time to first token and
-# p99 time per output token, ms. "interactive": its interactive scenario's tighter bounds.
-BOUND_PRESETS = {"server": (2000.0, 200.0), "interactive": (450.0, 40.0)}
-
-
 def _spread(values_s: Sequence[float]) -> dict | None:
     if not len(values_s):
         return None
@@ -387,3 +382,57 @@ def search_rate(run_at: Callable[[float], tuple[list[Answer], float]], served_rp
     return {"ttft_bound_ms": ttft_bound_ms, "tpot_bound_ms": tpot_bound_ms, "percentile": 99,
             "max_rate_rps": best["rate"] if best else None,
             "output_tokens_per_s": best["output_tokens_per_s"] if best else None, "trials": trials}
+
+
+# A trivial endpoint, for the client's own cost: it answers every request at once with CHUNKS
+# events of one word each, over a kept-alive connection, so that what a load measures against it
+# is the client's (and loopback's) time, the floor under any server's figures.
+CHUNKS = 16
+
+
+async def _trivial(reader: Any, writer: Any) -> None:
+    event = ("data: " + json.dumps({"choices": [{"text": " w", "finish_reason": None}]}) + "\n\n").encode()
+    last = ("data: " + json.dumps({"choices": [{"text": "", "finish_reason": "length"}]}) + "\n\ndata: [DONE]\n\n").encode()
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            if head.startswith(b"GET"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                continue
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for data in [event] * CHUNKS + [last]:
+                writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def trivial_server(port: int) -> None:
+    async def serve() -> None:
+        server = await asyncio.start_server(_trivial, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def client_cost(log: Path, requests: int = 64, concurrency: int = 1) -> dict:
+    """The client's own figures against the trivial endpoint in a process of its own (words
+    counted as tokens): what no server can be measured below."""
+    import sys
+
+    with Server([sys.executable, "-m", "suite.measure.endpoint", "{port}"], "/health", 30.0, log) as server:
+        run_load(Api(server.url), ["p"], CHUNKS, 4, concurrency)  # warm-up
+        answers, seconds = run_load(Api(server.url), ["p"], CHUNKS, requests, concurrency)
+    figures = summary(answers, seconds, lambda text: len(text.split()))
+    return {key: figures[key] for key in ("requests", "failed", "ttft", "itl", "tpot", "requests_per_s")}
+
+
+if __name__ == "__main__":
+    import sys
+
+    trivial_server(int(sys.argv[1]))

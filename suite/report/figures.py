@@ -225,6 +225,50 @@ def rate_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
     return to_div(figure, div_id, height=450)
 
 
+def endpoint_points(v: VariantResult) -> list[dict]:
+    """A served variant's load points (closed loop, open loop, the rate search's trials) with answers."""
+    sweep = (v.generation or {}).get("endpoint") or {}
+    points = [*sweep.get("points", ()), *((sweep.get("search") or {}).get("trials", ()))]
+    return [p for p in points if p.get("tpot") and p.get("output_tokens_per_s")]
+
+
+def endpoint_figures(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
+    """Servers (backend endpoint): p50 time per output token against output tokens/s in all, one
+    line per server over its load points (the knee: where more load buys no more tokens/s),
+    tokens/s per user (1 / TPOT) against tokens/s in all (the trade-off a server is tuned along),
+    and goodput against the offered Poisson rate; None when no variant ran behind a server."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    served = [(v, sorted(endpoint_points(v), key=lambda p: p["output_tokens_per_s"])) for v in variants]
+    served = [(v, points) for v, points in served if points]
+    if not served:
+        return None
+    figure = make_subplots(rows=1, cols=3, subplot_titles=("latency against throughput", "per user against in all",
+                                                           "goodput against the offered rate"))
+    for i, (v, points) in enumerate(served):
+        total = [p["output_tokens_per_s"] for p in points]
+        loads = [f"{p['concurrency']} users" if "concurrency" in p else f"{p['rate']:.3g} requests/s" for p in points]
+        for col, y, what in ((1, [p["tpot"]["p50_ms"] for p in points], "TPOT p50 %{y:.4g} ms"),
+                             (2, [1e3 / p["tpot"]["p50_ms"] for p in points], "%{y:,.1f} tokens/s per user")):
+            figure.add_trace(go.Scatter(x=total, y=y, name=shown(v.name), legendgroup=v.name, showlegend=col == 1,
+                                        mode="markers+lines", line={"color": color(i)}, customdata=loads,
+                                        hovertemplate=f"%{{customdata}}<br>%{{x:,.1f}} tokens/s in all<br>{what}"
+                                                      "<extra></extra>"), row=1, col=col)
+        offered = sorted((p for p in points if "rate" in p and p.get("goodput_rps") is not None), key=lambda p: p["rate"])
+        figure.add_trace(go.Scatter(x=[p["rate"] for p in offered], y=[p["goodput_rps"] for p in offered],
+                                    name=shown(v.name), legendgroup=v.name, showlegend=False, mode="markers+lines",
+                                    line={"color": color(i)}, hovertemplate="offered %{x:,.3g} requests/s<br>goodput "
+                                    "%{y:,.3g} requests/s<extra></extra>"), row=1, col=3)
+    figure.update_xaxes(title="output tokens/s, all users", row=1, col=1)
+    figure.update_xaxes(title="output tokens/s, all users", row=1, col=2)
+    figure.update_xaxes(title="offered requests/s (Poisson)", row=1, col=3)
+    figure.update_yaxes(title="requests/s meeting both bounds", row=1, col=3)
+    figure.update_yaxes(title="time per output token, p50 ms", row=1, col=1)
+    figure.update_yaxes(title="output tokens/s per user", row=1, col=2)
+    return to_div(figure, div_id, height=450)
+
+
 def color(i: int) -> str:
     import plotly.colors
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from suite.config.params import first_error
 from suite.config.scenario import Measure, PluginRef, Scenario, Variant
 from suite.config.scenario import load as load_scenario
 from suite.errors import SuiteError
@@ -19,7 +22,8 @@ from suite.run.run_folder import RunFolder
 
 # --quick: enough to prove the pipeline works end to end, not to benchmark anything.
 QUICK_MEASURE = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_samples": 50, "min_time_s": 0.0,
-                 "max_time_s": 0.3, "idle_baseline_s": 0.1, "energy_window_s": 0.2, "server_queries": 10}
+                 "max_time_s": 0.3, "idle_baseline_s": 0.1, "energy_window_s": 0.2, "server_queries": 10,
+                 "rate_steps": 3}
 # (fidelity_prompts is not capped: its default, 8 prompts of 32 tokens, is a timed shape's, whose
 # compiled graph it reuses; a count of its own costs a compiled decoder minutes of compiling.)
 QUICK_GENERATE = {"new_tokens": 4, "perplexity_tokens": 256, "fidelity_tokens": 6, "text_tokens": 8,
@@ -104,7 +108,11 @@ def on_backend(scenario: Scenario, name: str | None) -> tuple[Scenario, dict[str
         BACKENDS.check(name)
     except UnknownName as exc:
         raise SuiteError(f"--backend: {exc}") from None
-    backend = PluginRef(name, BACKENDS.get(name).Params())
+    try:
+        backend = PluginRef(name, BACKENDS.get(name).Params())
+    except ValidationError as exc:  # a backend with settings it cannot do without (a server's url)
+        raise SuiteError(f"--backend {name}: it needs settings of its own ({first_error(exc)[1]}): "
+                         "give it in the scenario's variants instead") from None
     moved = [v.model_copy(update={"backend": backend}) for v in scenario.variants]
     first: dict[str, str] = {}  # a variant's settings, name aside -> the first variant with them
     same: dict[str, str] = {}

@@ -533,7 +533,7 @@ def served(decoders: tuple[VariantResult, ...]) -> str:
     """The servers' load points, and the highest rate that met the bounds with its cost."""
     from html import escape
 
-    from suite.report import tables
+    from suite.report import figures, tables
 
     table = tables.endpoint_table(decoders)
     if not table:
@@ -551,10 +551,16 @@ def served(decoders: tuple[VariantResult, ...]) -> str:
     head = (f"<p>The highest Poisson rate with p99 TTFT &le; {bounds['ttft_bound_ms']:g} ms and p99 TPOT &le; "
             f"{bounds['tpot_bound_ms']:g} ms, no request failed:</p><ul>{''.join(best)}</ul>"
             if best and bounds.get("ttft_bound_ms") else "")
+    floor = next(((v.generation or {}).get("endpoint") or {}).get("client") for v in decoders
+                 if ((v.generation or {}).get("endpoint") or {}).get("client"))
+    client = (f"<p>The client's own cost (against a trivial local endpoint that answers at once): TTFT "
+              f"{floor['ttft']['p50_ms']:.2f} ms, gap between chunks {floor['itl']['p50_ms'] * 1e3:.0f} µs (medians): "
+              "no figure below can be told apart from these.</p>" if floor and floor.get("ttft") else "")
     return ("<h3>Behind a server, under load</h3><p>Streamed requests from concurrent users (each sends its next "
             "request when answered) and from Poisson arrivals (time from the arrival: queueing counts); tokens counted "
             "with the model's tokenizer; p99: of the samples (the results add its 99 %-confidence bound where there "
-            "are samples enough).</p>" + head + table)
+            "are samples enough).</p>" + client + head + (figures.endpoint_figures(decoders, "endpoint-load") or "")
+            + table)
 
 
 GENERATE = GenerateTask()
