@@ -1,9 +1,10 @@
-"""Backend endpoint (a decoder behind an OpenAI-compatible server) and suite.measure.endpoint: a
-real `transformers serve` on the tiny Llama folder, started and stopped by a run; the client's
-token times against hand-computed streams; goodput; and every class of fault (nothing
-listening, a port in use, a server that never becomes ready or exits, HTTP 500, an event that is
-not JSON, a stream that stops mid-answer, a server that hangs or is killed mid-load), each a
-one-line reason in bounded time with nothing left running."""
+"""Backend endpoint (a decoder behind an OpenAI-compatible server) and suite.measure.endpoint: the
+client's token times against hand-computed streams; goodput and the rate search; and every class
+of fault (nothing listening, a port in use, a server that never becomes ready or exits, HTTP 500,
+an event that is not JSON, a stream that stops mid-answer, a server that hangs or is killed
+mid-load), each a one-line reason in bounded time with nothing left running. A real server
+(`transformers serve` on SmolLM2, started and stopped by the run) is scenarios/serving.yaml's,
+checked in tests/test_scenarios.py."""
 
 from __future__ import annotations
 
@@ -250,50 +251,3 @@ def test_bad_endpoint_settings_are_one_line_errors(llama_folder, write_scenario,
     import re
 
     assert re.search(message, err), err
-
-
-SERVE = ("[ '{python}', -m, transformers.cli.transformers, serve, '{model}', --host, 127.0.0.1, --port, '{port}', "
-         "--device, cpu, --dtype, float32 ]")
-
-
-def test_transformers_serve_answers_as_the_model_does_and_is_stopped(llama_folder, write_scenario, run_quick):
-    pytest.importorskip("fastapi")
-    pytest.importorskip("uvicorn")
-    extra = "{generation_config: '{\"min_new_tokens\": {new_tokens}}'}"
-    text = llama_scenario(llama_folder, f"""
-          - {{name: served, backend: {{name: endpoint, command: {SERVE}, startup_s: 240, concurrency: [1, 2],
-                                       rates: [4.0], extra_body: {extra}}}}}""", "ep")
-    bounded = "new_tokens: 4, ttft_bound_ms: 2000, tpot_bound_ms: 200}, cost_per_hour: 2.0, rate_steps: 2"
-    path = write_scenario(text.replace("new_tokens: 4}", bounded))
-    status, out, _, results = run_quick(path)
-    assert status == 0, out
-    v = {variant["name"]: variant for variant in results["variants"]}
-    served = v["served"]
-    assert served["status"] == "ok", served.get("error")
-    # The same float weights through the server: the same greedy tokens and texts as in this process.
-    assert served["fidelity"]["greedy_agreement"] == 1.0, served["fidelity"]
-    # Its texts: the server's answers tokenized again and cut to text_tokens: this random model's
-    # partial UTF-8 characters come back as replacement characters of several tokens, so a prefix.
-    for mine, theirs in zip(served["generation"]["texts"], v["fp32"]["generation"]["texts"], strict=True):
-        assert mine["text"] and theirs["text"].startswith(mine["text"]), (mine, theirs)
-    sweep = served["generation"]["endpoint"]
-    assert [p.get("concurrency", p.get("rate")) for p in sweep["points"]] == [1, 2, 4.0]
-    for point in sweep["points"]:
-        assert point["failed"] == 0 and point["requests"] == 4, point
-        # new_tokens 4 per request, counted with the tokenizer: min_new_tokens made the server write them all.
-        assert point["output_tokens"] == 16 and point["ttft"]["p50_ms"] > 0 and point["tpot"]["n"] == 4
-    # The highest Poisson rate meeting MLPerf's server bounds, bisected in rate_steps trials, and its cost.
-    search = sweep["search"]
-    assert len(search["trials"]) == 2 and search["max_rate_rps"] is not None, search
-    best = max((t for t in search["trials"] if t["met"]), key=lambda t: t["rate"])
-    assert sweep["cost_per_million_tokens"] == pytest.approx(2.0 / 3600 / best["output_tokens_per_s"] * 1e6)
-    # The client's own floor, against a trivial endpoint: far below the tiny model's request.
-    client = sweep["client"]
-    assert client["failed"] == 0 and client["itl"]["n"] == client["requests"] * (endpoint.CHUNKS - 1)
-    assert 0 < client["ttft"]["p50_ms"] < sweep["points"][0]["e2e"]["p50_ms"] * 10
-    page = open(out.splitlines()[-1].split("report: ")[1]).read()  # the run's page: the servers' section
-    assert "Behind a server, under load" in page and 'id="endpoint-load"' in page and "The client's own cost" in page
-    rows = {r["metric"] for r in served["latency"]}
-    assert {"ttft", "tpot", "request"} <= rows
-    info = served["backend_info"]
-    assert info["server"].endswith("float32") and gone(info["server_pid"])  # stopped after the variant

@@ -62,6 +62,34 @@ def test_scenario_runs_quick_and_results_hold(path, run_quick, request):
         by_name = {v["name"]: v for v in results["variants"]}
         assert by_name["int8-dynamic"]["fidelity"]["kld_mean"] > 0.1
         assert any("mean KL divergence from 'fp32'" in w for w in by_name["int8-dynamic"]["warnings"])
+    if path.stem == "serving":
+        check_served({v["name"]: v for v in results["variants"]}, out)
+
+
+def check_served(v: dict, out: str) -> None:
+    """SmolLM2 through a real transformers serve, started for the variant and stopped after it."""
+    import os
+
+    served, reference = v["served-fp32"], v["fp32"]
+    # The same float weights through the server: the same greedy tokens and texts as in this process.
+    assert served["fidelity"]["greedy_agreement"] == 1.0, served["fidelity"]
+    assert [t["text"] for t in served["generation"]["texts"]] == [t["text"] for t in reference["generation"]["texts"]]
+    sweep, new_tokens = served["generation"]["endpoint"], served["generation"]["settings"]["new_tokens"]
+    assert [p.get("concurrency", p.get("rate")) for p in sweep["points"]] == [1, 2, 4, 1.0, 4.0]
+    for point in sweep["points"]:  # the server's own count of what it wrote: every token asked (min_new_tokens)
+        assert point["output_tokens"] == point["requests"] * new_tokens and point["tpot"]["n"] == point["requests"]
+    # The highest Poisson rate meeting MLPerf's server bounds (bounds: server), in --quick's 3 trials, and its cost.
+    search = sweep["search"]
+    assert (search["ttft_bound_ms"], search["tpot_bound_ms"], len(search["trials"])) == (2000.0, 200.0, 3), search
+    best = max((t for t in search["trials"] if t["met"]), key=lambda t: t["rate"])
+    assert sweep["cost_per_million_tokens"] == pytest.approx(sweep["cost_per_hour"] / 3600 / best["output_tokens_per_s"] * 1e6)
+    # The client's own floor, against a trivial endpoint: far below a request to the model.
+    client = sweep["client"]
+    assert client["failed"] == 0 and 0 < client["ttft"]["p50_ms"] < served["latency"][0]["p50_ms"]
+    page = open(out.splitlines()[-1].split("report: ")[1]).read()
+    assert "Behind a server, under load" in page and 'id="endpoint-load"' in page and "The client's own cost" in page
+    pid = served["backend_info"]["server_pid"]  # stopped after the variant
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 
 
 def check_decoder(v: dict, measure) -> None:
