@@ -251,3 +251,20 @@ def test_bad_endpoint_settings_are_one_line_errors(llama_folder, write_scenario,
     import re
 
     assert re.search(message, err), err
+
+
+def test_a_server_that_does_not_start_fails_its_variant_with_its_log_and_the_run_goes_on(llama_folder, write_scenario,
+                                                                                         run_quick):
+    dies = "['{python}', -c, 'import sys; print(\"cannot load {model}\"); sys.exit(3)']"
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    path = write_scenario(llama_scenario(llama_folder, f"""
+          - {{name: dies, backend: {{name: endpoint, command: {dies}, startup_s: 30}}}}
+          - {{name: nobody, backend: {{name: endpoint, url: '{unreachable}', timeout_s: 5}}}}""", "ep"))
+    started = time.monotonic()
+    status, out, _, results = run_quick(path, "--in-process")
+    assert status == 2 and time.monotonic() - started < 120, out  # bad settings: those variants failed, the run went on
+    v = {variant["name"]: variant for variant in results["variants"]}
+    assert v["fp32"]["status"] == "ok"  # measured before, kept
+    assert v["dies"]["status"] == "failed" and "exited with code 3 before it was ready" in v["dies"]["error"]
+    assert "cannot load" in v["dies"]["error"]  # the log's last lines
+    assert v["nobody"]["status"] == "failed" and f"cannot connect to {unreachable}" in v["nobody"]["error"]

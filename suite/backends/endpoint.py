@@ -98,14 +98,23 @@ class EndpointBackend(HostDecoderBackend):
             words = [w.replace("{python}", python) for w in p.command]
             server = Server(words, p.ready_path, p.startup_s, Path(tempfile.mkdtemp(prefix="suite-server-")) / "server.log",
                             model=folder, port=p.port or 0, env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-            server.start()
+            try:
+                server.start()  # its log's last lines are in the error, if it does not start
+            except BaseException:
+                shutil.rmtree(server.log.parent, ignore_errors=True)
+                raise
         url = server.url if server else p.url.rstrip("/")
         api = Api(url, p.api, (p.served_model or folder).replace("{model}", folder), dict(p.extra_body), p.timeout_s)
         self.info = {"url": url if server is None else "http://127.0.0.1:{port}", "api": p.api,
                      "server": " ".join(server.command) if server else "given by url",
                      **({"server_pid": server.process.pid} if server else {}),
                      "logits": "from the model given to the server, in this process (the API returns none)"}
-        return EndpointDecoder(model, tokenizer, api, server, p)
+        try:
+            return EndpointDecoder(model, tokenizer, api, server, p)
+        except BaseException:
+            if server is not None:
+                server.stop()
+            raise
 
 
 def saved_folder(model: Any, tokenizer: Any) -> Path:
