@@ -225,13 +225,6 @@ def rate_figure(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
     return to_div(figure, div_id, height=450)
 
 
-def endpoint_points(v: VariantResult) -> list[dict]:
-    """A served variant's load points (closed loop, open loop, the rate search's trials) with answers."""
-    sweep = (v.generation or {}).get("endpoint") or {}
-    points = [*sweep.get("points", ()), *((sweep.get("search") or {}).get("trials", ()))]
-    return [p for p in points if p.get("tpot") and p.get("output_tokens_per_s")]
-
-
 def endpoint_figures(variants: tuple[VariantResult, ...], div_id: str) -> str | None:
     """Servers (backend endpoint): p50 time per output token against output tokens/s in all, one
     line per server over its load points (the knee: where more load buys no more tokens/s),
@@ -240,7 +233,10 @@ def endpoint_figures(variants: tuple[VariantResult, ...], div_id: str) -> str | 
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    served = [(v, sorted(endpoint_points(v), key=lambda p: p["output_tokens_per_s"])) for v in variants]
+    from suite.report.tables import endpoint_points
+
+    answered = [(v, [p for p in endpoint_points(v) if p.get("tpot") and p.get("output_tokens_per_s")]) for v in variants]
+    served = [(v, sorted(points, key=lambda p: p["output_tokens_per_s"])) for v, points in answered]
     served = [(v, points) for v, points in served if points]
     if not served:
         return None

@@ -278,6 +278,13 @@ def decoders_table(variants: tuple[VariantResult, ...]) -> str:
     return sortable_table(*without_empty_columns(head, rows))
 
 
+def endpoint_points(v: VariantResult) -> list[dict]:
+    """A served variant's load points (backend endpoint): the closed and open loops', then the rate
+    search's trials, marked "search"."""
+    sweep = generation_of(v, "endpoint") or {}
+    return [*sweep.get("points", ()), *({**t, "search": True} for t in (sweep.get("search") or {}).get("trials", ()))]
+
+
 def endpoint_table(variants: tuple[VariantResult, ...]) -> str:
     """Each server's load points (backend endpoint): concurrent users or a request rate, with the
     medians and p99s of TTFT, inter-token gap and TPOT, tokens/s and requests/s, goodput under the
@@ -286,9 +293,7 @@ def endpoint_table(variants: tuple[VariantResult, ...]) -> str:
             "TPOT p99 ms", "output tokens/s", "requests/s", "goodput requests/s", "bounds met"]
     rows = []
     for v in variants:
-        sweep = generation_of(v, "endpoint") or {}
-        search = sweep.get("search") or {}
-        for point in [*sweep.get("points", ()), *({**t, "search": True} for t in search.get("trials", ()))]:
+        for point in endpoint_points(v):
             load = (f"{point['concurrency']} users" if "concurrency" in point
                     else f"{point['rate']:.3g} requests/s (Poisson{', search' if 'search' in point else ''})")
 

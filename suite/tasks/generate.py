@@ -536,23 +536,22 @@ def served(decoders: tuple[VariantResult, ...]) -> str:
     from suite.report import figures, tables
 
     table = tables.endpoint_table(decoders)
-    if not table:
+    sweeps = [(v, tables.generation_of(v, "endpoint")) for v in decoders if tables.generation_of(v, "endpoint")]
+    if not table or not sweeps:
         return ""
     best = []
-    for v in decoders:
-        sweep = (v.generation or {}).get("endpoint") or {}
-        rate = (sweep.get("search") or {}).get("max_rate_rps")
-        if sweep.get("search") is not None:
-            cost = sweep.get("cost_per_million_tokens")
-            best.append(f"<li>{escape(v.name)}: " + (f"{rate:.3g} requests/s ({sweep['search']['output_tokens_per_s']:,.1f} "
+    for v, sweep in sweeps:
+        search = sweep.get("search")
+        if search is not None:
+            rate, cost = search["max_rate_rps"], sweep.get("cost_per_million_tokens")
+            best.append(f"<li>{escape(v.name)}: " + (f"{rate:.3g} requests/s ({search['output_tokens_per_s']:,.1f} "
                         "output tokens/s)" + (f", {cost:.3g} per million output tokens at {sweep['cost_per_hour']:g} "
                                                "per hour" if cost else "") if rate else "no rate tried met them") + "</li>")
-    bounds = next(((v.generation or {}).get("endpoint") or {} for v in decoders if (v.generation or {}).get("endpoint")), {})
+    bounds = sweeps[0][1]
     head = (f"<p>The highest Poisson rate with p99 TTFT &le; {bounds['ttft_bound_ms']:g} ms and p99 TPOT &le; "
             f"{bounds['tpot_bound_ms']:g} ms, no request failed:</p><ul>{''.join(best)}</ul>"
             if best and bounds.get("ttft_bound_ms") else "")
-    floor = next(((v.generation or {}).get("endpoint") or {}).get("client") for v in decoders
-                 if ((v.generation or {}).get("endpoint") or {}).get("client"))
+    floor = next((sweep["client"] for _, sweep in sweeps if sweep.get("client")), None)
     client = (f"<p>The client's own cost (against a trivial local endpoint that answers at once): TTFT "
               f"{floor['ttft']['p50_ms']:.2f} ms, gap between chunks {floor['itl']['p50_ms'] * 1e3:.0f} µs (medians): "
               "no figure below can be told apart from these.</p>" if floor and floor.get("ttft") else "")
