@@ -161,6 +161,7 @@ class Load:
     prompt_len: int | None = None  # decoders' server mode: the requests' prompt and new tokens
     new_tokens: int | None = None
     batch_size: int | None = None
+    stopped: str | None = None  # server: why the search stopped (its steps, a light load missed)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ older suite still loads (pyperf's loader does the same):
      `ci95_p50_ms` is the interval across them (it was the bootstrap interval within the one
      process), its samples are all processes' in order, and `processes` lists each process's
      round, sample count, median and within-process interval. A version-2 row becomes one
-     process, its interval kept as that process's.
+     process, its interval kept as that process's. Added since, with a default: load `stopped`.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def measured_shapes(variants: tuple[VariantResult, ...]) -> list[str]:
     def order(metric: str) -> int:
         return METRIC_ORDER.index(metric) if metric in METRIC_ORDER else len(METRIC_ORDER)
 
-    rows = {(order(row.metric), row.seq_len or 0, row.batch_size): row.shape for v in variants for row in v.latency}
+    rows = {(order(row.metric), row.metric, row.seq_len or 0, row.batch_size): row.shape
+            for v in variants for row in v.latency}
     return [rows[key] for key in sorted(rows)]
 
 

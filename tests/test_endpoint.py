@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from suite.errors import SuiteError
@@ -58,17 +59,39 @@ def test_summary_counts_goodput_and_failures():
 
 
 def test_the_rate_search_bisects_to_the_highest_rate_meeting_both_bounds():
-    def run_at(rate):  # a server that answers in 10 ms up to 12 requests/s, in 5 s above
+    draws = []
+
+    def run_at(rate, draw):  # a server that answers in 10 ms up to 12 requests/s, in 5 s above
+        draws.append(draw)
         first = 0.01 if rate <= 12 else 5.0
         return [Answer(0.0, 0.0, ((first, "a"), (first + 0.01, " b")))] * 4, 1.0
 
-    out = endpoint.search_rate(run_at, 10.0, words, ttft_bound_ms=100, tpot_bound_ms=50, steps=4)
+    out = endpoint.search_rate(run_at, 10.0, words, ttft_bound_ms=100, tpot_bound_ms=50, steps=4, requests=4,
+                               search_s=60)
     assert [t["rate"] for t in out["trials"]] == [10.0, 15.0, 12.5, 11.25]
     assert [t["met"] for t in out["trials"]] == [True, False, False, True]
     assert out["max_rate_rps"] == 11.25 and out["output_tokens_per_s"] == 8.0
+    assert draws == [0, 1, 2, 3] and out["stopped"] == "4 trials (rate_steps)"  # another draw of arrivals each
     # A miss at a tenth of what the closed loop served ends the search: lower rates would miss too.
-    never = endpoint.search_rate(lambda rate: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50, 20)
+    never = endpoint.search_rate(lambda rate, draw: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50, 20,
+                                 requests=4, search_s=60)
     assert never["max_rate_rps"] is None and [t["rate"] for t in never["trials"]] == [10.0, 5.0, 2.5, 1.25, 0.625]
+    assert never["stopped"].startswith("missed at 0.625/s, a light load")
+    # A trial whose arrivals alone would not fit the search's time is not started: 40 arrivals at
+    # 2.5/s take 16 s, past 15 s.
+    short = endpoint.search_rate(lambda rate, draw: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50,
+                                 20, requests=40, search_s=15)
+    assert [t["rate"] for t in short["trials"]] == [10.0, 5.0] and "would not fit" in short["stopped"]
+
+
+def test_requests_that_arrive_while_another_is_answered_are_counted():
+    # Answers of 1 s each, due at 0, 0.5 (while the first is answered), 3 and 3.9 (while the third is).
+    def answer(due):
+        return Answer(due, due, ((0.1, "a"), (1.0, " b")), ended=1.0)
+
+    assert endpoint.arrived_busy([answer(3.9), answer(0.0), answer(3.0), answer(0.5)]) == 2
+    assert endpoint.arrived_busy([answer(0.0), answer(1.5), answer(3.0)]) == 0
+    assert summary([answer(0.0), answer(0.5)], 2.0, words)["arrived_busy"] == 1
 
 
 class Fault(http.server.BaseHTTPRequestHandler):
@@ -239,6 +262,9 @@ def test_endpoint_cannot_be_every_variants_backend_and_list_says_what_it_needs(l
     ("{name: endpoint, command: [x], rates: [-1]}", "rates.0"),
     ("{name: endpoint, command: [x], ready_path: health}", "ready_path"),
     ("{name: endpoint, command: [x], max_connections: 0}", "max_connections"),
+    ("{name: endpoint, command: [x], search_s: 0}", "search_s"),
+    ("{name: endpoint, command: [x], search_s: .inf}", "search_s"),
+    ("{name: endpoint, command: [x], search_s: many}", "search_s"),
     ("{name: endpoint, command: [x], api: grpc}", "api"),
 ])
 def test_bad_endpoint_settings_are_one_line_errors(llama_folder, write_scenario, settings, message, capsys):
@@ -268,3 +294,29 @@ def test_a_server_that_does_not_start_fails_its_variant_with_its_log_and_the_run
     assert v["dies"]["status"] == "failed" and "exited with code 3 before it was ready" in v["dies"]["error"]
     assert "cannot load" in v["dies"]["error"]  # the log's last lines
     assert v["nobody"]["status"] == "failed" and f"cannot connect to {unreachable}" in v["nobody"]["error"]
+
+
+def test_a_servers_load_points_are_latency_rows_that_the_gate_judges():
+    """Each point's requests become rows of their own ("ttft at 4 users b=1 p=32"); a candidate
+    whose TTFT under 4 users is twice the baseline's fails the stored gate, one equal does not."""
+    from suite.analysis.compare import compare_runs
+    from suite.analysis.gate import regressions
+    from suite.results import RunResult, VariantResult
+    from suite.tasks.generate import served_rows
+
+    rng = np.random.default_rng(3)
+
+    def run_with(scale):
+        point = {"concurrency": 4, "requests": 40, "samples": {"ttft": list(scale * rng.uniform(0.1, 0.12, 40)),
+                                                                "tpot": list(rng.uniform(0.05, 0.06, 40))}}
+        trial = {"rate": 1.0, "met": True, "samples": {"ttft": [0.1], "tpot": [0.05]}}
+        rows, sweep = served_rows({"points": [point], "search": {"trials": [trial]}}, 32, 1)
+        assert "samples" not in sweep["points"][0] and "samples" not in sweep["search"]["trials"][0]
+        v = VariantResult(name="served", model="smollm2", backend="endpoint", latency=tuple(rows))
+        return RunResult(suite_version="0", created="2026-12-06T00:00:00+00:00", scenario={}, environment={},
+                         variants=(v,))
+
+    base = run_with(1.0)
+    assert [r.shape for r in base.variants[0].latency] == ["ttft at 4 users b=1 p=32", "tpot at 4 users b=1 p=32"]
+    assert [r.shape for r in regressions(compare_runs(base, run_with(2.0)), 0.10)] == ["ttft at 4 users b=1 p=32"]
+    assert regressions(compare_runs(base, run_with(1.0)), 0.10) == []

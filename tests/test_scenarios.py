@@ -2,6 +2,7 @@
 
 import re
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,17 @@ def check_served(v: dict, out: str) -> None:
     assert [p.get("concurrency", p.get("rate")) for p in sweep["points"]] == [1, 4, 2.0]
     for point in sweep["points"]:  # the server's own count of what it wrote: every token asked (min_new_tokens)
         assert point["output_tokens"] == point["requests"] * new_tokens and point["tpot"]["n"] == point["requests"]
+    # Each load point's requests as latency rows of their own, which compare (and so gate) judges.
+    load_rows = [r for r in served["latency"] if " at " in r["metric"]]
+    assert [r["metric"] for r in load_rows] == [f"{m} at {load}" for load in ("1 user", "4 users", "2/s")
+                                                for m in ("ttft", "tpot")]
+    assert all(len(r["samples_ms"]) == sweep["requests_per_point"] for r in load_rows)
+    from suite.analysis.compare import compare_runs
+    from suite.results import load_json
+
+    run = load_json(Path(out.splitlines()[-1].split("report: ")[1]).parent / "results.json")
+    judged = {row.shape: row for row in compare_runs(run, run) if row.variant == "served-fp32"}
+    assert judged["ttft at 4 users b=1 p=32"].comparison.verdict() == "no significant change"
     # The highest Poisson rate meeting MLPerf's server bounds (bounds: server), in --quick's 3 trials, and its cost.
     search = sweep["search"]
     assert (search["ttft_bound_ms"], search["tpot_bound_ms"], len(search["trials"])) == (2000.0, 200.0, 3), search
@@ -109,8 +121,9 @@ def check_decoder(v: dict, measure) -> None:
     assert [t["prompt"] for t in g["texts"]] == list(texts) and all(isinstance(t["text"], str) for t in g["texts"])
     expected = [(m, b, p) for p in measure.generate.prompt_lens[:QUICK_PROMPT_LENS] for b in measure.batch_sizes
                 for m in ("ttft", "tpot", "request")]
-    assert [(r["metric"], r["batch_size"], r["seq_len"]) for r in v["latency"]] == expected
-    for row, rate in zip(v["latency"], v["throughput"], strict=False):
+    timed = [r for r in v["latency"] if r["metric"] in ("ttft", "tpot", "request")]  # a server adds its load's
+    assert [(r["metric"], r["batch_size"], r["seq_len"]) for r in timed] == expected
+    for row, rate in zip(timed, v["throughput"], strict=False):
         check_latency(row)
         tokens = {"ttft": row["batch_size"] * row["seq_len"], "tpot": row["batch_size"],
                   "request": row["batch_size"] * g["settings"]["new_tokens"]}[row["metric"]]

@@ -51,6 +51,9 @@ class EndpointParams(Params):
     concurrency: tuple[int, ...] = Field((1, 2, 4), min_length=1, max_length=16)  # closed-loop users
     rates: tuple[float, ...] = Field((), max_length=16)  # Poisson arrivals per second (open loop)
     max_connections: int = Field(16, ge=1, le=1024)  # the open loop's
+    # The rate search's time, all its trials: each halving of the rate doubles a trial's (its
+    # arrivals take server_requests / rate), and a trial that would not fit is not started.
+    search_s: float = Field(600.0, gt=0, le=86_400)
 
     @model_validator(mode="after")
     def _one_server(self) -> EndpointParams:
@@ -216,7 +219,8 @@ class EndpointDecoder(DecoderContract):
                    tpot_bound_ms: float | None, rate_steps: int, seed: int) -> dict:
         """`requests` requests at each point: the closed loop with each of `concurrency` users, then
         the open loop at each of `rates`; with both bounds, the highest Poisson rate whose p99 TTFT
-        and TPOT meet them, bisected in `rate_steps` trials (suite.measure.endpoint.search_rate)."""
+        and TPOT meet them, bisected in `rate_steps` trials within search_s seconds
+        (suite.measure.endpoint.search_rate)."""
         from suite.measure.endpoint import client_cost, run_load, search_rate, summary
 
         p, texts, api = self.params, [self.prompt_text(row) for row in prompts], self._api(new_tokens)
@@ -228,11 +232,12 @@ class EndpointDecoder(DecoderContract):
             out.append({kind: value, **summary(answers, seconds, self.count, ttft_bound_ms, tpot_bound_ms)})
         searched = None
         if ttft_bound_ms is not None and tpot_bound_ms is not None:
-            def run_at(rate: float) -> tuple[list, float]:
-                return run_load(api, texts, new_tokens, requests, p.max_connections, rate, seed)
+            def run_at(rate: float, draw: int) -> tuple[list, float]:
+                return run_load(api, texts, new_tokens, requests, p.max_connections, rate, seed + 1 + draw)
 
             served = max(point["requests_per_s"] or 0.0 for point in out)
-            searched = search_rate(run_at, served, self.count, ttft_bound_ms, tpot_bound_ms, rate_steps)
+            searched = search_rate(run_at, served, self.count, ttft_bound_ms, tpot_bound_ms, rate_steps, requests,
+                                   p.search_s)
         with tempfile.TemporaryDirectory(prefix="suite-client-") as scratch:
             client = client_cost(Path(scratch) / "trivial.log")
         return {"url": self.api.url, "api": self.api.kind, "new_tokens": new_tokens, "prompt_tokens": int(prompts.shape[1]),

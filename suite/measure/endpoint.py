@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -336,21 +337,36 @@ def _spread(values_s: Sequence[float]) -> dict | None:
             "p99_bound_ms": percentile_bound(ms, 0.99)}
 
 
+def arrived_busy(answers: Sequence[Answer]) -> int:
+    """How many requests arrived while an earlier one was still being answered: where a server
+    answers one at a time, these are the ones that queued (their TTFT holds another's answer)."""
+    busy_until, busy = float("-inf"), 0
+    for answer in sorted(answers, key=lambda a: a.due):
+        busy += answer.due < busy_until
+        end = answer.sent + (answer.ended if answer.ended is not None else answer.chunks[-1][0])
+        busy_until = max(busy_until, end)
+    return busy
+
+
 def summary(answers: Sequence[Answer], seconds: float, count: Callable[[str], int],
             ttft_bound_ms: float | None = None, tpot_bound_ms: float | None = None) -> dict:
     """A load's figures: TTFT, inter-token gap, TPOT and end-to-end spreads (with the 99 %-confidence
     upper bound of p99 where there are samples enough, else None), output tokens/s and requests/s
-    over the load's time, failures with their first reasons, and with both bounds the goodput: the
-    requests per second that met both, and whether the load's p99s met them (its bound where
-    there are samples enough, as the suite's server mode judges)."""
+    over the load's time, failures with their first reasons, the requests that arrived while
+    another was being answered (arrived_busy), each request's TTFT and TPOT in seconds
+    (samples), and with both bounds the goodput: the requests per second that met both, and
+    whether the load's p99s met them (its bound where there are samples enough, as the suite's
+    server mode judges)."""
     done = [timed(a, count) for a in answers if a.error is None]
     errors = [a.error for a in answers if a.error is not None]
     out = {"requests": len(answers), "failed": len(errors), "reasons": sorted(set(errors))[:3],
            "seconds": seconds, "requests_per_s": len(done) / seconds if seconds else None,
            "output_tokens": sum(t.tokens for t in done),
            "output_tokens_per_s": sum(t.tokens for t in done) / seconds if seconds else None,
+           "arrived_busy": arrived_busy([a for a in answers if a.error is None]),
            "ttft": _spread([t.ttft for t in done]), "itl": _spread([g for t in done for g in t.gaps]),
-           "tpot": _spread([t.tpot for t in done if t.tpot is not None]), "e2e": _spread([t.e2e for t in done])}
+           "tpot": _spread([t.tpot for t in done if t.tpot is not None]), "e2e": _spread([t.e2e for t in done]),
+           "samples": {"ttft": [t.ttft for t in done], "tpot": [t.tpot for t in done if t.tpot is not None]}}
     if ttft_bound_ms is not None and tpot_bound_ms is not None:
         good = sum(t.ttft * 1e3 <= ttft_bound_ms and (t.tpot is None or t.tpot * 1e3 <= tpot_bound_ms) for t in done)
         out["goodput_rps"] = good / seconds if seconds else None
@@ -363,25 +379,32 @@ def summary(answers: Sequence[Answer], seconds: float, count: Callable[[str], in
     return out
 
 
-def search_rate(run_at: Callable[[float], tuple[list[Answer], float]], served_rps: float, count: Callable[[str], int],
-                ttft_bound_ms: float, tpot_bound_ms: float, steps: int) -> dict:
+def search_rate(run_at: Callable[[float, int], tuple[list[Answer], float]], served_rps: float,
+                count: Callable[[str], int], ttft_bound_ms: float, tpot_bound_ms: float, steps: int,
+                requests: int, search_s: float) -> dict:
     """Bisect the Poisson arrival rate between 0 and twice the best rate the closed loop served
     (`served_rps`; a batching server may take more than it was offered) for the highest whose
-    load meets both bounds (summary's `met`: no failure, p99 TTFT and TPOT within them); each
-    trial's summary kept. Stops early where a trial at a tenth of the served rate misses: queueing
-    adds little there, so lower rates would miss too."""
-    low, high, trials = 0.0, 2.0 * served_rps, []
-    for _ in range(steps if served_rps > 0 else 0):
-        rate = (low + high) / 2
-        answers, seconds = run_at(rate)
-        trials.append({"rate": rate, **summary(answers, seconds, count, ttft_bound_ms, tpot_bound_ms)})
-        low, high = (rate, high) if trials[-1]["met"] else (low, rate)
-        if not trials[-1]["met"] and rate <= 0.1 * served_rps:
-            break
-    best = max((t for t in trials if t["met"]), key=lambda t: t["rate"], default=None)
+    load meets both bounds (summary's `met`: no failure, p99 TTFT and TPOT within them), each
+    trial `run_at(rate, trial)` of `requests` arrivals (another draw of arrivals each: one draw's
+    clusters would repeat, scaled, at every rate); each trial's summary kept. Stops where a
+    trial at a tenth of the served rate misses (queueing adds little there) or before a trial
+    whose arrivals alone would take the search past `search_s` seconds."""
+    from suite.measure.load import LIGHT_LOAD, best_trial, bisect_rate
+
+    start, draws = time.perf_counter(), itertools.count()
+
+    def trial(rate: float) -> dict:
+        answers, seconds = run_at(rate, next(draws))
+        return {"rate": rate, **summary(answers, seconds, count, ttft_bound_ms, tpot_bound_ms)}
+
+    trials, stopped = bisect_rate(
+        trial, 2.0 * served_rps, steps if served_rps > 0 else 0, LIGHT_LOAD * served_rps,
+        lambda rate: time.perf_counter() - start + requests / rate <= search_s)
+    best = best_trial(trials, "rate")
     return {"ttft_bound_ms": ttft_bound_ms, "tpot_bound_ms": tpot_bound_ms, "percentile": 99,
             "max_rate_rps": best["rate"] if best else None,
-            "output_tokens_per_s": best["output_tokens_per_s"] if best else None, "trials": trials}
+            "output_tokens_per_s": best["output_tokens_per_s"] if best else None, "trials": trials,
+            "stopped": stopped, "search_s": search_s}
 
 
 # A trivial endpoint, for the client's own cost: it answers every request at once with CHUNKS

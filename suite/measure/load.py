@@ -81,23 +81,38 @@ def trial(run_at: Callable[[float], list[float]], rate_qps: float, bound_ms: flo
 LIGHT_LOAD = 0.1
 
 
-def light(rate_qps: float, service_s: float) -> bool:
-    return rate_qps * service_s <= LIGHT_LOAD
+def bisect_rate(trial: Callable[[float], dict], high: float, steps: int, light_rate: float,
+                affordable: Callable[[float], bool] = lambda rate: True) -> tuple[list[dict], str]:
+    """The trials of a bisection of the arrival rate between 0 and `high` for the highest whose
+    trial (`trial(rate)`, a dict with "met") meets its bounds: halve toward the last rate that met
+    them, up toward the last that missed. Stops after `steps` trials, where a trial at `light_rate`
+    or less misses (queueing adds little below: lower rates would miss too), or before a trial
+    that is not `affordable` (each halving doubles a fixed count of arrivals' time). Returns the
+    trials and why it stopped."""
+    low, trials = 0.0, []
+    for _ in range(steps):
+        rate = (low + high) / 2
+        if not affordable(rate):
+            return trials, f"the next trial, at {rate:.3g}/s, would not fit the search's time"
+        trials.append(trial(rate))
+        low, high = (rate, high) if trials[-1]["met"] else (low, rate)
+        if not trials[-1]["met"] and rate <= light_rate:
+            return trials, f"missed at {rate:.3g}/s, a light load: lower rates would miss too"
+    return trials, f"{steps} trials (rate_steps)"
+
+
+def best_trial(trials: list[dict], rate_key: str) -> dict | None:
+    return max((t for t in trials if t["met"]), key=lambda t: t[rate_key], default=None)
 
 
 def search_rate(run_at: Callable[[float], list[float]], service_s: float, bound_ms: float, steps: int) -> dict:
     """Bisect the arrival rate between 0 and the rate one server can at best sustain
     (1 / service time) for the highest that meets the p99 bound; stop where a light load misses it."""
-    low, high, trials = 0.0, 1.0 / service_s, []
-    for _ in range(steps):
-        result = trial(run_at, (low + high) / 2, bound_ms)
-        trials.append(result)
-        low, high = (result.rate_qps, high) if result.met else (low, result.rate_qps)
-        if not result.met and light(result.rate_qps, service_s):
-            break
-    best = max((t for t in trials if t.met), key=lambda t: t.rate_qps, default=None)
+    trials, stopped = bisect_rate(lambda rate: trial(run_at, rate, bound_ms).__dict__, 1.0 / service_s, steps,
+                                  LIGHT_LOAD / service_s)
+    best = best_trial(trials, "rate_qps")
     return {"mode": "server", "latency_bound_ms": bound_ms, "percentile": 99,
-            "max_rate_qps": best.rate_qps if best else None, "trials": [t.__dict__ for t in trials]}
+            "max_rate_qps": best["rate_qps"] if best else None, "trials": trials, "stopped": stopped}
 
 
 def poisson_requests(serve: Callable[[], tuple[float, list[float]]], rate_qps: float, requests: int, seed: int,
@@ -121,9 +136,7 @@ def search_request_rate(run_at: Callable[[float], list[tuple[float, list[float]]
                         ttft_bound_ms: float, tpot_bound_ms: float, steps: int) -> dict:
     """Bisect the arrival rate (0 to 1 / request time) for the highest whose p99 time to first
     token and p99 time per output token both meet their bounds (MLPerf's LLM server rule)."""
-    low, high, trials = 0.0, 1.0 / service_s, []
-    for _ in range(steps):
-        rate = (low + high) / 2
+    def request_trial(rate: float) -> dict:
         start = time.perf_counter()
         served = run_at(rate)
         ttft = np.array([t for t, _ in served]) * 1e3
@@ -135,11 +148,10 @@ def search_request_rate(run_at: Callable[[float], list[tuple[float, list[float]]
                              "p99_bound_ms": claim, "n": int(values.size),
                              "met": (claim if claim is not None else float(np.percentile(values, 99))) <= bound}
         met = figures["ttft"]["met"] and figures["tpot"]["met"]
-        trials.append({"rate_qps": rate, "requests": len(served), "seconds": time.perf_counter() - start,
-                       **figures, "met": met, "p99_bound_ms": figures["ttft"]["p99_bound_ms"]})
-        low, high = (rate, high) if met else (low, rate)
-        if not met and light(rate, service_s):
-            break
-    best = max((t for t in trials if t["met"]), key=lambda t: t["rate_qps"], default=None)
+        return {"rate_qps": rate, "requests": len(served), "seconds": time.perf_counter() - start,
+                **figures, "met": met, "p99_bound_ms": figures["ttft"]["p99_bound_ms"]}
+
+    trials, stopped = bisect_rate(request_trial, 1.0 / service_s, steps, LIGHT_LOAD / service_s)
+    best = best_trial(trials, "rate_qps")
     return {"mode": "server", "ttft_bound_ms": ttft_bound_ms, "tpot_bound_ms": tpot_bound_ms, "percentile": 99,
-            "max_rate_qps": best["rate_qps"] if best else None, "trials": trials}
+            "max_rate_qps": best["rate_qps"] if best else None, "trials": trials, "stopped": stopped}

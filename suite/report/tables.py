@@ -288,8 +288,8 @@ def endpoint_points(v: VariantResult) -> list[dict]:
 def endpoint_table(variants: tuple[VariantResult, ...]) -> str:
     """Each server's load points (backend endpoint): concurrent users or a request rate, with the
     medians and p99s of TTFT, inter-token gap and TPOT, tokens/s and requests/s, goodput under the
-    bounds and failures."""
-    head = ["variant", "load", "requests", "failed", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms", "TPOT p50 ms",
+    bounds, failures and the requests that arrived while another was being answered."""
+    head = ["variant", "load", "requests", "failed", "arrived busy", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms", "TPOT p50 ms",
             "TPOT p99 ms", "output tokens/s", "requests/s", "goodput requests/s", "bounds met"]
     rows = []
     for v in variants:
@@ -301,7 +301,8 @@ def endpoint_table(variants: tuple[VariantResult, ...]) -> str:
                 return ms((point.get(name) or {}).get(key))
 
             met = point.get("met")
-            rows.append([v.name, load, number(point["requests"], ",d"), number(point["failed"], ",d"), spread("ttft", "p50_ms"),
+            rows.append([v.name, load, number(point["requests"], ",d"), number(point["failed"], ",d"),
+                         number(point.get("arrived_busy"), ",d"), spread("ttft", "p50_ms"),
                          spread("ttft", "p99_ms"), spread("itl", "p50_ms"), spread("tpot", "p50_ms"),
                          spread("tpot", "p99_ms"), number(point["output_tokens_per_s"], ",.1f"),
                          number(point["requests_per_s"], ",.2f"), number(point.get("goodput_rps"), ",.2f"),

@@ -106,13 +106,39 @@ def measure_generation(decoder: DecoderContract, backend: Backend, data: Any, me
     extra = {"kv_cache": caches, "roofline": lines, "weights_read_bytes": weights_bytes, "limits": limits}
     if decoder.load_sweep is not None:  # a server: concurrent users, then request rates
         with ctx.phases("load sweep"), ctx.bars.task(f"{ctx.name}: the server under load", total=None):
-            extra["endpoint"] = served_cost(decoder.load_sweep(
-                data.windows("test", min(gen.prompt_lens), 8), gen.new_tokens, gen.server_requests,
-                gen.ttft_bound_ms, gen.tpot_bound_ms, measure.rate_steps, ctx.seed), measure.cost_per_hour)
+            sweep = decoder.load_sweep(data.windows("test", min(gen.prompt_lens), 8), gen.new_tokens,
+                                       gen.server_requests, gen.ttft_bound_ms, gen.tpot_bound_ms, measure.rate_steps,
+                                       ctx.seed)
+        load_rows, sweep = served_rows(sweep, min(gen.prompt_lens), ctx.round)
+        rows += load_rows
+        extra["endpoint"] = served_cost(sweep, measure.cost_per_hour)
     measured = Measured(latency=tuple(rows), throughput=tuple(rates), notes=tuple(notes),
                         harness_overhead_us=harness * 1e6, energy=energy_result, energy_reason=energy_reason,
                         load=loaded)
     return measured, extra
+
+
+def served_rows(sweep: dict, prompt_len: int, round_: int) -> tuple[list, dict]:
+    """Each load point's TTFT and TPOT samples as latency rows of their own ("ttft at 4 users
+    b=1 p=32": each request's own, b=1), ("tpot at 2/s b=1 p=32"), so that compare and gate judge a server under load as
+    they judge any shape; and the sweep without the samples (the search's trials' are dropped)."""
+    from suite.measure import timing
+    from suite.measure.measuring import latency_result
+
+    rows, points = [], []
+    for point in sweep["points"]:
+        samples = point.pop("samples")
+        users = point.get("concurrency")
+        load = f"{users} user{'s' * (users != 1)}" if users else f"{point['rate']:g}/s"
+        for metric in ("ttft", "tpot"):
+            if samples[metric]:
+                rows.append(latency_result(1, prompt_len, timing.Timing(tuple(samples[metric]), 1, 0, 0.0, "enough"),
+                                           f"{metric} at {load}", round_)[0])
+        points.append(point)
+    search = sweep.get("search")
+    if search is not None:
+        search = {**search, "trials": [{k: v for k, v in t.items() if k != "samples"} for t in search["trials"]]}
+    return rows, {**sweep, "points": points, "search": search}
 
 
 def served_cost(sweep: dict, cost_per_hour: float | None) -> dict:
@@ -546,7 +572,8 @@ def served(decoders: tuple[VariantResult, ...]) -> str:
             rate, cost = search["max_rate_rps"], sweep.get("cost_per_million_tokens")
             best.append(f"<li>{escape(v.name)}: " + (f"{rate:.3g} requests/s ({search['output_tokens_per_s']:,.1f} "
                         "output tokens/s)" + (f", {cost:.3g} per million output tokens at {sweep['cost_per_hour']:g} "
-                                               "per hour" if cost else "") if rate else "no rate tried met them") + "</li>")
+                                               "per hour" if cost else "") if rate else "no rate tried met them")
+                        + (f" (the search stopped: {escape(search['stopped'])})" if search.get("stopped") else "") + "</li>")
     bounds = sweeps[0][1]
     head = (f"<p>The highest Poisson rate with p99 TTFT &le; {bounds['ttft_bound_ms']:g} ms and p99 TPOT &le; "
             f"{bounds['tpot_bound_ms']:g} ms, no request failed:</p><ul>{''.join(best)}</ul>"
