@@ -281,11 +281,9 @@ def plain_http_server():
 
 
 def closed_port() -> str:
-    import socket
+    from suite.measure.endpoint import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"  # closed again when the block ends
+    return f"127.0.0.1:{free_port()}"  # nothing listens there
 
 
 @needs_ray

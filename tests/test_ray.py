@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from suite.__main__ import main
+from suite.measure.endpoint import free_port
 from tests.test_isolation import scenario as misbehaving_scenario
 from tests.test_isolation import variant, wait_for
 from tests.test_launchers import SMALL
@@ -33,12 +33,6 @@ def test_without_ray_the_launcher_is_a_one_line_error(write_scenario, run_quick,
 def test_address_without_the_ray_launcher_is_a_one_line_error(write_scenario, run_quick):
     status, _, err, _ = run_quick(write_scenario(SMALL), "--address", "127.0.0.1:1")
     assert status == 2 and err.strip() == "error: --address is the Ray cluster's: use it with --launcher ray"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -326,17 +326,6 @@ def timed(answer: Answer, count: Callable[[str], int]) -> Timed:
                  e2e=queued + last, tokens=tokens, gaps=tuple(gaps))
 
 
-def _spread(values_s: Sequence[float]) -> dict | None:
-    if not len(values_s):
-        return None
-    from suite.measure.stats import percentile_bound
-
-    ms = np.asarray(values_s, dtype=float) * 1e3
-    return {"n": int(ms.size), "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)),
-            "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
-            "p99_bound_ms": percentile_bound(ms, 0.99)}
-
-
 def arrived_busy(answers: Sequence[Answer]) -> int:
     """How many requests arrived while an earlier one was still being answered: where a server
     answers one at a time, these are the ones that queued (their TTFT holds another's answer)."""
@@ -357,6 +346,8 @@ def summary(answers: Sequence[Answer], seconds: float, count: Callable[[str], in
     (samples), and with both bounds the goodput: the requests per second that met both, and
     whether the load's p99s met them (its bound where there are samples enough, as the suite's
     server mode judges)."""
+    from suite.measure.stats import p99_claim, spread_ms
+
     done = [timed(a, count) for a in answers if a.error is None]
     errors = [a.error for a in answers if a.error is not None]
     out = {"requests": len(answers), "failed": len(errors), "reasons": sorted(set(errors))[:3],
@@ -364,8 +355,9 @@ def summary(answers: Sequence[Answer], seconds: float, count: Callable[[str], in
            "output_tokens": sum(t.tokens for t in done),
            "output_tokens_per_s": sum(t.tokens for t in done) / seconds if seconds else None,
            "arrived_busy": arrived_busy([a for a in answers if a.error is None]),
-           "ttft": _spread([t.ttft for t in done]), "itl": _spread([g for t in done for g in t.gaps]),
-           "tpot": _spread([t.tpot for t in done if t.tpot is not None]), "e2e": _spread([t.e2e for t in done]),
+           "ttft": spread_ms([t.ttft * 1e3 for t in done]), "itl": spread_ms([g * 1e3 for t in done for g in t.gaps]),
+           "tpot": spread_ms([t.tpot * 1e3 for t in done if t.tpot is not None]),
+           "e2e": spread_ms([t.e2e * 1e3 for t in done]),
            "samples": {"ttft": [t.ttft for t in done], "tpot": [t.tpot for t in done if t.tpot is not None]}}
     if ttft_bound_ms is not None and tpot_bound_ms is not None:
         good = sum(t.ttft * 1e3 <= ttft_bound_ms and (t.tpot is None or t.tpot * 1e3 <= tpot_bound_ms) for t in done)
@@ -373,7 +365,7 @@ def summary(answers: Sequence[Answer], seconds: float, count: Callable[[str], in
 
         def met(name: str, bound: float) -> bool:
             spread = out[name]
-            return spread is not None and (spread["p99_bound_ms"] or spread["p99_ms"]) <= bound
+            return spread is not None and p99_claim(spread) <= bound
 
         out["met"] = not errors and met("ttft", ttft_bound_ms) and (out["tpot"] is None or met("tpot", tpot_bound_ms))
     return out

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from suite.measure.stats import percentile_bound
+from suite.measure.stats import p99_claim, percentile_bound, spread_ms
 
 SPIN_S = 0.001  # sleep until this close to an arrival, then spin: sleep overshoots by ~0.1 ms
 
@@ -143,10 +143,8 @@ def search_request_rate(run_at: Callable[[float], list[tuple[float, list[float]]
         tpot = np.array([s for _, step in served for s in step]) * 1e3
         figures = {}
         for name, values, bound in (("ttft", ttft, ttft_bound_ms), ("tpot", tpot, tpot_bound_ms)):
-            claim = percentile_bound(values, 0.99)
-            figures[name] = {"p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
-                             "p99_bound_ms": claim, "n": int(values.size),
-                             "met": (claim if claim is not None else float(np.percentile(values, 99))) <= bound}
+            spread = spread_ms(values)
+            figures[name] = {**spread, "met": p99_claim(spread) <= bound}
         met = figures["ttft"]["met"] and figures["tpot"]["met"]
         return {"rate_qps": rate, "requests": len(served), "seconds": time.perf_counter() - start,
                 **figures, "met": met, "p99_bound_ms": figures["ttft"]["p99_bound_ms"]}

@@ -91,6 +91,22 @@ def min_samples_for_percentile(q: float, confidence: float = 0.99, tolerance: in
         n = 2 * n + 1
 
 
+def spread_ms(values_ms) -> dict | None:
+    """A load's figures of one metric, in ms: count, mean, p50, p90, p99, and the 99 %-confidence
+    upper bound of p99 (None where there are too few samples for one); None without samples."""
+    ms = np.asarray(values_ms, dtype=float)
+    if not ms.size:
+        return None
+    return {"n": int(ms.size), "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)),
+            "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
+            "p99_bound_ms": percentile_bound(ms, 0.99)}
+
+
+def p99_claim(spread: dict) -> float:
+    """What a spread's p99 is judged by: its 99 %-confidence bound where there is one, else p99."""
+    return spread["p99_bound_ms"] if spread["p99_bound_ms"] is not None else spread["p99_ms"]
+
+
 def percentile_bound(values, q: float, confidence: float = 0.99, tolerance: int = 1) -> float | None:
     """An upper bound on the true q-quantile that holds with the given confidence, from the
     order statistics: the sample with t samples above it, for the largest t such that
