@@ -291,7 +291,8 @@ def test_a_server_that_does_not_start_fails_its_variant_with_its_log_and_the_run
     unreachable = f"http://127.0.0.1:{free_port()}"
     path = write_scenario(llama_scenario(llama_folder, f"""
           - {{name: dies, backend: {{name: endpoint, command: {dies}, startup_s: 30}}}}
-          - {{name: nobody, backend: {{name: endpoint, url: '{unreachable}', timeout_s: 5}}}}""", "ep"))
+          - {{name: nobody, backend: {{name: endpoint, url: '{unreachable}', timeout_s: 5}}}}
+          - {{name: no-gguf, backend: {{name: endpoint, command: ['{{python}}', '{{gguf}}']}}}}""", "ep"))
     started = time.monotonic()
     status, out, _, results = run_quick(path, "--in-process")
     assert status == 2 and time.monotonic() - started < 120, out  # bad settings: those variants failed, the run went on
@@ -300,6 +301,18 @@ def test_a_server_that_does_not_start_fails_its_variant_with_its_log_and_the_run
     assert v["dies"]["status"] == "failed" and "exited with code 3 before it was ready" in v["dies"]["error"]
     assert "cannot load" in v["dies"]["error"]  # the log's last lines
     assert v["nobody"]["status"] == "failed" and f"cannot connect to {unreachable}" in v["nobody"]["error"]
+    assert v["no-gguf"]["status"] == "failed" and "not read from one" in v["no-gguf"]["error"]  # a folder's model
+
+
+def test_a_server_of_the_models_own_gguf_file_refuses_compression_steps(llama_folder, write_scenario, capsys):
+    """{gguf} is the file the model was read from: a compression step would not reach it."""
+    from suite.__main__ import main
+
+    path = write_scenario(llama_scenario(llama_folder, """
+          - {name: served, compress: [bf16], backend: {name: endpoint, command: [x, '{gguf}']}}""", "ep"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "runs the model's own file, which compression steps do not change" in err
 
 
 def test_a_servers_load_points_are_latency_rows_that_the_gate_judges():

@@ -25,6 +25,12 @@ class Backend:
     def __init__(self, params: Any) -> None:
         self.params = params
 
+    @classmethod
+    def runs_file_with(cls, params: Any) -> bool:
+        """Whether, with these params, it runs the model's own file (runs_model_file, unless the
+        params decide it)."""
+        return cls.runs_model_file
+
     def available(self) -> str | None:
         """None when this backend can run here with these params; otherwise the reason it cannot."""
         return None

@@ -1,7 +1,8 @@
 """A generative decoder behind an OpenAI-compatible HTTP server: one given by `url`, or one suite
 starts from `command` for the variant (the model as the compression steps left it, saved as a
-Hugging Face folder for "{model}"; a free port for "{port}"; "{python}" this interpreter), on
-loopback, and stops after it (suite.measure.endpoint.Server: its own process group, killed if this
+Hugging Face folder for "{model}"; or the model's own GGUF file for "{gguf}", which compression
+steps do not reach, so a variant with them is refused; a free port for "{port}"; "{python}" this
+interpreter), on loopback, and stops after it (suite.measure.endpoint.Server: its own process group, killed if this
 process dies; its output appended to the variant's log).
 
 What goes through the server: every timed request (streamed, one at a time: time to first
@@ -78,6 +79,10 @@ class EndpointBackend(HostDecoderBackend):
     # when the folder is written).
     takes = ("torch", "torch_only", "eager_only")
 
+    @classmethod
+    def runs_file_with(cls, params: EndpointParams) -> bool:
+        return any("{gguf}" in word for word in params.command or ())
+
     def available(self) -> str | None:
         if importlib.util.find_spec("aiohttp") is None:
             return f"aiohttp is not installed ({INSTALL})"
@@ -94,11 +99,12 @@ class EndpointBackend(HostDecoderBackend):
         p = self.params
         if cache != "auto":
             raise SuiteError(f"backend endpoint: generate.cache {cache!r}: the server keeps its own KV cache; use 'auto'")
-        server, folder = None, ""
+        server, folder, gguf = None, "", ""
         if p.command is not None:
-            folder = str(saved_folder(model, tokenizer))
-            python = sys.executable
-            words = [w.replace("{python}", python) for w in p.command]
+            gguf = own_gguf(model) if self.runs_file_with(p) else ""
+            if not gguf or any("{model}" in w for w in (*p.command, p.served_model or "")):
+                folder = str(saved_folder(model, tokenizer))
+            words = [w.replace("{python}", sys.executable).replace("{gguf}", gguf) for w in p.command]
             server = Server(words, p.ready_path, p.startup_s, Path(tempfile.mkdtemp(prefix="suite-server-")) / "server.log",
                             model=folder, port=p.port or 0, env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
             try:
@@ -107,7 +113,8 @@ class EndpointBackend(HostDecoderBackend):
                 shutil.rmtree(server.log.parent, ignore_errors=True)
                 raise
         url = server.url if server else p.url.rstrip("/")
-        api = Api(url, p.api, (p.served_model or folder).replace("{model}", folder), dict(p.extra_body), p.timeout_s)
+        api = Api(url, p.api, (p.served_model or folder or gguf).replace("{model}", folder), dict(p.extra_body),
+                  p.timeout_s)
         self.info = {"url": url if server is None else "http://127.0.0.1:{port}", "api": p.api,
                      "server": " ".join(server.command) if server else "given by url",
                      **({"server_pid": server.process.pid} if server else {}),
@@ -118,6 +125,15 @@ class EndpointBackend(HostDecoderBackend):
             if server is not None:
                 server.stop()
             raise
+
+
+def own_gguf(model: Any) -> str:
+    """The GGUF file the model was read from ("{gguf}" in a command)."""
+    path = getattr(model, "gguf_file", None)
+    if path is None:
+        raise SuiteError("backend endpoint: command names {gguf}, the model's own GGUF file, and this model was not "
+                         "read from one: use model smollm2 or {name: gguf, path: FILE.gguf}, or {model} (a folder)")
+    return str(path)
 
 
 def saved_folder(model: Any, tokenizer: Any) -> Path:

@@ -317,7 +317,7 @@ def format_conflict(variant: Variant, model: PluginRef | None) -> tuple[tuple, s
     made, maker = (MODELS.get(model.name).format if model is not None else "torch"), None
     whence = f"model {model.name!r} is one" if model is not None else None  # what made the form, in words
     backend = BACKENDS.get(variant.backend.name)
-    if variant.compress and backend.runs_model_file:
+    if variant.compress and backend.runs_file_with(variant.backend.params):
         return ("compress",), (f"backend {variant.backend.name!r} runs the model's own file, which compression "
                                "steps do not change: drop them")
     for i, step in enumerate(variant.compress):

@@ -119,26 +119,27 @@ def measure_generation(decoder: DecoderContract, backend: Backend, data: Any, me
 
 
 def served_rows(sweep: dict, prompt_len: int, round_: int) -> tuple[list, dict]:
-    """Each load point's TTFT and TPOT samples as latency rows of their own ("ttft at 4 users
-    b=1 p=32": each request's own, b=1), ("tpot at 2/s b=1 p=32"), so that compare and gate judge a server under load as
-    they judge any shape; and the sweep without the samples (the search's trials' are dropped)."""
+    """Each load point's requests as latency rows of their own, one per request ("ttft at 4 users
+    b=1 p=32", "tpot at 2/s b=1 p=32"), so that compare and gate judge a server under load as they
+    judge any shape; and the sweep without the samples (the search's trials' are not kept)."""
     from suite.measure import timing
     from suite.measure.measuring import latency_result
 
-    rows, points = [], []
+    def without_samples(figures: dict) -> dict:
+        return {k: v for k, v in figures.items() if k != "samples"}
+
+    rows = []
     for point in sweep["points"]:
-        samples = point.pop("samples")
         users = point.get("concurrency")
         load = f"{users} user{'s' * (users != 1)}" if users else f"{point['rate']:g}/s"
         for metric in ("ttft", "tpot"):
-            if samples[metric]:
-                rows.append(latency_result(1, prompt_len, timing.Timing(tuple(samples[metric]), 1, 0, 0.0, "enough"),
-                                           f"{metric} at {load}", round_)[0])
-        points.append(point)
+            if point["samples"][metric]:
+                measured = timing.Timing(tuple(point["samples"][metric]), 1, 0, 0.0, "enough")
+                rows.append(latency_result(1, prompt_len, measured, f"{metric} at {load}", round_)[0])
     search = sweep.get("search")
     if search is not None:
-        search = {**search, "trials": [{k: v for k, v in t.items() if k != "samples"} for t in search["trials"]]}
-    return rows, {**sweep, "points": points, "search": search}
+        search = {**search, "trials": [without_samples(t) for t in search["trials"]]}
+    return rows, {**sweep, "points": [without_samples(p) for p in sweep["points"]], "search": search}
 
 
 def served_cost(sweep: dict, cost_per_hour: float | None) -> dict:
