@@ -98,6 +98,9 @@ def test_requests_that_arrive_while_another_is_answered_are_counted():
     assert endpoint.arrived_busy([answer(3.9), answer(0.0), answer(3.0), answer(0.5)]) == 2
     assert endpoint.arrived_busy([answer(0.0), answer(1.5), answer(3.0)]) == 0
     assert summary([answer(0.0), answer(0.5)], 2.0, words)["arrived_busy"] == 1
+    # Answers of fewer tokens than asked (a server cutting one short when another comes) are counted.
+    figures = summary([answer(0.0), Answer(1.0, 1.0, ((0.1, "a"),), ended=0.2)], 2.0, words, asked=2)
+    assert figures["short"] == 1 and summary([answer(0.0)], 1.0, words)["short"] is None
 
 
 class Fault(http.server.BaseHTTPRequestHandler):

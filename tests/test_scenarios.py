@@ -79,6 +79,7 @@ def check_served(v: dict, out: str) -> None:
     assert [p.get("concurrency", p.get("rate")) for p in sweep["points"]] == [1, 4, 2.0]
     for point in sweep["points"]:  # the server's own count of what it wrote: every token asked (min_new_tokens)
         assert point["output_tokens"] == point["requests"] * new_tokens and point["tpot"]["n"] == point["requests"]
+        assert point["short"] == 0
     # Each load point's requests as latency rows of their own, which compare (and so gate) judges.
     load_rows = [r for r in served["latency"] if " at " in r["metric"]]
     assert [r["metric"] for r in load_rows] == [f"{m} at {load}" for load in ("1 user", "4 users", "2/s")

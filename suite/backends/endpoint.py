@@ -118,7 +118,9 @@ class EndpointBackend(HostDecoderBackend):
         self.info = {"url": url if server is None else "http://127.0.0.1:{port}", "api": p.api,
                      "server": " ".join(server.command) if server else "given by url",
                      **({"server_pid": server.process.pid} if server else {}),
-                     "logits": "from the model given to the server, in this process (the API returns none)"}
+                     "logits": "from the model given to the server, in this process (the API returns none)" if not gguf
+                     else "from the float model the GGUF file reads as, in this process (the server runs the file's "
+                          "own types; the API returns no logits)"}
         try:
             return EndpointDecoder(model, tokenizer, api, server, p)
         except BaseException:
@@ -245,7 +247,7 @@ class EndpointDecoder(DecoderContract):
         out = []
         for kind, value, rate, connections in points:
             answers, seconds = run_load(api, texts, new_tokens, requests, connections, rate, seed)
-            out.append({kind: value, **summary(answers, seconds, self.count, ttft_bound_ms, tpot_bound_ms)})
+            out.append({kind: value, **summary(answers, seconds, self.count, ttft_bound_ms, tpot_bound_ms, new_tokens)})
         searched = None
         if ttft_bound_ms is not None and tpot_bound_ms is not None:
             def run_at(rate: float, draw: int) -> tuple[list, float]:
@@ -253,7 +255,7 @@ class EndpointDecoder(DecoderContract):
 
             served = max(point["requests_per_s"] or 0.0 for point in out)
             searched = search_rate(run_at, served, self.count, ttft_bound_ms, tpot_bound_ms, rate_steps, requests,
-                                   p.search_s)
+                                   p.search_s, new_tokens)
         with tempfile.TemporaryDirectory(prefix="suite-client-") as scratch:
             client = client_cost(Path(scratch) / "trivial.log")
         return {"url": self.api.url, "api": self.api.kind, "new_tokens": new_tokens, "prompt_tokens": int(prompts.shape[1]),

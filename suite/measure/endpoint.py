@@ -338,12 +338,13 @@ def arrived_busy(answers: Sequence[Answer]) -> int:
 
 
 def summary(answers: Sequence[Answer], seconds: float, count: Callable[[str], int],
-            ttft_bound_ms: float | None = None, tpot_bound_ms: float | None = None) -> dict:
+            ttft_bound_ms: float | None = None, tpot_bound_ms: float | None = None, asked: int | None = None) -> dict:
     """A load's figures: TTFT, inter-token gap, TPOT and end-to-end spreads (with the 99 %-confidence
     upper bound of p99 where there are samples enough, else None), output tokens/s and requests/s
     over the load's time, failures with their first reasons, the requests that arrived while
-    another was being answered (arrived_busy), each request's TTFT and TPOT in seconds
-    (samples), and with both bounds the goodput: the requests per second that met both, and
+    another was being answered (arrived_busy), with `asked` the answers of fewer tokens (short: a
+    server that cuts an answer when another request comes looks faster), each request's TTFT and
+    TPOT in seconds (samples), and with both bounds the goodput: the requests per second that met both, and
     whether the load's p99s met them (its bound where there are samples enough, as the suite's
     server mode judges)."""
     from suite.measure.stats import p99_claim, spread_ms
@@ -355,6 +356,7 @@ def summary(answers: Sequence[Answer], seconds: float, count: Callable[[str], in
            "output_tokens": sum(t.tokens for t in done),
            "output_tokens_per_s": sum(t.tokens for t in done) / seconds if seconds else None,
            "arrived_busy": arrived_busy([a for a in answers if a.error is None]),
+           "short": sum(t.tokens < asked for t in done) if asked else None,
            "ttft": spread_ms([t.ttft * 1e3 for t in done]), "itl": spread_ms([g * 1e3 for t in done for g in t.gaps]),
            "tpot": spread_ms([t.tpot * 1e3 for t in done if t.tpot is not None]),
            "e2e": spread_ms([t.e2e * 1e3 for t in done]),
@@ -373,7 +375,7 @@ def summary(answers: Sequence[Answer], seconds: float, count: Callable[[str], in
 
 def search_rate(run_at: Callable[[float, int], tuple[list[Answer], float]], served_rps: float,
                 count: Callable[[str], int], ttft_bound_ms: float, tpot_bound_ms: float, steps: int,
-                requests: int, search_s: float) -> dict:
+                requests: int, search_s: float, asked: int | None = None) -> dict:
     """Bisect the Poisson arrival rate between 0 and twice the best rate the closed loop served
     (`served_rps`; doubled while every trial meets the bounds: a batching server takes more than
     a few users offer it) for the highest whose load meets both bounds (summary's `met`: no
@@ -388,7 +390,7 @@ def search_rate(run_at: Callable[[float, int], tuple[list[Answer], float]], serv
 
     def trial(rate: float) -> dict:
         answers, seconds = run_at(rate, next(draws))
-        return {"rate": rate, **summary(answers, seconds, count, ttft_bound_ms, tpot_bound_ms)}
+        return {"rate": rate, **summary(answers, seconds, count, ttft_bound_ms, tpot_bound_ms, asked)}
 
     trials, stopped = bisect_rate(
         trial, 2.0 * served_rps, steps if served_rps > 0 else 0, LIGHT_LOAD * served_rps,

@@ -288,9 +288,10 @@ def endpoint_points(v: VariantResult) -> list[dict]:
 def endpoint_table(variants: tuple[VariantResult, ...]) -> str:
     """Each server's load points (backend endpoint): concurrent users or a request rate, with the
     medians and p99s of TTFT, inter-token gap and TPOT, tokens/s and requests/s, goodput under the
-    bounds, failures and the requests that arrived while another was being answered."""
-    head = ["variant", "load", "requests", "failed", "arrived busy", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms", "TPOT p50 ms",
-            "TPOT p99 ms", "output tokens/s", "requests/s", "goodput requests/s", "bounds met"]
+    bounds, failures, answers shorter than asked and the requests that arrived while another was
+    being answered."""
+    head = ["variant", "load", "requests", "failed", "short answers", "arrived busy", "TTFT p50 ms", "TTFT p99 ms",
+            "ITL p50 ms", "TPOT p50 ms", "TPOT p99 ms", "output tokens/s", "requests/s", "goodput requests/s", "bounds met"]
     rows = []
     for v in variants:
         for point in endpoint_points(v):
@@ -302,7 +303,8 @@ def endpoint_table(variants: tuple[VariantResult, ...]) -> str:
 
             met = point.get("met")
             rows.append([v.name, load, number(point["requests"], ",d"), number(point["failed"], ",d"),
-                         number(point.get("arrived_busy"), ",d"), spread("ttft", "p50_ms"),
+                         number(point.get("short"), ",d"), number(point.get("arrived_busy"), ",d"),
+                         spread("ttft", "p50_ms"),
                          spread("ttft", "p99_ms"), spread("itl", "p50_ms"), spread("tpot", "p50_ms"),
                          spread("tpot", "p99_ms"), number(point["output_tokens_per_s"], ",.1f"),
                          number(point["requests_per_s"], ",.2f"), number(point.get("goodput_rps"), ",.2f"),
