@@ -52,16 +52,16 @@ measure: {batch_sizes: [1], generate: {prompt_lens: [32]}}
 variants:
   - name: llama.cpp
     backend: llamacpp
-  # llama.cpp's own OpenAI-compatible server on the same file; min_tokens: every token asked. By
-  # default a new request cuts short the answer being streamed (interrupt_requests): 2 users then
-  # got 7 of 16 tokens asked.
+  # llama.cpp's own OpenAI-compatible server on the same file; min_tokens: every token asked;
+  # repeat_penalty: its default 1.1 holds at temperature 0 (not greedy). By default a new request
+  # cuts short the answer being streamed (interrupt_requests): 2 users then got 7 of 16 tokens asked.
   - name: served-llama.cpp
     backend:
       name: endpoint
       command: ['{python}', -m, llama_cpp.server, --model, '{gguf}', --host, 127.0.0.1, --port, '{port}',
                 --n_ctx, '1024', --interrupt_requests, 'false']
       ready_path: /v1/models
-      extra_body: {min_tokens: '{new_tokens}'}
+      extra_body: {min_tokens: '{new_tokens}', repeat_penalty: 1.0}
       concurrency: [1, 2]
 """
 
