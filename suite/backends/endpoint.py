@@ -2,8 +2,8 @@
 starts from `command` for the variant (the model as the compression steps left it, saved as a
 Hugging Face folder for "{model}"; or the model's own GGUF file for "{gguf}", which compression
 steps do not reach, so a variant with them is refused; a free port for "{port}"; "{python}" this
-interpreter), on loopback, and stops after it (suite.measure.endpoint.Server: its own process group, killed if this
-process dies; its output appended to the variant's log).
+interpreter), on loopback, and stops after it (suite.measure.endpoint.Server: its own process
+group, killed if this process dies; its output appended to the variant's log).
 
 What goes through the server: every timed request (streamed, one at a time: time to first
 token and the gaps between tokens by this process's clock, tokens counted with the model's
