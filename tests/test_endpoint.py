@@ -68,16 +68,14 @@ def test_the_rate_search_bisects_to_the_highest_rate_meeting_both_bounds():
 
     out = endpoint.search_rate(run_at, 10.0, words, ttft_bound_ms=100, tpot_bound_ms=50, steps=4, requests=4,
                                search_s=60)
-    # 10 met, so the bracket (twice the served 10/s) doubles to 40 before it is halved.
-    assert [t["rate"] for t in out["trials"]] == [10.0, 25.0, 17.5, 13.75]
-    assert [t["met"] for t in out["trials"]] == [True, False, False, False]
-    assert out["max_rate_rps"] == 10.0 and out["output_tokens_per_s"] == 8.0
+    assert [t["rate"] for t in out["trials"]] == [10.0, 15.0, 12.5, 11.25]
+    assert [t["met"] for t in out["trials"]] == [True, False, False, True]
+    assert out["max_rate_rps"] == 11.25 and out["output_tokens_per_s"] == 8.0
     assert draws == [0, 1, 2, 3] and out["stopped"] == "4 trials (rate_steps)"  # another draw of arrivals each
-    # A server that meets the bounds at every rate tried: the bracket keeps doubling, and the
-    # highest rate is said to be a floor.
+    # A server that meets the bounds at every rate tried: the highest rate is said to be a floor.
     always = endpoint.search_rate(lambda rate, draw: run_at(0.0, draw), 10.0, words, 100, 50, 3, requests=4,
                                   search_s=60)
-    assert [t["rate"] for t in always["trials"]] == [10.0, 25.0, 52.5] and "a floor, not the limit" in always["stopped"]
+    assert [t["rate"] for t in always["trials"]] == [10.0, 15.0, 17.5] and "a floor, not the limit" in always["stopped"]
     # A miss at a tenth of what the closed loop served ends the search: lower rates would miss too.
     never = endpoint.search_rate(lambda rate, draw: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50, 20,
                                  requests=4, search_s=60)
@@ -342,3 +340,21 @@ def test_a_servers_load_points_are_latency_rows_that_the_gate_judges():
     assert [r.shape for r in base.variants[0].latency] == ["ttft at 4 users b=1 p=32", "tpot at 4 users b=1 p=32"]
     assert [r.shape for r in regressions(compare_runs(base, run_with(2.0)), 0.10)] == ["ttft at 4 users b=1 p=32"]
     assert regressions(compare_runs(base, run_with(1.0)), 0.10) == []
+
+
+def test_the_folder_a_server_loads_has_its_classs_layout_and_the_same_outputs(tmp_path):
+    """GPT-2 here runs its Conv1D projections as Linear layers (weights transposed); the folder a
+    server loads must hold them as GPT2LMHeadModel does, or transformers serve refuses it."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    from models.nets.gpt2 import gpt2
+    from suite.backends.endpoint import class_layout
+
+    torch.manual_seed(0)
+    model = gpt2(vocab_size=64, layers=2, hidden=32, heads=4, context=32, eos_id=0).eval()
+    model.save_pretrained(tmp_path, state_dict=class_layout(model))
+    loaded = GPT2LMHeadModel.from_pretrained(tmp_path).eval()  # raises on a weight of the wrong shape
+    ids = torch.randint(0, 64, (2, 16))
+    with torch.no_grad():
+        assert torch.allclose(loaded(ids).logits, model(ids).logits, atol=1e-5)

@@ -138,6 +138,19 @@ def own_gguf(model: Any) -> str:
     return str(path)
 
 
+def class_layout(model: Any) -> dict:
+    """The model's weights as its Hugging Face class lays them out, for a server that loads that
+    class: a Linear that stands in for the class's Conv1D (GPT-2 here, models/nets/gpt2.py) keeps
+    its weight as [out, in] where Conv1D keeps [in, out], so such a weight is transposed back."""
+    import torch
+
+    with torch.device("meta"):
+        fresh = dict(type(model)(model.config).named_modules())
+    conv = {f"{name}.weight" for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and type(fresh.get(name)).__name__ == "Conv1D"}
+    return {key: value.t().contiguous() if key in conv else value for key, value in model.state_dict().items()}
+
+
 def saved_folder(model: Any, tokenizer: Any) -> Path:
     """The model and its tokenizer as a Hugging Face folder (save_pretrained), cached under a key of
     the weights' bytes, the config and the tokenizer."""
@@ -151,10 +164,12 @@ def saved_folder(model: Any, tokenizer: Any) -> Path:
     if not hash_tensors(model, digest):
         raise SuiteError("backend endpoint: the model's weights are not plain tensors (a compression step quantized "
                          "them): a server loads a Hugging Face folder of float weights")
-    digest.update(json.dumps([type(model).__name__, model.config.to_json_string(), tokenizer_id(tokenizer, "")]).encode())
+    # "class layout": folders saved before class_layout held GPT-2's projections transposed.
+    digest.update(json.dumps([type(model).__name__, model.config.to_json_string(), tokenizer_id(tokenizer, ""),
+                              "class layout"]).encode())
 
     def save(out: Path) -> None:
-        model.save_pretrained(out)
+        model.save_pretrained(out, state_dict=class_layout(model))
         tokenizer.save_pretrained(out)
 
     return built_folder("endpoint", "Hugging Face folder for a server", digest.hexdigest()[:24], save)[0]

@@ -377,8 +377,9 @@ def search_rate(run_at: Callable[[float, int], tuple[list[Answer], float]], serv
                 count: Callable[[str], int], ttft_bound_ms: float, tpot_bound_ms: float, steps: int,
                 requests: int, search_s: float, asked: int | None = None) -> dict:
     """Bisect the Poisson arrival rate between 0 and twice the best rate the closed loop served
-    (`served_rps`; doubled while every trial meets the bounds: a batching server takes more than
-    a few users offer it) for the highest whose load meets both bounds (summary's `met`: no
+    (`served_rps`; a batching server may take more than it was offered; the bracket does not grow
+    past it: a trial of a few requests at a high rate ends before a queue builds, and would meet
+    any bound) for the highest whose load meets both bounds (summary's `met`: no
     failure, p99 TTFT and TPOT within them), each trial `run_at(rate, trial)` of `requests`
     arrivals (another draw of arrivals each: one draw's clusters would repeat, scaled, at every
     rate); each trial's summary kept. Stops where a trial at a tenth of the served rate misses
@@ -394,7 +395,7 @@ def search_rate(run_at: Callable[[float, int], tuple[list[Answer], float]], serv
 
     trials, stopped = bisect_rate(
         trial, 2.0 * served_rps, steps if served_rps > 0 else 0, LIGHT_LOAD * served_rps,
-        lambda rate: time.perf_counter() - start + requests / rate <= search_s, grow=True)
+        lambda rate: time.perf_counter() - start + requests / rate <= search_s)
     best = best_trial(trials, "rate")
     return {"ttft_bound_ms": ttft_bound_ms, "tpot_bound_ms": tpot_bound_ms, "percentile": 99,
             "max_rate_rps": best["rate"] if best else None,
