@@ -79,11 +79,12 @@ def test_openvino_genai_decodes_as_the_torch_model_and_compressed_weights_stay_c
     for name in ("ov", "ov-int4", "gpt2-ov"):
         rows = {(r["metric"], r["batch_size"]): r for r in v[name]["latency"]}
         assert set(rows) == {(m, b) for m in ("ttft", "tpot", "request") for b in (1, 2)} or name == "gpt2-ov"
-        # The pipeline's clock in ms as eager's: a whole request is its first token and its 3 steps
-        # (a unit slipped would be 1,000x off; the ratio to eager's own TPOT is a speed, not a unit,
-        # and moved 60x on two busy cores).
+        # The pipeline's clock in ms as eager's: a whole request is its first token, its 3 steps and
+        # the pipeline's own work around them (2.6x the two for GPT-2's 0.2 ms steps on busy cores);
+        # a unit slipped would be 1,000x off. (The ratio to eager's own TPOT is a speed, not a unit,
+        # and moved 60x on two busy cores.)
         ttft, tpot, request = (rows[(metric, 1)]["p50_ms"] for metric in ("ttft", "tpot", "request"))
-        assert 0.5 < request / (ttft + 3 * tpot) < 2, (name, ttft, tpot, request)
+        assert 0.1 < request / (ttft + 3 * tpot) < 10, (name, ttft, tpot, request)
 
 
 @pytest.mark.parametrize("backend, message", [
