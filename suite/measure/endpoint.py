@@ -349,13 +349,14 @@ def summary(answers: Sequence[Answer], seconds: float, count: Callable[[str], in
     server mode judges)."""
     from suite.measure.stats import p99_claim, spread_ms
 
-    done = [timed(a, count) for a in answers if a.error is None]
+    answered = [a for a in answers if a.error is None]
+    done = [timed(a, count) for a in answered]
     errors = [a.error for a in answers if a.error is not None]
     out = {"requests": len(answers), "failed": len(errors), "reasons": sorted(set(errors))[:3],
            "seconds": seconds, "requests_per_s": len(done) / seconds if seconds else None,
            "output_tokens": sum(t.tokens for t in done),
            "output_tokens_per_s": sum(t.tokens for t in done) / seconds if seconds else None,
-           "arrived_busy": arrived_busy([a for a in answers if a.error is None]),
+           "arrived_busy": arrived_busy(answered),
            "short": sum(t.tokens < asked for t in done) if asked else None,
            "ttft": spread_ms([t.ttft * 1e3 for t in done]), "itl": spread_ms([g * 1e3 for t in done for g in t.gaps]),
            "tpot": spread_ms([t.tpot * 1e3 for t in done if t.tpot is not None]),

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from suite.measure.stats import p99_claim, percentile_bound, spread_ms
+from suite.measure.stats import p99_claim, spread_ms
 
 SPIN_S = 0.001  # sleep until this close to an arrival, then spin: sleep overshoots by ~0.1 ms
 
@@ -65,13 +65,9 @@ def wait_until(moment: float, clock: Callable[[], float]) -> None:
 
 def trial(run_at: Callable[[float], list[float]], rate_qps: float, bound_ms: float) -> Trial:
     start = time.perf_counter()
-    latencies_ms = np.asarray(run_at(rate_qps)) * 1e3
-    seconds = time.perf_counter() - start
-    bound = percentile_bound(latencies_ms, 0.99)
-    p99 = float(np.percentile(latencies_ms, 99))
-    return Trial(rate_qps=rate_qps, queries=len(latencies_ms), seconds=seconds,
-                 p50_ms=float(np.percentile(latencies_ms, 50)), p99_ms=p99, p99_bound_ms=bound,
-                 met=(bound if bound is not None else p99) <= bound_ms)
+    spread = spread_ms(np.asarray(run_at(rate_qps)) * 1e3)
+    return Trial(rate_qps=rate_qps, queries=spread["n"], seconds=time.perf_counter() - start, p50_ms=spread["p50_ms"],
+                 p99_ms=spread["p99_ms"], p99_bound_ms=spread["p99_bound_ms"], met=p99_claim(spread) <= bound_ms)
 
 
 # A trial that misses the bound at this share of one server's capacity (rate x service time) or
@@ -85,10 +81,10 @@ def bisect_rate(trial: Callable[[float], dict], high: float, steps: int, light_r
                 affordable: Callable[[float], bool] = lambda rate: True) -> tuple[list[dict], str]:
     """The trials of a bisection of the arrival rate between 0 and `high` for the highest whose
     trial (`trial(rate)`, a dict with "met") meets its bounds: halve toward the last rate that met
-    them, up toward the last that missed. Stops after `steps`
-    trials, where a trial at `light_rate` or less misses (queueing adds little below: lower rates
-    would miss too), or before a trial that is not `affordable` (each halving doubles a fixed
-    count of arrivals' time). Returns the trials and why it stopped."""
+    them, up toward the last that missed. Stops after `steps` trials, where a trial at
+    `light_rate` or less misses (queueing adds little below: lower rates would miss too), or
+    before a trial that is not `affordable` (each halving doubles a fixed count of arrivals'
+    time). Returns the trials and why it stopped."""
     low, trials = 0.0, []
     for _ in range(steps):
         rate = (low + high) / 2
