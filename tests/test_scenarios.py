@@ -23,7 +23,7 @@ MOVED_AWAY = re.compile(r"cannot run .*, which compress step|it is the same as v
 # runs here on fp32-compiled). MiniLM's PT2E int8 compiled took 122 s (compiles for each
 # shape; PT2E int8 compiled runs on the CNN and ResNet scenarios).
 QUICK_ONLY = {"smollm2": ("fp32", "int8-dynamic", "ort-int4", "ov-int8"),
-              "gpt2": ("fp32", "fp32-compiled", "bf16", "int8-dynamic", "magnitude50", "ov-int8"),
+              "gpt2": ("fp32", "fp32-compiled", "bf16", "int8-dynamic", "magnitude50", "ov-int8", "served-fp32"),
               "bert": ("minilm-fp32", "minilm-int8-dynamic", "minilm-onnxruntime", "minilm-onnxruntime-int8",
                        "minilm-openvino", "small-bert-fp32"),
               "serving": ("fp32", "served-fp32")}  # served-bf16: the same path, another server start
@@ -63,26 +63,30 @@ def test_scenario_runs_quick_and_results_hold(path, run_quick, request):
         by_name = {v["name"]: v for v in results["variants"]}
         assert by_name["int8-dynamic"]["fidelity"]["kld_mean"] > 0.1
         assert any("mean KL divergence from 'fp32'" in w for w in by_name["int8-dynamic"]["warnings"])
+    if path.stem in ("serving", "gpt2"):  # SmolLM2 and the GPT-2 trained here, each behind transformers serve
+        by_name = {v["name"]: v for v in results["variants"]}
+        check_served(by_name["served-fp32"], by_name["fp32"], out)
     if path.stem == "serving":
-        check_served({v["name"]: v for v in results["variants"]}, out)
+        check_served_search(by_name["served-fp32"], out)
 
 
-def check_served(v: dict, out: str) -> None:
-    """SmolLM2 through a real transformers serve, started for the variant and stopped after it."""
+def check_served(served: dict, reference: dict, out: str) -> None:
+    """fp32 through a real transformers serve, started for the variant and stopped after it: the
+    in-process fp32's answers, every token asked at each load point, load rows that compare judges."""
     import os
 
-    served, reference = v["served-fp32"], v["fp32"]
     # The same float weights through the server: the same greedy tokens and texts as in this process.
     assert served["fidelity"]["greedy_agreement"] == 1.0, served["fidelity"]
     assert [t["text"] for t in served["generation"]["texts"]] == [t["text"] for t in reference["generation"]["texts"]]
     sweep, new_tokens = served["generation"]["endpoint"], served["generation"]["settings"]["new_tokens"]
-    assert [p.get("concurrency", p.get("rate")) for p in sweep["points"]] == [1, 4, 2.0]
+    loads = [p.get("concurrency", p.get("rate")) for p in sweep["points"]]
+    assert loads[:2] == [1, 4] and len(loads) == 3 and isinstance(loads[2], float)
     for point in sweep["points"]:  # the server's own count of what it wrote: every token asked (min_new_tokens)
         assert point["output_tokens"] == point["requests"] * new_tokens and point["tpot"]["n"] == point["requests"]
         assert point["short"] == 0
     # Each load point's requests as latency rows of their own, which compare (and so gate) judges.
     load_rows = [r for r in served["latency"] if " at " in r["metric"]]
-    assert [r["metric"] for r in load_rows] == [f"{m} at {load}" for load in ("1 user", "4 users", "2/s")
+    assert [r["metric"] for r in load_rows] == [f"{m} at {load}" for load in ("1 user", "4 users", f"{loads[2]:g}/s")
                                                 for m in ("ttft", "tpot")]
     assert all(len(r["samples_ms"]) == sweep["requests_per_point"] for r in load_rows)
     from suite.analysis.compare import compare_runs
@@ -91,11 +95,6 @@ def check_served(v: dict, out: str) -> None:
     run = load_json(Path(out.splitlines()[-1].split("report: ")[1]).parent / "results.json")
     judged = {row.shape: row for row in compare_runs(run, run) if row.variant == "served-fp32"}
     assert judged["ttft at 4 users b=1 p=32"].comparison.verdict() == "no significant change"
-    # The highest Poisson rate meeting MLPerf's server bounds (bounds: server), in --quick's 3 trials, and its cost.
-    search = sweep["search"]
-    assert (search["ttft_bound_ms"], search["tpot_bound_ms"], len(search["trials"])) == (2000.0, 200.0, 3), search
-    best = max((t for t in search["trials"] if t["met"]), key=lambda t: t["rate"])
-    assert sweep["cost_per_million_tokens"] == pytest.approx(sweep["cost_per_hour"] / 3600 / best["output_tokens_per_s"] * 1e6)
     # The client's own floor, against a trivial endpoint: far below a request to the model.
     client = sweep["client"]
     assert client["failed"] == 0 and 0 < client["ttft"]["p50_ms"] < served["latency"][0]["p50_ms"]
@@ -103,6 +102,16 @@ def check_served(v: dict, out: str) -> None:
     assert "Behind a server, under load" in page and 'id="endpoint-load"' in page and "The client's own cost" in page
     pid = served["backend_info"]["server_pid"]  # stopped after the variant
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def check_served_search(served: dict, out: str) -> None:
+    """serving.yaml's bounds and cost: the rate search and its cost per million tokens."""
+    sweep = served["generation"]["endpoint"]
+    # The highest Poisson rate meeting MLPerf's server bounds (bounds: server), in --quick's 3 trials, and its cost.
+    search = sweep["search"]
+    assert (search["ttft_bound_ms"], search["tpot_bound_ms"], len(search["trials"])) == (2000.0, 200.0, 3), search
+    best = max((t for t in search["trials"] if t["met"]), key=lambda t: t["rate"])
+    assert sweep["cost_per_million_tokens"] == pytest.approx(sweep["cost_per_hour"] / 3600 / best["output_tokens_per_s"] * 1e6)
 
 
 def check_decoder(v: dict, measure) -> None:
@@ -120,8 +129,9 @@ def check_decoder(v: dict, measure) -> None:
         assert f["kld_max"] == 0.0 and f["top1_agreement"] == 1.0
     texts = measure.generate.texts[:QUICK_TEXTS]  # --quick writes the first (another length compiles again)
     assert [t["prompt"] for t in g["texts"]] == list(texts) and all(isinstance(t["text"], str) for t in g["texts"])
-    expected = [(m, b, p) for p in measure.generate.prompt_lens[:QUICK_PROMPT_LENS] for b in measure.batch_sizes
-                for m in ("ttft", "tpot", "request")]
+    served = v["backend"] == "endpoint"  # one request at a time: its batches are the load's users
+    expected = [(m, b, p) for p in measure.generate.prompt_lens[:QUICK_PROMPT_LENS]
+                for b in measure.batch_sizes if b == 1 or not served for m in ("ttft", "tpot", "request")]
     timed = [r for r in v["latency"] if r["metric"] in ("ttft", "tpot", "request")]  # a server adds its load's
     assert [(r["metric"], r["batch_size"], r["seq_len"]) for r in timed] == expected
     for row, rate in zip(timed, v["throughput"], strict=False):
@@ -129,7 +139,7 @@ def check_decoder(v: dict, measure) -> None:
         tokens = {"ttft": row["batch_size"] * row["seq_len"], "tpot": row["batch_size"],
                   "request": row["batch_size"] * g["settings"]["new_tokens"]}[row["metric"]]
         assert rate["samples_per_s"] == pytest.approx(tokens / (row["p50_ms"] / 1e3))
-    served = v["backend"] == "endpoint"  # a server's KV cache is its own: not seen from here
+    # a server's KV cache is its own: not seen from here
     assert all((c["bytes"] is None) if served else c["bytes"] > 0 for c in g["kv_cache"])
     if served:  # a server under load: every point's requests answered
         points = g["endpoint"]["points"]
