@@ -61,7 +61,7 @@ def test_summary_counts_goodput_and_failures():
 def test_the_rate_search_bisects_to_the_highest_rate_meeting_both_bounds():
     draws = []
 
-    def run_at(rate, draw):  # a server that answers in 10 ms up to 12 requests/s, in 5 s above
+    def run_at(rate, draw, n):  # a server that answers in 10 ms up to 12 requests/s, in 5 s above
         draws.append(draw)
         first = 0.01 if rate <= 12 else 5.0
         return [Answer(0.0, 0.0, ((first, "a"), (first + 0.01, " b")))] * 4, 1.0
@@ -73,19 +73,52 @@ def test_the_rate_search_bisects_to_the_highest_rate_meeting_both_bounds():
     assert out["max_rate_rps"] == 11.25 and out["output_tokens_per_s"] == 8.0
     assert draws == [0, 1, 2, 3] and out["stopped"] == "4 trials (rate_steps)"  # another draw of arrivals each
     # A server that meets the bounds at every rate tried: the highest rate is said to be a floor.
-    always = endpoint.search_rate(lambda rate, draw: run_at(0.0, draw), 10.0, words, 100, 50, 3, requests=4,
+    always = endpoint.search_rate(lambda rate, draw, n: run_at(0.0, draw, n), 10.0, words, 100, 50, 3, requests=4,
                                   search_s=60)
     assert [t["rate"] for t in always["trials"]] == [10.0, 15.0, 17.5] and "a floor, not the limit" in always["stopped"]
     # A miss at a tenth of what the closed loop served ends the search: lower rates would miss too.
-    never = endpoint.search_rate(lambda rate, draw: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50, 20,
+    never = endpoint.search_rate(lambda rate, draw, n: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50, 20,
                                  requests=4, search_s=60)
     assert never["max_rate_rps"] is None and [t["rate"] for t in never["trials"]] == [10.0, 5.0, 2.5, 1.25, 0.625]
     assert never["stopped"].startswith("missed at 0.625/s, a light load")
     # A trial whose arrivals alone would not fit the search's time is not started: 40 arrivals at
     # 2.5/s take 16 s, past 15 s.
-    short = endpoint.search_rate(lambda rate, draw: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50,
+    short = endpoint.search_rate(lambda rate, draw, n: ([Answer(0.0, 0.0, ((9.0, "a"),))], 1.0), 10.0, words, 100, 50,
                                  20, requests=40, search_s=15)
     assert [t["rate"] for t in short["trials"]] == [10.0, 5.0] and "would not fit" in short["stopped"]
+
+
+def one_at_a_time(service_s: float):
+    """A simulated server that answers one request at a time, each in `service_s`: arrivals of a
+    Poisson process queue behind each other (first text at half the answer, the rest at its end)."""
+    def run_at(rate, draw, n):
+        due = np.cumsum(np.random.default_rng(draw).exponential(1 / rate, n))
+        free, answers = 0.0, []
+        for arrival in due:
+            start = max(arrival, free)
+            free = start + service_s
+            wait = start - arrival
+            answers.append(Answer(float(arrival), float(arrival), ((wait + service_s / 2, "a"), (wait + service_s, " b"))))
+        return answers, free
+
+    return run_at
+
+
+def test_a_trial_lasts_server_min_s_so_that_a_rate_the_server_cannot_sustain_misses():
+    """MLPerf's min_duration: 4 requests at 16/s to a server of 12.5/s end before a queue builds
+    and meet a TTFT bound of 1 s; arrivals over 10 s (160) queue 3.5 a second and miss it."""
+    burst = endpoint.search_rate(one_at_a_time(0.08), 16.0, words, 1000, 50, 1, requests=4, search_s=60)
+    sustained = endpoint.search_rate(one_at_a_time(0.08), 16.0, words, 1000, 50, 1, requests=4, search_s=60, min_s=10)
+    assert [(t["rate"], t["requests"], t["met"]) for t in burst["trials"]] == [(16.0, 4, True)]
+    assert [(t["rate"], t["requests"], t["met"]) for t in sustained["trials"]] == [(16.0, 160, False)]
+    assert sustained["trials"][0]["ttft"]["p99_ms"] > 1000 > burst["trials"][0]["ttft"]["p99_ms"]
+    # The search's time counts a trial's min_s: at 8/s, 10 s of arrivals do not fit 5 s.
+    cut = endpoint.search_rate(one_at_a_time(0.08), 8.0, words, 1000, 50, 3, requests=4, search_s=5, min_s=10)
+    assert cut["trials"] == [] and "would not fit" in cut["stopped"]
+    # Requests per trial: server_requests at least, rate x min_s where more, at most MAX_TRIAL_REQUESTS.
+    from suite.measure.load import MAX_TRIAL_REQUESTS, trial_requests
+
+    assert [trial_requests(r, 64, 10) for r in (0.5, 6.45, 1e6)] == [64, 65, MAX_TRIAL_REQUESTS]
 
 
 def test_requests_that_arrive_while_another_is_answered_are_counted():
@@ -105,6 +138,7 @@ class Fault(http.server.BaseHTTPRequestHandler):
     """What a broken server answers, chosen by the test through the class attribute `mode`."""
 
     mode = "ok"
+    bodies: list[dict] = []  # each request's, as sent
 
     def log_message(self, *args):
         pass
@@ -114,7 +148,7 @@ class Fault(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Fault.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
         if self.mode == "http_500":
             self.send_response(500)
             self.end_headers()
@@ -146,6 +180,33 @@ def fault_server():
     yield server
     server.shutdown()
     Fault.mode = "ok"
+    Fault.bodies.clear()
+
+
+class Numbered:
+    """A tokenizer of numbered words: token i is the word "t<i>"."""
+
+    def decode(self, ids):
+        return " ".join(f"t{i}" for i in ids)
+
+    def encode(self, text, add_special_tokens=False):
+        return text.split()
+
+
+def test_each_timed_request_starts_its_prompt_at_another_token(fault_server):
+    """A server that keeps the last prompt's KV cache (llama.cpp's) would answer a repeated prompt
+    from it: each timed request turns the prompt by one more token (same length, another start)."""
+    from suite.backends.endpoint import EndpointDecoder, EndpointParams
+
+    decoder = object.__new__(EndpointDecoder)  # no model: timed_request only talks to the server
+    decoder.tokenizer, decoder.server, decoder.timed_requests = Numbered(), None, 0
+    decoder.api = Api(f"http://127.0.0.1:{fault_server.server_address[1]}", timeout_s=5.0)
+    decoder.params = EndpointParams(url=decoder.api.url)
+    for _ in range(5):
+        ttft, steps = decoder.timed_request([[0, 1, 2, 3]], 3)
+        assert ttft > 0 and len(steps) == 2  # the fake server's three words
+    prompts = [body["prompt"] for body in Fault.bodies]
+    assert prompts == ["t0 t1 t2 t3", "t1 t2 t3 t0", "t2 t3 t0 t1", "t3 t0 t1 t2", "t0 t1 t2 t3"]
 
 
 @pytest.mark.parametrize("mode, reason", [
@@ -245,6 +306,17 @@ def test_bound_presets_are_mlperfs_and_exclusive_with_explicit_bounds(llama_fold
     assert main(["validate", str(write_scenario(text))]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "measure.generate.bounds" in err and "not both" in err
+
+
+@pytest.mark.parametrize("setting", ["server_min_s: -1", "server_min_s: .inf", "server_min_s: 1e9", "server_min_s: long",
+                                     "server_requests: 0", "server_requests: 1e12"])
+def test_bad_trial_sizes_are_one_line_errors(llama_folder, write_scenario, setting, capsys):
+    from suite.__main__ import main
+
+    text = llama_scenario(llama_folder, "", "ep").replace("new_tokens: 4}", f"new_tokens: 4, {setting}}}")
+    assert main(["validate", str(write_scenario(text))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"measure.generate.{setting.split(':')[0]}" in err, err
 
 
 def test_endpoint_cannot_be_every_variants_backend_and_list_says_what_it_needs(llama_folder, write_scenario, capsys):

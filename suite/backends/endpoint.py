@@ -53,7 +53,8 @@ class EndpointParams(Params):
     rates: tuple[float, ...] = Field((), max_length=16)  # Poisson arrivals per second (open loop)
     max_connections: int = Field(16, ge=1, le=1024)  # the open loop's
     # The rate search's time, all its trials: each halving of the rate doubles a trial's (its
-    # arrivals take server_requests / rate), and a trial that would not fit is not started.
+    # arrivals take server_requests / rate, server_min_s at least), and a trial that would not fit
+    # is not started.
     search_s: float = Field(600.0, gt=0, le=86_400)
 
     @model_validator(mode="after")
@@ -185,6 +186,7 @@ class EndpointDecoder(DecoderContract):
     def __init__(self, model: Any, tokenizer: Any, api: Any, server: Any, params: EndpointParams):
         self.model, self.tokenizer, self.api, self.server, self.params = model, tokenizer, api, server, params
         self.cache_kind = "the server's own"
+        self.timed_requests = 0  # each timed request's prompt is turned by one more token
         self.local = Decoder(model.eval(), "cpu", "dynamic")  # logits only
 
     def count(self, text: str) -> int:
@@ -238,22 +240,29 @@ class EndpointDecoder(DecoderContract):
         """One streamed request: (time to first token, each later token's time), seconds. A server
         sends its text in chunks of one or several tokens (a streamer holds a partial character
         back, an event loop sends what piled up at once), so each later token gets the request's
-        time per output token (suite.measure.endpoint.Timed)."""
+        time per output token (suite.measure.endpoint.Timed). Each request's prompt is the one
+        given turned by one more token than the last's (its tokens from the k-th on, then the first
+        k): the same length, starting at another token, so that a server that keeps the last
+        prompt's KV cache for a prompt that begins the same (llama.cpp's) computes each prefill, as
+        the model in this process does, rather than answering a repeated prompt from its cache."""
         from suite.measure.endpoint import timed
 
-        answer = self._answers([self.prompt_text(prompt[0])], new_tokens)[0]
+        row = list(prompt[0].tolist() if hasattr(prompt[0], "tolist") else prompt[0])
+        turn = self.timed_requests % len(row)
+        self.timed_requests += 1
+        answer = self._answers([self.prompt_text(row[turn:] + row[:turn])], new_tokens)[0]
         figures = timed(answer, self.count)
         if figures.tpot is None or figures.tpot <= 0:
             raise SuiteError(f"backend endpoint: {self.api.url} answered {figures.tokens} token(s): no time per "
                              "output token to measure (new_tokens below 2, or a server that stopped early)")
         return figures.ttft, [figures.tpot] * (figures.tokens - 1)
 
-    def load_sweep(self, prompts: Any, new_tokens: int, requests: int, ttft_bound_ms: float | None,
+    def load_sweep(self, prompts: Any, new_tokens: int, requests: int, min_s: float, ttft_bound_ms: float | None,
                    tpot_bound_ms: float | None, rate_steps: int, seed: int) -> dict:
         """`requests` requests at each point: the closed loop with each of `concurrency` users, then
         the open loop at each of `rates`; with both bounds, the highest Poisson rate whose p99 TTFT
-        and TPOT meet them, bisected in `rate_steps` trials within search_s seconds
-        (suite.measure.endpoint.search_rate)."""
+        and TPOT meet them, bisected in `rate_steps` trials of `requests` or more (arrivals over
+        `min_s` seconds at least) within search_s seconds (suite.measure.endpoint.search_rate)."""
         from suite.measure.endpoint import client_cost, run_load, search_rate, summary
 
         p, texts, api = self.params, [self.prompt_text(row) for row in prompts], self._api(new_tokens)
@@ -265,12 +274,12 @@ class EndpointDecoder(DecoderContract):
             out.append({kind: value, **summary(answers, seconds, self.count, ttft_bound_ms, tpot_bound_ms, new_tokens)})
         searched = None
         if ttft_bound_ms is not None and tpot_bound_ms is not None:
-            def run_at(rate: float, draw: int) -> tuple[list, float]:
-                return run_load(api, texts, new_tokens, requests, p.max_connections, rate, seed + 1 + draw)
+            def run_at(rate: float, draw: int, count: int) -> tuple[list, float]:
+                return run_load(api, texts, new_tokens, count, p.max_connections, rate, seed + 1 + draw)
 
             served = max(point["requests_per_s"] or 0.0 for point in out)
             searched = search_rate(run_at, served, self.count, ttft_bound_ms, tpot_bound_ms, rate_steps, requests,
-                                   p.search_s, new_tokens)
+                                   p.search_s, new_tokens, min_s)
         with tempfile.TemporaryDirectory(prefix="suite-client-") as scratch:
             client = client_cost(Path(scratch) / "trivial.log")
         return {"url": self.api.url, "api": self.api.kind, "new_tokens": new_tokens, "prompt_tokens": int(prompts.shape[1]),

@@ -162,6 +162,10 @@ class Generate(Params):
     tpot_bound_ms: PositiveFloat | None = None
     bounds: Literal["server", "interactive"] | None = None  # both bounds from BOUND_PRESETS
     server_requests: int = Field(64, ge=1, le=100_000)  # requests per trial rate; per load point of a server (backend endpoint)
+    # Each trial rate's arrivals span at least this long (more requests than server_requests at a
+    # high rate; MLPerf's min_duration): a few requests at a high rate end before a queue builds,
+    # and would meet any bound.
+    server_min_s: float = Field(10.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _preset_bounds(self) -> Generate:

@@ -5,6 +5,7 @@ measurement of suite.measure.timing."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,6 +112,17 @@ def search_rate(run_at: Callable[[float], list[float]], service_s: float, bound_
     best = best_trial(trials, "rate_qps")
     return {"mode": "server", "latency_bound_ms": bound_ms, "percentile": 99,
             "max_rate_qps": best["rate_qps"] if best else None, "trials": trials, "stopped": stopped}
+
+
+# Requests in one trial at most, however long its min_s asks it to last (their answers are kept).
+MAX_TRIAL_REQUESTS = 20_000
+
+
+def trial_requests(rate: float, requests: int, min_s: float) -> int:
+    """The requests of a trial at `rate` per second: `requests`, or more so that their arrivals
+    span `min_s` seconds (MLPerf's min_duration: a few requests at a high rate end before a queue
+    builds, and meet any bound), at most MAX_TRIAL_REQUESTS for the time alone."""
+    return max(requests, min(math.ceil(rate * min_s), MAX_TRIAL_REQUESTS))
 
 
 def poisson_requests(serve: Callable[[], tuple[float, list[float]]], rate_qps: float, requests: int, seed: int,

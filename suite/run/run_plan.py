@@ -27,7 +27,7 @@ QUICK_MEASURE = {"warmup_s": 0.02, "warmup_calls": 1, "min_samples": 10, "max_sa
 # (fidelity_prompts is not capped: its default, 8 prompts of 32 tokens, is a timed shape's, whose
 # compiled graph it reuses; a count of its own costs a compiled decoder minutes of compiling.)
 QUICK_GENERATE = {"new_tokens": 4, "perplexity_tokens": 256, "fidelity_tokens": 6, "text_tokens": 8,
-                  "server_requests": 4}  # each at most this
+                  "server_requests": 4, "server_min_s": 1.0}  # each at most this
 QUICK_TEXTS = 1  # text prompts written (each of another length: a compiled decoder compiles for it)
 QUICK_PROMPT_LENS = 1  # prompt lengths timed (likewise: each is a graph more for a compiled decoder)
 QUICK_TRAIN = {"max_epochs": 2, "max_batches": 10}  # each at most this

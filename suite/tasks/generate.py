@@ -107,8 +107,8 @@ def measure_generation(decoder: DecoderContract, backend: Backend, data: Any, me
     if decoder.load_sweep is not None:  # a server: concurrent users, then request rates
         with ctx.phases("load sweep"), ctx.bars.task(f"{ctx.name}: the server under load", total=None):
             sweep = decoder.load_sweep(data.windows("test", min(gen.prompt_lens), 8), gen.new_tokens,
-                                       gen.server_requests, gen.ttft_bound_ms, gen.tpot_bound_ms, measure.rate_steps,
-                                       ctx.seed)
+                                       gen.server_requests, gen.server_min_s, gen.ttft_bound_ms, gen.tpot_bound_ms,
+                                       measure.rate_steps, ctx.seed)
         load_rows, sweep = served_rows(sweep, min(gen.prompt_lens), ctx.round)
         rows += load_rows
         extra["endpoint"] = served_cost(sweep, measure.cost_per_hour)
@@ -285,7 +285,8 @@ def load_mode(decoder: DecoderContract, backend: Backend, data: Any, measure: Me
 
         def run_at(rate: float) -> list:
             task.update(next(steps), note=f"{rate:,.2f} requests/s")
-            return load.poisson_requests(serve, rate, gen.server_requests, ctx.seed)
+            return load.poisson_requests(serve, rate, load.trial_requests(rate, gen.server_requests, gen.server_min_s),
+                                         ctx.seed)
 
         result = load.search_request_rate(run_at, request.p50_ms / 1e3, gen.ttft_bound_ms, gen.tpot_bound_ms,
                                           measure.rate_steps)
