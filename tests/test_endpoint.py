@@ -104,7 +104,7 @@ def one_at_a_time(service_s: float):
     return run_at
 
 
-def test_a_trial_lasts_server_min_s_so_that_a_rate_the_server_cannot_sustain_misses():
+def test_a_trial_lasts_server_min_s_so_that_a_rate_the_server_cannot_sustain_misses_and_the_bracket_may_grow():
     """MLPerf's min_duration: 4 requests at 16/s to a server of 12.5/s end before a queue builds
     and meet a TTFT bound of 1 s; arrivals over 10 s (160) queue 3.5 a second and miss it."""
     burst = endpoint.search_rate(one_at_a_time(0.08), 16.0, words, 1000, 50, 1, requests=4, search_s=60)
@@ -112,6 +112,14 @@ def test_a_trial_lasts_server_min_s_so_that_a_rate_the_server_cannot_sustain_mis
     assert [(t["rate"], t["requests"], t["met"]) for t in burst["trials"]] == [(16.0, 4, True)]
     assert [(t["rate"], t["requests"], t["met"]) for t in sustained["trials"]] == [(16.0, 160, False)]
     assert sustained["trials"][0]["ttft"]["p99_ms"] > 1000 > burst["trials"][0]["ttft"]["p99_ms"]
+    # Trials that last: the bracket doubles while every trial met (a batching server may take more
+    # than its users offered). A server of 50/s found by a closed loop that served 10/s: 45.6/s,
+    # where 4-request trials, the bracket fixed at 20/s, report a floor of 19.4/s.
+    grown = endpoint.search_rate(one_at_a_time(0.02), 10.0, words, 1000, 50, 5, requests=4, search_s=600, min_s=10)
+    assert [t["rate"] for t in grown["trials"]] == [10.0, 25.0, 52.5, 38.75, 45.625] and grown["max_rate_rps"] == 45.625
+    assert [t["met"] for t in grown["trials"]] == [True, True, False, True, True]
+    floor = endpoint.search_rate(one_at_a_time(0.02), 10.0, words, 1000, 50, 5, requests=4, search_s=600)
+    assert floor["max_rate_rps"] == 19.375 and "a floor, not the limit" in floor["stopped"]
     # The search's time counts a trial's min_s: at 8/s, 10 s of arrivals do not fit 5 s.
     cut = endpoint.search_rate(one_at_a_time(0.08), 8.0, words, 1000, 50, 3, requests=4, search_s=5, min_s=10)
     assert cut["trials"] == [] and "would not fit" in cut["stopped"]

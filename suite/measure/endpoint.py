@@ -378,12 +378,13 @@ def search_rate(run_at: Callable[[float, int, int], tuple[list[Answer], float]],
                 count: Callable[[str], int], ttft_bound_ms: float, tpot_bound_ms: float, steps: int,
                 requests: int, search_s: float, asked: int | None = None, min_s: float = 0.0) -> dict:
     """Bisect the Poisson arrival rate between 0 and twice the best rate the closed loop served
-    (`served_rps`; a batching server may take more than it was offered) for the highest whose
-    load meets both bounds (summary's `met`: no failure, p99 TTFT and TPOT within them), each
-    trial `run_at(rate, trial, n)` of n arrivals: `requests`, or more so that they span `min_s`
-    seconds (load.trial_requests: a few requests at a high rate end before a queue builds, and
-    would meet any bound), another draw of arrivals each (one draw's clusters would repeat,
-    scaled, at every rate); each trial's summary kept. Stops where a trial at a tenth of the
+    (`served_rps`) for the highest whose load meets both bounds (summary's `met`: no failure, p99
+    TTFT and TPOT within them), each trial `run_at(rate, trial, n)` of n arrivals: `requests`, or
+    more so that they span `min_s` seconds (load.trial_requests: a few requests at a high rate end
+    before a queue builds, and would meet any bound), another draw of arrivals each (one draw's
+    clusters would repeat, scaled, at every rate); each trial's summary kept. With `min_s` > 0 the
+    bracket doubles while every trial meets the bounds (a batching server may take more than it
+    was offered); without, it stays: a few requests would meet them at any rate. Stops where a trial at a tenth of the
     served rate misses (queueing adds little there) or before a trial whose arrivals alone would
     take the search past `search_s` seconds."""
     from suite.measure.load import LIGHT_LOAD, best_trial, bisect_rate, trial_requests
@@ -396,7 +397,8 @@ def search_rate(run_at: Callable[[float, int, int], tuple[list[Answer], float]],
 
     trials, stopped = bisect_rate(
         trial, 2.0 * served_rps, steps if served_rps > 0 else 0, LIGHT_LOAD * served_rps,
-        lambda rate: time.perf_counter() - start + trial_requests(rate, requests, min_s) / rate <= search_s)
+        lambda rate: time.perf_counter() - start + trial_requests(rate, requests, min_s) / rate <= search_s,
+        grow=min_s > 0)
     best = best_trial(trials, "rate")
     return {"ttft_bound_ms": ttft_bound_ms, "tpot_bound_ms": tpot_bound_ms, "percentile": 99,
             "max_rate_rps": best["rate"] if best else None,

@@ -79,10 +79,12 @@ LIGHT_LOAD = 0.1
 
 
 def bisect_rate(trial: Callable[[float], dict], high: float, steps: int, light_rate: float,
-                affordable: Callable[[float], bool] = lambda rate: True) -> tuple[list[dict], str]:
+                affordable: Callable[[float], bool] = lambda rate: True, grow: bool = False) -> tuple[list[dict], str]:
     """The trials of a bisection of the arrival rate between 0 and `high` for the highest whose
     trial (`trial(rate)`, a dict with "met") meets its bounds: halve toward the last rate that met
-    them, up toward the last that missed. Stops after `steps` trials, where a trial at
+    them, up toward the last that missed; with `grow`, `high` doubles while no trial has missed
+    (a batching server may take more than a bracket guessed beforehand; sound only where a trial
+    lasts long enough for a queue to build at a rate the server cannot sustain). Stops after `steps` trials, where a trial at
     `light_rate` or less misses (queueing adds little below: lower rates would miss too), or
     before a trial that is not `affordable` (each halving doubles a fixed count of arrivals'
     time). Returns the trials and why it stopped."""
@@ -93,6 +95,8 @@ def bisect_rate(trial: Callable[[float], dict], high: float, steps: int, light_r
             return trials, f"the next trial, at {rate:.3g}/s, would not fit the search's time"
         trials.append(trial(rate))
         low, high = (rate, high) if trials[-1]["met"] else (low, rate)
+        if grow and all(t["met"] for t in trials):
+            high *= 2
         if not trials[-1]["met"] and rate <= light_rate:
             return trials, f"missed at {rate:.3g}/s, a light load: lower rates would miss too"
     if trials and all(t["met"] for t in trials):
