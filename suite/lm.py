@@ -92,9 +92,10 @@ class DecoderContract:
     clock, for one that runs a request in one call (None: the suite times prefill and steps);
     `load_sweep(prompts, new_tokens, requests, min_s, ttft_bound_ms, tpot_bound_ms, rate_steps,
     seed) -> dict`, a decoder behind a server loaded by concurrent users and request rates (None:
-    none); `retokenized(tokens)`, for a decoder whose greedy tokens are its answers' text tokenized again, the reference's tokens
-    through the same round trip before they are compared (None: compared as they are). `close()` stops what it
-    holds outside this process (a server); called once the variant's process is done with it."""
+    none); `retokenized(tokens)`, for a decoder whose greedy tokens are its answers' text
+    tokenized again, the reference's tokens through the same round trip before they are compared
+    (None: compared as they are). `close()` stops what it holds outside this process (a server);
+    called once the variant's process is done with it."""
 
     model: Any
     cache_kind: str

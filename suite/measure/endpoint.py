@@ -384,9 +384,9 @@ def search_rate(run_at: Callable[[float, int, int], tuple[list[Answer], float]],
     before a queue builds, and would meet any bound), another draw of arrivals each (one draw's
     clusters would repeat, scaled, at every rate); each trial's summary kept. With `min_s` > 0 the
     bracket doubles while every trial meets the bounds (a batching server may take more than it
-    was offered); without, it stays: a few requests would meet them at any rate. Stops where a trial at a tenth of the
-    served rate misses (queueing adds little there) or before a trial whose arrivals alone would
-    take the search past `search_s` seconds."""
+    was offered); without, it stays: a few requests would meet them at any rate. Stops where a
+    trial at a tenth of the served rate misses (queueing adds little there) or before a trial
+    whose arrivals alone would take the search past `search_s` seconds."""
     from suite.measure.load import LIGHT_LOAD, best_trial, bisect_rate, trial_requests
 
     start, draws = time.perf_counter(), itertools.count()

@@ -84,10 +84,10 @@ def bisect_rate(trial: Callable[[float], dict], high: float, steps: int, light_r
     trial (`trial(rate)`, a dict with "met") meets its bounds: halve toward the last rate that met
     them, up toward the last that missed; with `grow`, `high` doubles while no trial has missed
     (a batching server may take more than a bracket guessed beforehand; sound only where a trial
-    lasts long enough for a queue to build at a rate the server cannot sustain). Stops after `steps` trials, where a trial at
-    `light_rate` or less misses (queueing adds little below: lower rates would miss too), or
-    before a trial that is not `affordable` (each halving doubles a fixed count of arrivals'
-    time). Returns the trials and why it stopped."""
+    lasts long enough for a queue to build at a rate the server cannot sustain). Stops after
+    `steps` trials, where a trial at `light_rate` or less misses (queueing adds little below:
+    lower rates would miss too), or before a trial that is not `affordable` (each halving doubles
+    a fixed count of arrivals' time). Returns the trials and why it stopped."""
     low, trials = 0.0, []
     for _ in range(steps):
         rate = (low + high) / 2
