@@ -107,3 +107,11 @@ def test_quick_is_a_new_scenario_with_smoke_test_settings_everywhere(write_scena
     from suite.build.building import train_config
 
     assert train_config({"epochs": 30, "batch_size": 8, "lr": 0.1}, quick).epochs == 2
+    # Token inputs: their first two lengths (padding shown; each length is a shape more to time).
+    tokens = quickened(load(write_scenario("""
+        model: bert
+        dataset: {name: topics, seq_len: 32}
+        measure: {seq_lens: [32, 128, 256]}
+        variants: [{name: a}, {name: b, measure: {seq_lens: [64]}}]
+        """)))
+    assert tokens.measure.seq_lens == (32, 128) and tokens.variants[1].measure.seq_lens == (64,)

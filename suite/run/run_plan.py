@@ -30,6 +30,7 @@ QUICK_GENERATE = {"new_tokens": 4, "perplexity_tokens": 256, "fidelity_tokens": 
                   "server_requests": 4, "server_min_s": 1.0}  # each at most this
 QUICK_TEXTS = 1  # text prompts written (each of another length: a compiled decoder compiles for it)
 QUICK_PROMPT_LENS = 1  # prompt lengths timed (likewise: each is a graph more for a compiled decoder)
+QUICK_SEQ_LENS = 2  # token inputs' lengths timed: two show the padding; MiniLM's third (256) took 25 s of bert's 90
 QUICK_TRAIN = {"max_epochs": 2, "max_batches": 10}  # each at most this
 QUICK_SEARCH = {"max_trials": 6, "max_time_s": 120.0}  # each at most this
 
@@ -60,8 +61,9 @@ def planned(scenario: Scenario, options: RunOptions) -> tuple[Scenario, list[Var
 
 
 def quickened(scenario: Scenario) -> Scenario:
-    """The scenario as a smoke test (`--quick`): brief timing (QUICK_MEASURE), short generation
-    (QUICK_GENERATE), capped training (QUICK_TRAIN) and searches (QUICK_SEARCH), and no profile
+    """The scenario as a smoke test (`--quick`): brief timing (QUICK_MEASURE) of the first
+    QUICK_SEQ_LENS lengths of token inputs, short generation (QUICK_GENERATE), capped training
+    (QUICK_TRAIN) and searches (QUICK_SEARCH), and no profile
     and one process per shape unless the scenario asks otherwise, in the scenario's measure
     settings and in every variant's own."""
     def capped(settings: Any, caps: dict) -> dict:
@@ -73,8 +75,9 @@ def quickened(scenario: Scenario) -> Scenario:
                                                        "prompt_lens": measure.generate.prompt_lens[:QUICK_PROMPT_LENS]})
         profile = measure.profile and "profile" in measure.model_fields_set  # on only where the scenario says so
         processes = measure.processes if "processes" in measure.model_fields_set else 1  # likewise
+        seq_lens = measure.seq_lens[:QUICK_SEQ_LENS] if measure.seq_lens else measure.seq_lens
         return measure.model_copy(update={**QUICK_MEASURE, "generate": generate, "profile": profile,
-                                          "processes": processes})
+                                          "processes": processes, "seq_lens": seq_lens})
 
     def quick_variant(v: Variant) -> Variant:
         update = {"measure": quick(v.measure)} if v.measure else {}
