@@ -88,6 +88,18 @@ def test_the_rate_search_bisects_to_the_highest_rate_meeting_both_bounds():
     assert [t["rate"] for t in short["trials"]] == [10.0, 5.0] and "would not fit" in short["stopped"]
 
 
+def test_the_cost_per_million_tokens_is_at_the_highest_rate_that_met_the_bounds():
+    from suite.tasks.generate import served_cost
+
+    # $0.10 an hour at 50 output tokens/s: 180,000 tokens an hour, $0.556 per million.
+    found = {"search": {"max_rate_rps": 2.5, "output_tokens_per_s": 50.0}}
+    assert served_cost(found, 0.10)["cost_per_million_tokens"] == pytest.approx(0.10 / 180_000 * 1e6)
+    # No rate met the bounds, no search, or no cost per hour: no cost, and nothing divided by zero.
+    for sweep, per_hour in (({"search": {"max_rate_rps": None, "output_tokens_per_s": None}}, 0.10),
+                            ({"search": None}, 0.10), (found, None)):
+        assert served_cost(sweep, per_hour) == {**sweep, "cost_per_hour": per_hour, "cost_per_million_tokens": None}
+
+
 def one_at_a_time(service_s: float):
     """A simulated server that answers one request at a time, each in `service_s`: arrivals of a
     Poisson process queue behind each other (first text at half the answer, the rest at its end)."""

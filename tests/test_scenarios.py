@@ -110,10 +110,20 @@ def check_served_search(served: dict, out: str) -> None:
     """serving.yaml's bounds and cost: the rate search and its cost per million tokens."""
     sweep = served["generation"]["endpoint"]
     # The highest Poisson rate meeting MLPerf's server bounds (bounds: server), in --quick's 3 trials, and its cost.
+    # Whether a trial of a few requests meets them depends on how busy the cores are (CI's other worker
+    # doubled TPOT past 200 ms and no trial met): each trial is judged by its own figures, and the
+    # cost follows the best one, or is None. tests/test_endpoint.py judges the search on simulated servers.
+    from suite.measure.stats import p99_claim
+
     search = sweep["search"]
     assert (search["ttft_bound_ms"], search["tpot_bound_ms"], len(search["trials"])) == (2000.0, 200.0, 3), search
-    best = max((t for t in search["trials"] if t["met"]), key=lambda t: t["rate"])
-    assert sweep["cost_per_million_tokens"] == pytest.approx(sweep["cost_per_hour"] / 3600 / best["output_tokens_per_s"] * 1e6)
+    for t in search["trials"]:
+        assert t["requests"] >= 4 and t["failed"] == 0, t["reasons"]
+        assert t["met"] == (p99_claim(t["ttft"]) <= 2000.0 and p99_claim(t["tpot"]) <= 200.0), t
+    best = max((t for t in search["trials"] if t["met"]), key=lambda t: t["rate"], default=None)
+    assert search["max_rate_rps"] == (best and best["rate"])
+    expected = best and pytest.approx(sweep["cost_per_hour"] / 3600 / best["output_tokens_per_s"] * 1e6)
+    assert sweep["cost_per_million_tokens"] == expected
 
 
 def check_decoder(v: dict, measure) -> None:
