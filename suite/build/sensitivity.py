@@ -6,8 +6,8 @@ dynamic activations does). One pass over those inputs, where ranking by trials m
 per layer; the layers downstream see float inputs, as in a trial each layer is judged alone.
 
 A proxy: it rounds roughly as the methods do (int8 whatever their bits, one range per input) and
-does not see the backend's kernels, so its ranking can differ from the trials' (the README gives
-the two measured against each other); the fallback trials that follow are measured as always, so
+does not see the backend's kernels, so its ranking can differ from the trials' (docs/backends.md
+gives the two measured against each other); the fallback trials that follow are measured as always, so
 the goal is still judged on the real backend.
 """
 

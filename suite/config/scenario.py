@@ -190,7 +190,7 @@ class Generate(Params):
                    (1 + self.text_tokens, texts))
 
 
-PROCESSES = 3  # chosen with benchmarks/aa.py and the main job's cost (README, "How latency is measured")
+PROCESSES = 3  # chosen with benchmarks/aa.py and the main job's cost (docs/measurement.md)
 MAX_PROCESSES = 100
 
 
