@@ -69,7 +69,7 @@ def test_scenario_runs_quick_and_results_hold(path, run_quick, request):
         by_name = {v["name"]: v for v in results["variants"]}
         check_served(by_name["served-fp32"], by_name["fp32"], out)
     if path.stem == "serving":
-        check_served_search(by_name["served-fp32"], out)
+        check_served_search(by_name["served-fp32"])
 
 
 def check_served(served: dict, reference: dict, out: str) -> None:
@@ -106,7 +106,7 @@ def check_served(served: dict, reference: dict, out: str) -> None:
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 
 
-def check_served_search(served: dict, out: str) -> None:
+def check_served_search(served: dict) -> None:
     """serving.yaml's bounds and cost: the rate search and its cost per million tokens."""
     sweep = served["generation"]["endpoint"]
     # The highest Poisson rate meeting MLPerf's server bounds (bounds: server), in --quick's 3 trials, and its cost.
